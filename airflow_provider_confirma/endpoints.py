@@ -1,0 +1,49 @@
+"""The Confirma partner API's paths and base URLs: the one place they are written down.
+
+Facts from ``confirma-api.md`` (§2, §4). Every caller (hook, trigger, sandbox, tests) builds URLs
+from these names, so a path changes in one line.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+API_PREFIX = "/api/v1/partner"
+
+#: Documented base hosts per environment. Production is inferred from the docs' cURL example.
+ENVIRONMENT_HOSTS: dict[str, str] = {
+    "staging": "https://staging-integrations.confirmafinance.com",
+    "production": "https://integrations.confirmafinance.com",
+}
+
+
+class Endpoint(str, Enum):
+    """A documented endpoint, as ``METHOD path`` relative to :data:`API_PREFIX`."""
+
+    VALIDATE = "GET /validate"
+    RENEW = "GET /renew"
+    CREATE_CLIENT = "POST /client"
+    CREATE_INVOICE = "POST /invoice"
+    CREATE_INVOICE_ACTION = "POST /invoice/action"
+    CASE_DETAILS = "GET /invoice/case"
+    DISTRIBUTION_INFO = "GET /invoice/distribution"
+    PAYMENTS = "GET /payments"
+    SETTLEMENTS = "GET /settlements"
+    SUBMIT_LEDGER = "POST /accounting/ledger"
+    LEDGER_SYNC_STATUS = "GET /accounting/ledger"
+    SUBMIT_PAYMENTS = "POST /accounting/payment"
+    PAYMENT_SYNC_STATUS = "GET /accounting/payment"
+
+    @property
+    def method(self) -> str:
+        return self.value.split(" ", 1)[0]
+
+    @property
+    def path(self) -> str:
+        """The path relative to the API prefix, e.g. ``/accounting/payment``."""
+        return self.value.split(" ", 1)[1]
+
+    @property
+    def full_path(self) -> str:
+        """The absolute path on the host, e.g. ``/api/v1/partner/accounting/payment``."""
+        return API_PREFIX + self.path

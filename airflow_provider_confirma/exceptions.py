@@ -1,0 +1,83 @@
+"""The provider's exceptions: one small hierarchy for configuration, transport and API errors.
+
+Messages carry the method, path, status and a short excerpt of the response body; never the API
+key, headers or request bodies.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException
+
+BODY_EXCERPT_CHARS = 200
+
+
+def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS) -> str:
+    """A short, single-line, printable excerpt of a response body for error messages."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class ConfirmaError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class ConfirmaConfigError(ConfirmaError, ValueError):
+    """A connection or argument is missing or invalid; the message names the field."""
+
+
+class ConfirmaTransportError(ConfirmaError):
+    """The request did not get a complete HTTP response (connect failure, timeout, reset).
+
+    ``kind`` is ``"connect"`` when the request provably never reached the server (safe to retry
+    any method), else ``"timeout"`` or ``"reset"`` (the server may have acted on it).
+    """
+
+    def __init__(self, method: str, path: str, kind: str, detail: str = "") -> None:
+        self.method, self.path, self.kind = method, path, kind
+        message = f"Confirma API {method} {path} failed: {kind}"
+        super().__init__(f"{message} ({detail})" if detail else message)
+
+    def __reduce__(self):  # keep picklable/copyable with the custom signature
+        return (type(self), (self.method, self.path, self.kind))
+
+
+class ConfirmaAPIError(ConfirmaError):
+    """The API answered with an error status, or with a response we cannot use."""
+
+    #: seconds from a ``Retry-After`` header (429/503), used by the retry policy; never in the message
+    retry_after: float | None = None
+
+    def __init__(self, method: str, path: str, status: int | None, excerpt: str = "", reason: str = "") -> None:
+        self.method, self.path, self.status, self.excerpt, self.reason = method, path, status, excerpt, reason
+        parts = [f"Confirma API {method} {path} returned HTTP {status}"]
+        if reason:
+            parts.append(reason)
+        if excerpt:
+            parts.append(f"body: {excerpt}")
+        super().__init__(": ".join(parts))
+
+    def __reduce__(self):
+        return (type(self), (self.method, self.path, self.status, self.excerpt, self.reason))
+
+
+class ConfirmaAuthError(ConfirmaAPIError):
+    """401: the API key is missing, wrong, expired, or for another environment."""
+
+
+class ConfirmaClientError(ConfirmaAPIError):
+    """Any other 4xx: the request was rejected (bad payload, unknown resource, ...)."""
+
+
+class ConfirmaRateLimitError(ConfirmaClientError):
+    """429 that outlasted the retry budget."""
+
+
+class ConfirmaServerError(ConfirmaAPIError):
+    """5xx: the API failed (retried for GET; never retried for POST)."""
+
+
+class ConfirmaResponseError(ConfirmaAPIError):
+    """A success status with a body we cannot use: malformed JSON, wrong content type or shape."""

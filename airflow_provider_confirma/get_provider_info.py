@@ -1,0 +1,71 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Declares the ``confirma`` connection type with its form (``conn-fields``, ``ui-field-behaviour``),
+so the UI renders it without importing the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_confirma import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-confirma",
+        "name": "Confirma Finance",
+        "description": "Confirma Finance Integrations API (CFIS partner API): invoices, payments, "
+        "settlements and accounting sync to Netvisor, Procountor and NetBaron.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Confirma Finance",
+                "external-doc-url": "https://developer-partnerapi.confirmafinance.com/",
+                "tags": ["service"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "confirma",
+                "hook-class-name": "airflow_provider_confirma.hooks.confirma.ConfirmaHook",
+                "hook-name": "Confirma Finance",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+                    "placeholders": {
+                        "host": "leave empty to use the environment's URL; e.g. http://127.0.0.1:8780 for the sandbox",
+                        "password": "client API key (sent as X-Api-Key)",
+                    },
+                },
+                "conn-fields": {
+                    "environment": {
+                        "label": "Environment",
+                        "description": "Selects the documented base URL; the API key must belong to it.",
+                        "schema": {"type": "string", "enum": ["staging", "production"], "default": "staging"},
+                    },
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "description": "Timeout of every request made with this connection.",
+                        "schema": {"type": "number", "minimum": 1, "default": 30},
+                    },
+                    "partner_provisioning_token": {
+                        "label": "Partner provisioning token",
+                        "description": "Only for creating clients (POST /client).",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "ca_bundle": {
+                        "label": "CA bundle path",
+                        "description": "Optional path to a CA bundle for TLS verification (a proxy's private CA).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Confirma Finance",
+                "python-modules": ["airflow_provider_confirma.hooks.confirma"],
+            }
+        ],
+    }

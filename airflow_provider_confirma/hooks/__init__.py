@@ -1,0 +1,1 @@
+"""Hooks: the HTTP client of the Confirma partner API."""

@@ -1,0 +1,406 @@
+"""``ConfirmaHook``: every Confirma partner API call, sync (requests) and async (aiohttp).
+
+One request path per flavour, both under the policy of :mod:`.http_policy`: ``X-Api-Key`` and
+``Accept: application/json`` on every call, a timeout on every call, retries only where they are
+safe, and errors that never carry the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import requests
+from airflow.sdk import BaseHook
+from tenacity import AsyncRetrying, RetryCallState, Retrying
+
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import (
+    ConfirmaError,
+    ConfirmaResponseError,
+    ConfirmaTransportError,
+)
+from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings
+from airflow_provider_confirma.hooks.http_policy import (
+    RetryPolicy,
+    clean_params,
+    encode_json,
+    interpret_response,
+)
+from airflow_provider_confirma.models import (
+    LedgerSyncRecord,
+    PaymentSyncRecord,
+    parse_sync_records,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "airflow-provider-confirma"
+
+
+def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+    log.warning(
+        "Confirma %s %s attempt %d failed (%s); retrying in %.2fs",
+        method,
+        path,
+        retry_state.attempt_number,
+        exc,
+        wait,
+    )
+
+
+def _requests_transport_error(method: str, path: str, exc: requests.RequestException) -> ConfirmaTransportError:
+    """Classify a requests failure; ``connect`` only when the request provably was never sent."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConfirmaTransportError(method, path, "connect", "connect timeout")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return ConfirmaTransportError(method, path, "timeout", "read timeout")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return ConfirmaTransportError(method, path, "connect", "TLS handshake failed")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        if isinstance(reason, NewConnectionError):
+            return ConfirmaTransportError(method, path, "connect", "connection refused or unreachable")
+        return ConfirmaTransportError(method, path, "reset", "connection closed before a complete response")
+    return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
+
+
+class ConfirmaHook(BaseHook):
+    """Client of the Confirma Finance partner API (``confirma`` connection type).
+
+    :param confirma_conn_id: the Airflow connection holding the API key and environment or host.
+    :param timeout: per-request timeout in seconds; defaults to the connection's ``timeout``.
+    :param retry_policy: retry bounds; the default retries GETs up to 5 times within 60 s.
+    """
+
+    conn_name_attr = "confirma_conn_id"
+    default_conn_name = "confirma_default"
+    conn_type = CONN_TYPE
+    hook_name = "Confirma Finance"
+
+    def __init__(
+        self,
+        confirma_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        logger_name: str | None = None,
+    ) -> None:
+        super().__init__(logger_name=logger_name)
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.confirma_conn_id = confirma_conn_id
+        self.timeout = timeout
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._settings: ConfirmaConnectionSettings | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(confirma_conn_id={self.confirma_conn_id!r})"
+
+    # -- connection ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> ConfirmaConnectionSettings:
+        """The validated connection (read once per hook, synchronously)."""
+        if self._settings is None:
+            self._settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
+        return self._settings
+
+    async def aget_settings(self) -> ConfirmaConnectionSettings:
+        """The validated connection, resolved without blocking the event loop."""
+        if self._settings is None:
+            conn = await self.aget_connection(self.confirma_conn_id)
+            self._settings = ConfirmaConnectionSettings.from_connection(conn)
+        return self._settings
+
+    def _headers(self, settings: ConfirmaConnectionSettings, use_provisioning_token: bool) -> dict[str, str]:
+        if use_provisioning_token:
+            if not settings.provisioning_token:
+                raise ConfirmaError(
+                    f"Confirma connection '{settings.conn_id}': extra 'partner_provisioning_token' is "
+                    "required to create clients"
+                )
+            key = settings.provisioning_token
+        else:
+            key = settings.api_key
+        return {"X-Api-Key": key, "Accept": "application/json", "User-Agent": USER_AGENT}
+
+    def _timeout(self, settings: ConfirmaConnectionSettings) -> float:
+        return self.timeout if self.timeout is not None else settings.timeout
+
+    # -- sync ---------------------------------------------------------------------------------
+    @cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per hook; TLS verification always on."""
+        session = requests.Session()
+        session.verify = self.settings.verify
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    def request(
+        self,
+        endpoint: Endpoint,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        use_provisioning_token: bool = False,
+    ) -> Any:
+        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty)."""
+        settings = self.settings
+        method, path = endpoint.method, endpoint.path
+        headers = self._headers(settings, use_provisioning_token)
+        data = None
+        if json_body is not None:
+            data = encode_json(json_body)
+            headers["Content-Type"] = "application/json"
+        timeout = self._timeout(settings)
+        query = clean_params(params)
+
+        def attempt() -> Any:
+            try:
+                resp = self.session.request(
+                    method,
+                    settings.url(path),
+                    params=query,
+                    data=data,
+                    headers=headers,
+                    timeout=(min(timeout, 10.0), timeout),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as exc:
+                raise _requests_transport_error(method, path, exc) from None
+            return interpret_response(
+                method,
+                path,
+                resp.status_code,
+                resp.headers.get("Content-Type"),
+                resp.content,
+                resp.headers.get("Retry-After"),
+            )
+
+        retrying = Retrying(
+            before_sleep=lambda rs: _log_retry(rs, method, path), **self.retry_policy.tenacity_kwargs(method)
+        )
+        return retrying(attempt)
+
+    # -- async --------------------------------------------------------------------------------
+    async def arequest(
+        self,
+        endpoint: Endpoint,
+        *,
+        params: Mapping[str, Any] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> Any:
+        """Async twin of :meth:`request` for reads (triggers only read; they never POST)."""
+        if endpoint.method != "GET":
+            raise ConfirmaError(f"arequest is for reads only; {endpoint.value} must run on a worker")
+        settings = await self.aget_settings()
+        method, path = endpoint.method, endpoint.path
+        headers = self._headers(settings, False)
+        timeout = self._timeout(settings)
+        query = clean_params(params)
+        ssl_ctx = _ssl_context(settings.verify)
+
+        async with contextlib.AsyncExitStack() as stack:
+            if session is None:
+                session = await stack.enter_async_context(shared_client_session())
+            async for attempt in AsyncRetrying(
+                before_sleep=lambda rs: _log_retry(rs, method, path), **self.retry_policy.tenacity_kwargs(method)
+            ):
+                with attempt:
+                    return await _aiohttp_attempt(
+                        session, method, path, settings.url(path), query, headers, timeout, ssl_ctx
+                    )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def validate_token(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /validate: ``{"isValid": bool, "message": str}``."""
+        return self.request(Endpoint.VALIDATE, params=params)
+
+    def renew_token(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /renew: the response carries the new token; never log it (it is returned as is)."""
+        return self.request(Endpoint.RENEW, params=params)
+
+    def create_client(self, body: Mapping[str, Any]) -> Any:
+        """POST /client with the partner provisioning token (connection extra)."""
+        return self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
+
+    def create_invoice(self, body: Mapping[str, Any]) -> Any:
+        """POST /invoice (one SalesInvoiceRequest)."""
+        return self.request(Endpoint.CREATE_INVOICE, json_body=body)
+
+    def create_invoice_action(self, body: Mapping[str, Any]) -> Any:
+        """POST /invoice/action (``{"actions": [...]}``)."""
+        return self.request(Endpoint.CREATE_INVOICE_ACTION, json_body=body)
+
+    def get_case_details(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /invoice/case; the docs do not list its query parameters, so they pass through."""
+        return self.request(Endpoint.CASE_DETAILS, params=params)
+
+    def get_distribution_info(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /invoice/distribution (e.g. ``fromInvDate``, ``toInvDate``, ``invoiceNumber``)."""
+        return self.request(Endpoint.DISTRIBUTION_INFO, params=params)
+
+    def get_payments(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /payments (documented window: ``fromDate``/``toDate``); a JSON array."""
+        return self.request(Endpoint.PAYMENTS, params=params)
+
+    def get_settlements(self, params: Mapping[str, Any] | None = None) -> Any:
+        """GET /settlements (last 30 days when no window is given)."""
+        return self.request(Endpoint.SETTLEMENTS, params=params)
+
+    def submit_ledger(self, body: Mapping[str, Any]) -> Any:
+        """POST /accounting/ledger (``{"ledgers": {...}}``). Never retried once sent."""
+        return self.request(Endpoint.SUBMIT_LEDGER, json_body=body)
+
+    def get_ledger_sync_status(self, params: Mapping[str, Any] | None = None) -> list[LedgerSyncRecord]:
+        """GET /accounting/ledger as typed records (204 → empty list)."""
+        body = self.request(Endpoint.LEDGER_SYNC_STATUS, params=params)
+        return parse_status_body(Endpoint.LEDGER_SYNC_STATUS, body)
+
+    def submit_payments(self, body: Mapping[str, Any]) -> Any:
+        """POST /accounting/payment (``{"payments": [...]}``). Never retried once sent."""
+        return self.request(Endpoint.SUBMIT_PAYMENTS, json_body=body)
+
+    def get_payment_sync_status(self, params: Mapping[str, Any] | None = None) -> list[PaymentSyncRecord]:
+        """GET /accounting/payment as typed records (204 → empty list)."""
+        body = self.request(Endpoint.PAYMENT_SYNC_STATUS, params=params)
+        return parse_status_body(Endpoint.PAYMENT_SYNC_STATUS, body)
+
+    async def aget_payment_sync_status(
+        self, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
+    ) -> list[PaymentSyncRecord]:
+        body = await self.arequest(Endpoint.PAYMENT_SYNC_STATUS, params=params, session=session)
+        return parse_status_body(Endpoint.PAYMENT_SYNC_STATUS, body)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """A side-effect-free GET /validate; the message never contains the key."""
+        try:
+            body = self.validate_token()
+        except ConfirmaError as exc:
+            return False, str(exc)
+        except Exception as exc:  # the UI wants a message, not a traceback
+            return False, f"{type(exc).__name__}: could not reach the Confirma API"
+        if isinstance(body, Mapping) and body.get("isValid") is True:
+            return True, str(body.get("message") or "API key is valid")
+        message = body.get("message") if isinstance(body, Mapping) else None
+        return False, f"API key is not valid: {message or 'no isValid=true in the response'}"
+
+
+STATUS_RECORDS: dict[Endpoint, tuple[str, type[Any]]] = {
+    Endpoint.PAYMENT_SYNC_STATUS: ("payments", PaymentSyncRecord),
+    Endpoint.LEDGER_SYNC_STATUS: ("ledgers", LedgerSyncRecord),
+}
+
+
+def parse_status_body(endpoint: Endpoint, body: Any) -> list[Any]:
+    """Typed records of a sync status response; a shape we cannot read is a ConfirmaResponseError."""
+    list_key, record_type = STATUS_RECORDS[endpoint]
+    try:
+        return parse_sync_records(body, list_key, record_type)
+    except ValueError as err:
+        raise ConfirmaResponseError(endpoint.method, endpoint.path, 200, "", f"unexpected response: {err}") from None
+
+
+# -- async transport ------------------------------------------------------------------------------
+async def _aiohttp_attempt(
+    session: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    url: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    timeout: float,
+    ssl_ctx: ssl.SSLContext | bool,
+) -> Any:
+    import aiohttp
+
+    try:
+        async with session.request(
+            method,
+            url,
+            params=query,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
+            ssl=ssl_ctx,
+            allow_redirects=False,
+        ) as resp:
+            body = await resp.read()
+            status, content_type, retry_after = (
+                resp.status,
+                resp.headers.get("Content-Type"),
+                resp.headers.get("Retry-After"),
+            )
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        raise ConfirmaTransportError(method, path, "connect", type(exc).__name__) from None
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+        raise ConfirmaTransportError(method, path, "timeout", "read timeout") from None
+    except aiohttp.ClientError as exc:
+        raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
+    return interpret_response(method, path, status, content_type, body, retry_after)
+
+
+_SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """``True`` (aiohttp's default verified context) or a cached context for a CA bundle path."""
+    if verify is True:
+        return True
+    if verify not in _SSL_CONTEXTS:
+        _SSL_CONTEXTS[str(verify)] = ssl.create_default_context(cafile=str(verify))
+    return _SSL_CONTEXTS[str(verify)]
+
+
+class _LoopSession:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.users = 0
+
+
+_LOOP_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = weakref.WeakKeyDictionary()
+
+#: Connection-pool size of the shared async session (one per event loop).
+ASYNC_POOL_LIMIT = 256
+
+
+@contextlib.asynccontextmanager
+async def shared_client_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One keep-alive ``aiohttp.ClientSession`` per event loop, shared by all its users.
+
+    Holds no credentials (the key goes per request), so every trigger in a triggerer can reuse its
+    pooled connections. Closed when its last user leaves.
+    """
+    import aiohttp
+
+    loop = asyncio.get_running_loop()
+    entry = _LOOP_SESSIONS.get(loop)
+    if entry is None or entry.session.closed:
+        connector = aiohttp.TCPConnector(limit=ASYNC_POOL_LIMIT, keepalive_timeout=30)
+        entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}))
+        _LOOP_SESSIONS[loop] = entry
+    entry.users += 1
+    try:
+        yield entry.session
+    finally:
+        entry.users -= 1
+        if entry.users == 0 and _LOOP_SESSIONS.get(loop) is entry:
+            del _LOOP_SESSIONS[loop]
+            await entry.session.close()

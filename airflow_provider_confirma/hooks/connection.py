@@ -1,0 +1,139 @@
+"""Reading a ``confirma`` Airflow connection into validated, secret-safe settings.
+
+Owns the connection rules: API key in ``password``; ``environment`` (staging/production) picks
+the documented base URL and ``host`` overrides it; HTTPS for every host but loopback; TLS always
+verified (optionally against a CA bundle). Works the same for JSON and URI connections, whose
+extras arrive as strings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+
+CONN_TYPE = "confirma"
+DEFAULT_TIMEOUT = 30.0
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+
+def extra_field(extra: Mapping[str, Any], name: str) -> Any:
+    """A custom field from the extra: plain key, or the older ``extra__confirma__<name>`` form."""
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__{CONN_TYPE}__{name}")
+    return None if value == "" else value
+
+
+def is_loopback(hostname: str) -> bool:
+    name = hostname.strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ConfirmaConnectionSettings:
+    """Everything a request needs, taken from one connection. The key never shows in its repr."""
+
+    conn_id: str
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    provisioning_token: str | None = field(default=None, repr=False)
+    environment: str | None = None
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> ConfirmaConnectionSettings:
+        """Validate an Airflow ``Connection``; errors name the connection id and the field."""
+        conn_id = getattr(conn, "conn_id", None) or "<unnamed>"
+
+        def fail(problem: str) -> ConfirmaConfigError:
+            return ConfirmaConfigError(f"Confirma connection '{conn_id}': {problem}")
+
+        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+        if not isinstance(extra, Mapping):
+            raise fail("extra must be a JSON object")
+
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise fail("field 'password' (API key) is empty; put the client API key there")
+
+        environment = extra_field(extra, "environment")
+        if environment is not None:
+            environment = str(environment).strip().lower()
+            if environment not in ENVIRONMENT_HOSTS:
+                raise fail(f"extra 'environment' is {environment!r}; expected one of {sorted(ENVIRONMENT_HOSTS)}")
+        host = (conn.host or "").strip()
+        if host:
+            base = _base_from_host(host, getattr(conn, "port", None), fail)
+        elif environment:
+            base = ENVIRONMENT_HOSTS[environment]
+        else:
+            raise fail("set extra 'environment' (staging or production) or field 'host' (base URL)")
+
+        timeout = _positive_float(extra_field(extra, "timeout"), "timeout", fail)
+        ca_bundle = extra_field(extra, "ca_bundle")
+        if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
+            raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
+        token = extra_field(extra, "partner_provisioning_token")
+        return cls(
+            conn_id=conn_id,
+            base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),
+            api_key=api_key,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            verify=str(ca_bundle) if ca_bundle else True,
+            provisioning_token=str(token) if token else None,
+            environment=environment,
+        )
+
+
+def _positive_float(value: Any, name: str, fail: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise fail(f"extra '{name}' must be a number of seconds, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise fail(f"extra '{name}' must be a positive number of seconds, got {value!r}")
+    return number
+
+
+def _base_from_host(host: str, port: Any, fail: Any) -> str:
+    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback)."""
+    raw = host if "://" in host else None
+    parts = urlsplit(raw or f"//{host}")
+    hostname = parts.hostname
+    if not hostname:
+        raise fail(f"field 'host' {host!r} is not a valid host or URL")
+    scheme = (parts.scheme or ("http" if is_loopback(hostname) else "https")).lower()
+    if scheme not in {"http", "https"}:
+        raise fail(f"field 'host' uses scheme {scheme!r}; only https (or http on loopback) is allowed")
+    if scheme == "http" and not is_loopback(hostname):
+        raise fail(f"field 'host' {hostname!r} must use https; plain http is allowed only on loopback")
+    try:
+        url_port = parts.port
+    except ValueError:
+        raise fail(f"field 'host' {host!r} has an invalid port") from None
+    if port not in (None, "") and url_port is None:
+        try:
+            url_port = int(port)
+        except (TypeError, ValueError):
+            raise fail(f"field 'port' must be a number, got {port!r}") from None
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if url_port:
+        netloc += f":{url_port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"

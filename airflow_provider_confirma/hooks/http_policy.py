@@ -1,0 +1,188 @@
+"""The one HTTP policy of every Confirma call, sync (requests) and async (aiohttp).
+
+Owns: which failures are retried (and never a POST that may have reached the server), backoff
+with jitter, ``Retry-After`` handling, mapping a response to a result or an exception, and the JSON
+encoding of request bodies (``Decimal`` written exactly, never through float).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from airflow_provider_confirma.exceptions import (
+    ConfirmaAPIError,
+    ConfirmaAuthError,
+    ConfirmaClientError,
+    ConfirmaRateLimitError,
+    ConfirmaResponseError,
+    ConfirmaServerError,
+    ConfirmaTransportError,
+    body_excerpt,
+)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry loop. Defaults suit a status poll; all are per call."""
+
+    max_attempts: int = 5
+    max_total_seconds: float = 60.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 8.0
+    jitter: float = 0.5
+    retry_after_cap: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        for name in ("max_total_seconds", "backoff_initial", "backoff_max", "retry_after_cap"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+
+    def tenacity_kwargs(self, method: str) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call of ``method``."""
+        return {
+            "retry": retry_if_exception(lambda exc: is_retryable(method, exc)),
+            "stop": stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
+            "wait": _WaitRetryAfterOrBackoff(self),
+            "reraise": True,
+        }
+
+
+class _WaitRetryAfterOrBackoff:
+    """Exponential backoff with jitter, unless the server said how long to wait (capped)."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.backoff = wait_exponential_jitter(
+            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.jitter
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), self.policy.retry_after_cap)
+        return float(self.backoff(retry_state))
+
+
+def is_retryable(method: str, exc: BaseException) -> bool:
+    """Retry GETs on transport errors, 429 and 5xx; other methods only when never sent."""
+    if isinstance(exc, ConfirmaTransportError):
+        return exc.kind == "connect" or method in SAFE_METHODS
+    if isinstance(exc, (ConfirmaRateLimitError, ConfirmaServerError)):
+        return method in SAFE_METHODS
+    return False
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _is_json_content_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    mime = content_type.split(";", 1)[0].strip().lower()
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def interpret_response(
+    method: str,
+    path: str,
+    status: int,
+    content_type: str | None,
+    body: bytes,
+    retry_after: str | None = None,
+) -> Any:
+    """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error."""
+    if 200 <= status < 300:
+        if status == 204 or not body.strip():
+            return None
+        if not _is_json_content_type(content_type):
+            raise ConfirmaResponseError(
+                method, path, status, body_excerpt(body), f"expected JSON, got {content_type or 'no content type'}"
+            )
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise ConfirmaResponseError(method, path, status, body_excerpt(body), "malformed JSON") from None
+    excerpt = body_excerpt(body)
+    error: ConfirmaAPIError
+    if status == 401:
+        error = ConfirmaAuthError(
+            method, path, status, excerpt, "API key rejected (missing, wrong, expired or of another environment)"
+        )
+    elif status == 429:
+        error = ConfirmaRateLimitError(method, path, status, excerpt, "rate limited")
+    elif 400 <= status < 500:
+        error = ConfirmaClientError(method, path, status, excerpt)
+    elif status >= 500:
+        error = ConfirmaServerError(method, path, status, excerpt)
+    else:
+        error = ConfirmaResponseError(method, path, status, excerpt, "unexpected status")
+    error.retry_after = parse_retry_after(retry_after)
+    raise error
+
+
+def clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query parameters passed through as given: dates as ISO text, ``None`` dropped."""
+    out: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[str(key)] = "true" if value else "false"
+        elif isinstance(value, (date, datetime)):
+            out[str(key)] = value.isoformat()
+        else:
+            out[str(key)] = str(value)
+    return out
+
+
+def encode_json(body: Any) -> bytes:
+    """JSON bytes with ``Decimal`` values written as exact JSON numbers (``Decimal("12.30")`` → 12.30)."""
+    token = secrets.token_hex(8)
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, Decimal):
+            if not obj.is_finite():
+                raise ValueError(f"cannot send non-finite amount {obj}")
+            return f"{token}{obj:f}{token}"
+        if isinstance(obj, (date, datetime)):
+            return obj.isoformat()
+        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+    text = json.dumps(body, default=default, ensure_ascii=False, separators=(",", ":"))
+    text = re.sub(f'"{token}(-?[0-9]+(?:\\.[0-9]+)?){token}"', r"\1", text)
+    return text.encode("utf-8")

@@ -1,0 +1,312 @@
+"""Typed records and status vocabulary of the accounting sync endpoints.
+
+The docs show ``status`` 0 = pending and 1 = synced and leave the failure code undocumented
+(confirma-api.md §8.1). So the success and pending sets are configurable (:class:`StatusSets`) and
+every other value, including a missing or non-integer one, counts as not successful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import pendulum
+from pendulum import Date
+
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+
+DEFAULT_SUCCESS_STATUSES: frozenset[int] = frozenset({1})
+DEFAULT_PENDING_STATUSES: frozenset[int] = frozenset({0})
+
+
+class SyncState(str, Enum):
+    """Where one submitted record stands, as the provider judges it."""
+
+    SYNCED = "synced"
+    PENDING = "pending"
+    FAILED = "failed"
+    MISSING = "missing"  # not (yet) in the status response: counted as pending
+
+
+def _status_set(value: Any, name: str) -> frozenset[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        value = [value]
+    out: set[int] = set()
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}")
+        try:
+            out.add(int(item))
+        except ValueError:
+            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}") from None
+    if not out:
+        raise ConfirmaConfigError(f"{name} must not be empty")
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class StatusSets:
+    """Which ``status`` codes mean synced and which mean still pending; anything else failed."""
+
+    success: frozenset[int] = DEFAULT_SUCCESS_STATUSES
+    pending: frozenset[int] = DEFAULT_PENDING_STATUSES
+
+    @classmethod
+    def build(cls, success: Any = None, pending: Any = None) -> StatusSets:
+        """Validate user input (lists, sets, strings of digits) into a :class:`StatusSets`."""
+        sets = cls(
+            success=DEFAULT_SUCCESS_STATUSES if success is None else _status_set(success, "success_statuses"),
+            pending=DEFAULT_PENDING_STATUSES if pending is None else _status_set(pending, "pending_statuses"),
+        )
+        overlap = sets.success & sets.pending
+        if overlap:
+            raise ConfirmaConfigError(
+                f"success_statuses and pending_statuses overlap on {sorted(overlap)}: a status must mean one thing"
+            )
+        return sets
+
+    def classify(self, status: Any) -> SyncState:
+        if isinstance(status, bool) or not isinstance(status, int):
+            return SyncState.FAILED
+        if status in self.success:
+            return SyncState.SYNCED
+        if status in self.pending:
+            return SyncState.PENDING
+        return SyncState.FAILED
+
+    def to_primitives(self) -> dict[str, list[int]]:
+        return {"success": sorted(self.success), "pending": sorted(self.pending)}
+
+
+def parse_date(value: Any, field_name: str) -> Date | None:
+    """An ISO date (or date-time) from the API as a pendulum ``Date``; ``None`` stays ``None``."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field_name} is not a date string: {value!r}")
+    parsed = pendulum.parse(value, strict=False)
+    if isinstance(parsed, pendulum.DateTime):
+        return parsed.date()
+    if isinstance(parsed, Date):
+        return parsed
+    raise ValueError(f"{field_name} is not a date: {value!r}")
+
+
+def _iso(value: Date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """Fields common to the accounting sync status records (payments and ledgers)."""
+
+    source_identifier: str
+    status: int | None
+    description: str | None
+    sync_date: Date | None
+
+    def state(self, status_sets: StatusSets) -> SyncState:
+        return status_sets.classify(self.status)
+
+
+@dataclass(frozen=True)
+class PaymentSyncRecord(SyncRecord):
+    """One entry of ``GET /accounting/payment`` (``payments[]``)."""
+
+    invoice_number: str | None = None
+    payment_date: Date | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> PaymentSyncRecord:
+        common = _common_fields(raw)
+        known = {"sourceIdentifier", "status", "description", "syncDate", "invoiceNumber", "paymentDate"}
+        return cls(
+            **common,
+            invoice_number=_opt_str(raw.get("invoiceNumber")),
+            payment_date=parse_date(raw.get("paymentDate"), "paymentDate"),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "sourceIdentifier": self.source_identifier,
+            "invoiceNumber": self.invoice_number,
+            "paymentDate": _iso(self.payment_date),
+            "syncDate": _iso(self.sync_date),
+            "status": self.status,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class LedgerSyncRecord(SyncRecord):
+    """One entry of ``GET /accounting/ledger`` (``ledgers[]``)."""
+
+    document_date: Date | None = None
+    document_name: str | None = None
+    document_status: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_api(cls, raw: Mapping[str, Any]) -> LedgerSyncRecord:
+        common = _common_fields(raw)
+        known = {
+            "sourceIdentifier",
+            "status",
+            "description",
+            "syncDate",
+            "documentDate",
+            "documentName",
+            "documentStatus",
+        }
+        return cls(
+            **common,
+            document_date=parse_date(raw.get("documentDate"), "documentDate"),
+            document_name=_opt_str(raw.get("documentName")),
+            document_status=_opt_str(raw.get("documentStatus")),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "sourceIdentifier": self.source_identifier,
+            "documentDate": _iso(self.document_date),
+            "documentName": self.document_name,
+            "documentStatus": self.document_status,
+            "syncDate": _iso(self.sync_date),
+            "status": self.status,
+            "description": self.description,
+        }
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _common_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"record is not an object: {type(raw).__name__}")
+    ident = raw.get("sourceIdentifier")
+    if not isinstance(ident, (str, int)) or isinstance(ident, bool) or str(ident) == "":
+        raise ValueError("record has no sourceIdentifier")
+    status = raw.get("status")
+    return {
+        "source_identifier": str(ident),
+        # Unknown shapes (null, strings, floats) are kept as None: classify() calls them failed.
+        "status": status if isinstance(status, int) and not isinstance(status, bool) else None,
+        "description": _opt_str(raw.get("description")),
+        "sync_date": parse_date(raw.get("syncDate"), "syncDate"),
+    }
+
+
+@dataclass
+class SyncProgress:
+    """The verdict over a set of tracked identifiers after one status poll."""
+
+    synced: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    #: record per tracked identifier (latest seen), in tracking order
+    records: dict[str, SyncRecord] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return len(self.synced) + len(self.pending) + len(self.failed) + len(self.missing)
+
+    @property
+    def done(self) -> bool:
+        return not self.pending and not self.missing and not self.failed
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "total": self.total,
+            "synced": len(self.synced),
+            "pending": len(self.pending),
+            "failed": len(self.failed),
+            "missing": len(self.missing),
+        }
+
+    def describe(self, limit: int = 5) -> str:
+        """A one-line progress text such as ``3/5 synced; waiting: a, b; failed: -``."""
+        waiting = self.pending + self.missing
+        failed = [f"{i} ({self.records[i].description or 'no description'})" for i in self.failed]
+        return (
+            f"{len(self.synced)}/{self.total} synced; waiting: {_bounded(waiting, limit)}; "
+            f"failed: {_bounded(failed, limit)}"
+        )
+
+    def failure_details(self, limit: int = 10) -> list[dict[str, Any]]:
+        return [
+            {
+                "sourceIdentifier": i,
+                "status": self.records[i].status,
+                "description": self.records[i].description,
+            }
+            for i in self.failed[:limit]
+        ]
+
+
+def _bounded(items: Sequence[str], limit: int) -> str:
+    if not items:
+        return "-"
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} (+{len(items) - limit} more)"
+
+
+def evaluate_sync(
+    records: Iterable[SyncRecord],
+    status_sets: StatusSets,
+    identifiers: Sequence[str] | None = None,
+) -> SyncProgress:
+    """Judge sync progress: of ``identifiers`` if given, else of every record returned.
+
+    The last record wins when an identifier appears twice. Identifiers with no record are
+    ``missing`` (still waiting). With no identifiers, the wait is over when nothing is pending.
+    """
+    latest: dict[str, SyncRecord] = {}
+    for record in records:
+        latest[record.source_identifier] = record
+    progress = SyncProgress()
+    tracked = list(dict.fromkeys(identifiers)) if identifiers is not None else list(latest)
+    for ident in tracked:
+        found = latest.get(ident)
+        if found is None:
+            progress.missing.append(ident)
+            continue
+        progress.records[ident] = found
+        state = found.state(status_sets)
+        if state is SyncState.SYNCED:
+            progress.synced.append(ident)
+        elif state is SyncState.PENDING:
+            progress.pending.append(ident)
+        else:
+            progress.failed.append(ident)
+    return progress
+
+
+def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> list[Any]:
+    """Records from a status response body (``None`` for 204 means no records).
+
+    Raises ``ValueError`` naming the problem when the body is not ``{list_key: [...]}`` or a record
+    lacks its ``sourceIdentifier``; unknown extra fields are kept aside, never an error.
+    """
+    if body is None:
+        return []
+    if not isinstance(body, Mapping):
+        raise ValueError(f"expected a JSON object with a '{list_key}' list, got {type(body).__name__}")
+    items = body.get(list_key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ValueError(f"'{list_key}' is not a list")
+    out = []
+    for index, item in enumerate(items):
+        try:
+            out.append(record_type.from_api(item))  # type: ignore[attr-defined]
+        except ValueError as err:
+            raise ValueError(f"{list_key}[{index}]: {err}") from None
+    return out
