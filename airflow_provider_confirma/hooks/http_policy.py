@@ -74,7 +74,7 @@ class _WaitRetryAfterOrBackoff:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
         self.backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial, max=policy.backoff_max, jitter=policy.jitter
+            multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.jitter
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:
