@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import email.utils
 import json
-import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 from tenacity import (
@@ -36,6 +33,17 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
     body_excerpt,
 )
+from airflow_provider_confirma.json_codec import encode_json
+
+__all__ = [
+    "SAFE_METHODS",
+    "RetryPolicy",
+    "clean_params",
+    "encode_json",
+    "interpret_response",
+    "is_retryable",
+    "parse_retry_after",
+]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -168,21 +176,3 @@ def clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
         else:
             out[str(key)] = str(value)
     return out
-
-
-def encode_json(body: Any) -> bytes:
-    """JSON bytes with ``Decimal`` values written as exact JSON numbers (``Decimal("12.30")`` → 12.30)."""
-    token = secrets.token_hex(8)
-
-    def default(obj: Any) -> Any:
-        if isinstance(obj, Decimal):
-            if not obj.is_finite():
-                raise ValueError(f"cannot send non-finite amount {obj}")
-            return f"{token}{obj:f}{token}"
-        if isinstance(obj, (date, datetime)):
-            return obj.isoformat()
-        raise TypeError(f"{type(obj).__name__} is not JSON serializable")
-
-    text = json.dumps(body, default=default, ensure_ascii=False, separators=(",", ":"))
-    text = re.sub(f'"{token}(-?[0-9]+(?:\\.[0-9]+)?){token}"', r"\1", text)
-    return text.encode("utf-8")
