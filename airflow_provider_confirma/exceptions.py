@@ -6,16 +6,24 @@ key, headers or request bodies.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from airflow.sdk.exceptions import AirflowException
 
 BODY_EXCERPT_CHARS = 200
 
 
-def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS) -> str:
-    """A short, single-line, printable excerpt of a response body for error messages."""
+def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS, redact: Iterable[str] = ()) -> str:
+    """A short, single-line, printable excerpt of a response body for error messages.
+
+    Each string in ``redact`` (the API key, should a server echo it back) is replaced by ``***``.
+    """
     if not body:
         return ""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    for secret in redact:
+        if secret:
+            text = text.replace(secret, "***")
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
 

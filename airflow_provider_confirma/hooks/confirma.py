@@ -22,6 +22,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
+    ConfirmaConfigError,
     ConfirmaError,
     ConfirmaResponseError,
     ConfirmaTransportError,
@@ -80,6 +81,11 @@ def _requests_transport_error(method: str, path: str, exc: requests.RequestExcep
     return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
 
 
+def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
+    """The connection's secrets, to blank out of error excerpts should a server echo them."""
+    return tuple(s for s in (settings.api_key, settings.provisioning_token) if s)
+
+
 class ConfirmaHook(BaseHook):
     """Client of the Confirma Finance partner API (``confirma`` connection type).
 
@@ -121,16 +127,21 @@ class ConfirmaHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
-        """The validated connection, resolved without blocking the event loop."""
+        """The validated connection, resolved without blocking the event loop.
+
+        The extra is read with ``aextra_dejson``: the sync ``extra_dejson`` masks through a blocking
+        supervisor call, which must not run on a triggerer's event loop.
+        """
         if self._settings is None:
             conn = await self.aget_connection(self.confirma_conn_id)
-            self._settings = ConfirmaConnectionSettings.from_connection(conn)
+            extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else None
+            self._settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
         return self._settings
 
     def _headers(self, settings: ConfirmaConnectionSettings, use_provisioning_token: bool) -> dict[str, str]:
         if use_provisioning_token:
             if not settings.provisioning_token:
-                raise ConfirmaError(
+                raise ConfirmaConfigError(
                     f"Confirma connection '{settings.conn_id}': extra 'partner_provisioning_token' is "
                     "required to create clients"
                 )
@@ -171,6 +182,7 @@ class ConfirmaHook(BaseHook):
             headers["Content-Type"] = "application/json"
         timeout = self._timeout(settings)
         query = clean_params(params)
+        secrets = _secrets(settings)
 
         def attempt() -> Any:
             try:
@@ -181,6 +193,7 @@ class ConfirmaHook(BaseHook):
                     data=data,
                     headers=headers,
                     timeout=(min(timeout, 10.0), timeout),
+                    verify=settings.verify,  # per request, so REQUESTS_CA_BUNDLE cannot replace a CA bundle
                     allow_redirects=False,
                 )
             except requests.RequestException as exc:
@@ -192,6 +205,7 @@ class ConfirmaHook(BaseHook):
                 resp.headers.get("Content-Type"),
                 resp.content,
                 resp.headers.get("Retry-After"),
+                redact=secrets,
             )
 
         retrying = Retrying(
@@ -225,7 +239,7 @@ class ConfirmaHook(BaseHook):
             ):
                 with attempt:
                     return await _aiohttp_attempt(
-                        session, method, path, settings.url(path), query, headers, timeout, ssl_ctx
+                        session, method, path, settings.url(path), query, headers, timeout, ssl_ctx, _secrets(settings)
                     )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -325,10 +339,11 @@ async def _aiohttp_attempt(
     method: str,
     path: str,
     url: str,
-    query: dict[str, str],
+    query: dict[str, str | list[str]],
     headers: dict[str, str],
     timeout: float,
     ssl_ctx: ssl.SSLContext | bool,
+    secrets: tuple[str, ...] = (),
 ) -> Any:
     import aiohttp
 
@@ -354,7 +369,7 @@ async def _aiohttp_attempt(
         raise ConfirmaTransportError(method, path, "timeout", "read timeout") from None
     except aiohttp.ClientError as exc:
         raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
-    return interpret_response(method, path, status, content_type, body, retry_after)
+    return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
 
 
 _SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}

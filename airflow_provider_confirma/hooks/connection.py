@@ -56,14 +56,18 @@ class ConfirmaConnectionSettings:
         return self.base_url + path
 
     @classmethod
-    def from_connection(cls, conn: Any) -> ConfirmaConnectionSettings:
-        """Validate an Airflow ``Connection``; errors name the connection id and the field."""
+    def from_connection(cls, conn: Any, extra: Mapping[str, Any] | None = None) -> ConfirmaConnectionSettings:
+        """Validate an Airflow ``Connection``; errors name the connection id and the field.
+
+        ``extra``: the already decoded extra (the async path reads it with ``aextra_dejson``).
+        """
         conn_id = getattr(conn, "conn_id", None) or "<unnamed>"
 
         def fail(problem: str) -> ConfirmaConfigError:
             return ConfirmaConfigError(f"Confirma connection '{conn_id}': {problem}")
 
-        extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
+        if extra is None:
+            extra = conn.extra_dejson if hasattr(conn, "extra_dejson") else {}
         if not isinstance(extra, Mapping):
             raise fail("extra must be a JSON object")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -132,20 +132,31 @@ def interpret_response(
     content_type: str | None,
     body: bytes,
     retry_after: str | None = None,
+    redact: Iterable[str] = (),
 ) -> Any:
-    """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error."""
+    """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error.
+
+    ``redact``: secrets to blank out of the body excerpt in error messages.
+    """
+    redact = tuple(redact)
     if 200 <= status < 300:
         if status == 204 or not body.strip():
             return None
         if not _is_json_content_type(content_type):
             raise ConfirmaResponseError(
-                method, path, status, body_excerpt(body), f"expected JSON, got {content_type or 'no content type'}"
+                method,
+                path,
+                status,
+                body_excerpt(body, redact=redact),
+                f"expected JSON, got {content_type or 'no content type'}",
             )
         try:
             return json.loads(body)
         except ValueError:
-            raise ConfirmaResponseError(method, path, status, body_excerpt(body), "malformed JSON") from None
-    excerpt = body_excerpt(body)
+            raise ConfirmaResponseError(
+                method, path, status, body_excerpt(body, redact=redact), "malformed JSON"
+            ) from None
+    excerpt = body_excerpt(body, redact=redact)
     error: ConfirmaAPIError
     if status == 401:
         error = ConfirmaAuthError(
@@ -163,16 +174,22 @@ def interpret_response(
     raise error
 
 
-def clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
-    """Query parameters passed through as given: dates as ISO text, ``None`` dropped."""
-    out: dict[str, str] = {}
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def clean_params(params: Mapping[str, Any] | None) -> dict[str, str | list[str]]:
+    """Query parameters passed through as given: dates as ISO text, ``None`` dropped, lists repeated."""
+    out: dict[str, str | list[str]] = {}
     for key, value in (params or {}).items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            out[str(key)] = "true" if value else "false"
-        elif isinstance(value, (date, datetime)):
-            out[str(key)] = value.isoformat()
+        if isinstance(value, (list, tuple)):
+            out[str(key)] = [_param_text(item) for item in value if item is not None]
         else:
-            out[str(key)] = str(value)
+            out[str(key)] = _param_text(value)
     return out
