@@ -1,0 +1,1 @@
+"""Triggers: the async (deferred) side of the sensors, and the request coalescing they share."""

@@ -1,0 +1,213 @@
+"""Request coalescing for status triggers: one poll per (event loop, key) shared by every waiter.
+
+The sync status endpoints return every record of the client, so concurrent waits in one
+triggerer on the same connection and the same query need one request per interval, not one each.
+A :class:`SharedPoller` is a dedicated task that polls while it has subscribers and stops when the
+last one leaves. Each poll is published as a :class:`PollRound` (the indexed records or the
+exception) to every subscriber at once; each subscriber waits on the round's ``asyncio.Event``
+through its own waiter, so cancelling one subscriber never cancels the poll or disturbs the others.
+Nothing is shared across event loops or keys (the caller puts connection id, endpoint and query
+into the key). A poller registered nowhere gives the same behaviour without sharing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confirma.hooks.confirma import shared_client_session
+from airflow_provider_confirma.triggers.sync_wait import index_records
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from airflow_provider_confirma.models import SyncRecord
+
+log = logging.getLogger(__name__)
+
+#: One status request: given the shared HTTP session, return the typed records.
+Fetch = Callable[["aiohttp.ClientSession"], Awaitable[list[Any]]]
+
+#: How many times in a row a subscriber follows a stopped poller to a new one before giving up.
+MAX_REJOINS = 3
+
+
+class PollerStopped(Exception):
+    """The shared poller ended (cancelled) before publishing this round; the wait may rejoin."""
+
+
+@dataclass(eq=False)
+class PollRound:
+    """The result of one poll, published to every subscriber at once: records or an exception."""
+
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    index: dict[str, SyncRecord] | None = None
+    error: BaseException | None = None
+    number: int = 0
+
+
+_REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class SharedPoller:
+    """Polls ``fetch`` every ``min(interval of its subscribers)`` seconds while it has subscribers.
+
+    The interval is measured from the end of one poll to the start of the next, so the poller
+    sleeps on every path, errors included, and a slow API is never hit back to back.
+    """
+
+    def __init__(self, key: Hashable, fetch: Fetch, registry: dict[Hashable, SharedPoller] | None = None) -> None:
+        self.key = key
+        self._fetch = fetch
+        self._registry = registry
+        self._subscribers: dict[Subscription, float] = {}
+        self._next = PollRound(number=1)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_end: float | None = None
+        self.closed = False
+        #: number of requests made (one per round)
+        self.polls = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    # -- subscribers ---------------------------------------------------------------------------
+    def _add(self, sub: Subscription, interval: float) -> None:
+        if self.closed:
+            raise RuntimeError("cannot subscribe to a closed poller")
+        self._subscribers[sub] = interval
+        self._wake.set()  # a shorter interval may shorten the current sleep
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"confirma-poller-{self.key!r}")
+
+    def _remove(self, sub: Subscription) -> None:
+        if self._subscribers.pop(sub, None) is None:
+            return
+        if not self._subscribers:
+            # The last one left: stop now (cancelling an in-flight GET is harmless).
+            self._close()
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+        else:
+            self._wake.set()
+
+    # -- polling -------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            async with shared_client_session() as session:
+                try:
+                    await self._poll_loop(session)
+                finally:
+                    self._close()
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # pragma: no cover - the loop itself captures fetch errors
+            log.exception("Confirma shared poller %r crashed", self.key)
+        finally:
+            self._close()
+
+    async def _poll_loop(self, session: aiohttp.ClientSession) -> None:
+        loop = asyncio.get_running_loop()
+        while self._subscribers:
+            current = self._next
+            try:
+                current.index = index_records(await self._fetch(session))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                current.error = exc
+            self.polls += 1
+            self._last_end = loop.time()
+            self._next = PollRound(number=current.number + 1)
+            current.done.set()
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._subscribers and self._last_end is not None:
+            delay = self._last_end + min(self._subscribers.values()) - loop.time()
+            if delay <= 0:
+                return
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _close(self) -> None:
+        """Deregister and release waiters of the unpublished round (idempotent, synchronous)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._registry is not None and self._registry.get(self.key) is self:
+            del self._registry[self.key]
+        pending = self._next
+        if not pending.done.is_set():
+            pending.error = PollerStopped("the shared status poller stopped")
+            pending.done.set()
+
+
+class Subscription:
+    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
+
+    def __init__(self, key: Hashable, fetch: Fetch, interval: float, coalesce: bool) -> None:
+        if not interval > 0:
+            raise ValueError(f"poll interval must be > 0, got {interval!r}")
+        self.key, self._fetch, self.interval, self.coalesce = key, fetch, interval, coalesce
+        self.closed = False
+        self.poller = self._join()
+
+    def _join(self) -> SharedPoller:
+        if not self.coalesce:
+            poller = SharedPoller(self.key, self._fetch)
+        else:
+            registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
+            found = registry.get(self.key)
+            if found is None or found.closed:
+                found = registry[self.key] = SharedPoller(self.key, self._fetch, registry)
+            poller = found
+        poller._add(self, self.interval)
+        return poller
+
+    async def next_round(self) -> PollRound:
+        """The next round published after this call (records or error); rejoins a stopped poller."""
+        if self.closed:
+            raise RuntimeError("subscription is closed")
+        rejoins = 0
+        while True:
+            if self.poller.closed:
+                self.poller = self._join()
+            current = self.poller._next
+            await current.done.wait()
+            if isinstance(current.error, PollerStopped) and not self.closed and rejoins < MAX_REJOINS:
+                rejoins += 1
+                continue
+            return current
+
+    def close(self) -> None:
+        """Leave the poller (idempotent); the poller stops when its last subscriber leaves."""
+        if self.closed:
+            return
+        self.closed = True
+        self.poller._remove(self)
+
+
+def subscribe(key: Hashable, fetch: Fetch, interval: float, *, coalesce: bool = True) -> Subscription:
+    """Join the poller of ``key`` on the running loop (a private poller when ``coalesce`` is off).
+
+    ``fetch`` is used only if this call creates the poller, so every caller of one key must pass
+    an equivalent request (same connection, endpoint, query and retry policy).
+    """
+    return Subscription(key, fetch, interval, coalesce)
+
+
+def active_pollers() -> dict[Hashable, SharedPoller]:
+    """The registered pollers of the running loop (for tests and diagnostics)."""
+    return dict(_REGISTRY.get(asyncio.get_running_loop(), {}))

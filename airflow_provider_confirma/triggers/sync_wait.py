@@ -1,0 +1,280 @@
+"""One wait for records to sync, judged the same way by a sensor's poke and by its trigger.
+
+Owns: reading the identifiers argument (a list, one string, or the submit operator's XCom), the
+validation of the other wait arguments, the verdict over one status response (success / failed /
+waiting, from :func:`models.evaluate_sync`), the compact XCom summary, the failure message, and the
+closed vocabulary of trigger events that ``execute_complete`` accepts.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, evaluate_sync
+
+#: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
+EVENT_SUCCESS = "success"
+EVENT_FAILED = "failed"
+EVENT_TIMEOUT = "timeout"
+EVENT_ERROR = "error"
+EVENT_STATUSES = frozenset({EVENT_SUCCESS, EVENT_FAILED, EVENT_TIMEOUT, EVENT_ERROR})
+
+#: Verdict outcomes of one poll.
+OUTCOME_SUCCESS = "success"
+OUTCOME_FAILED = "failed"
+OUTCOME_WAITING = "waiting"
+
+DEFAULT_MAX_XCOM_RECORDS = 1000
+#: How many failed records an error message or summary names.
+FAILURE_DETAILS_LIMIT = 10
+#: How many identifiers a progress log line names per category.
+LOG_NAMES_LIMIT = 5
+
+IDENTIFIERS_ARG = "source_identifiers"
+
+
+def _bounded(items: Sequence[str], limit: int) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} (+{len(items) - limit} more)"
+
+
+# -- arguments -----------------------------------------------------------------------------------
+def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
+    """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
+
+    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
+    (a list, or a dict with an ``"identifiers"`` key), or the text of such a list as a rendered
+    template produces it (``"['a', 'b']"``). An empty list is an error: omit the argument instead.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if "identifiers" not in value:
+            raise ConfirmaConfigError(
+                f"{name}: a dict must carry the identifiers under an 'identifiers' key; got keys {sorted(value)[:10]}"
+            )
+        inner = value["identifiers"]
+        if inner is None or isinstance(inner, Mapping):
+            raise ConfirmaConfigError(f"{name}: 'identifiers' must be a list of identifiers, got {inner!r}")
+        return normalize_identifiers(inner, name)
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "(", "{"):
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                parsed = None
+            if isinstance(parsed, (list, tuple, dict)):
+                return normalize_identifiers(parsed, name)
+        if not text:
+            raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
+        return (value,)
+    if isinstance(value, bool):
+        raise ConfirmaConfigError(f"{name}: expected identifiers, got the boolean {value!r}")
+    if isinstance(value, int):
+        return (str(value),)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise ConfirmaConfigError(
+            f"{name}: expected an identifier or a list of identifiers, got {type(value).__name__}"
+        )
+    items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
+    out: list[str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfirmaConfigError(
+                f"{name}[{index}]: an identifier must be a string or an integer, got {type(item).__name__}"
+            )
+        text = str(item)
+        if not text.strip():
+            raise ConfirmaConfigError(f"{name}[{index}]: an identifier must not be empty or blank")
+        out.append(text)
+    if not out:
+        raise ConfirmaConfigError(
+            f"{name} is empty: pass at least one identifier, or omit it to wait until no record is pending"
+        )
+    return tuple(dict.fromkeys(out))
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A positive, finite number of seconds (or count), else an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfirmaConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfirmaConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_query_params(value: Any, name: str = "query_params") -> dict[str, Any]:
+    """Query parameters as a plain dict with string keys (``None`` → ``{}``); values pass through."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfirmaConfigError(f"{name} must be a dict of query parameters, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise ConfirmaConfigError(f"{name} keys must be non-empty strings, got {key!r}")
+    return dict(value)
+
+
+def is_template(value: Any) -> bool:
+    """Whether ``value`` still has to be rendered (a Jinja string or an XCom reference)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    from airflow.sdk import XComArg
+
+    return isinstance(value, XComArg)
+
+
+# -- verdict -------------------------------------------------------------------------------------
+def index_records(records: Iterable[SyncRecord]) -> dict[str, SyncRecord]:
+    """Records by identifier; the last one wins, as in :func:`models.evaluate_sync`."""
+    return {record.source_identifier: record for record in records}
+
+
+@dataclass(frozen=True)
+class SyncWait:
+    """The rendered, validated arguments of one wait, and how one poll is judged against them.
+
+    With ``identifiers``, the wait succeeds when every one of them is synced; identifiers absent
+    from the response are missing (still waiting). Without, it succeeds when no returned record
+    is pending. A failed record fails the wait at once when ``fail_on_sync_failure``; otherwise a
+    tracked failed identifier keeps the wait going (it may still sync).
+    """
+
+    identifiers: tuple[str, ...] | None
+    status_sets: StatusSets = field(default_factory=StatusSets)
+    fail_on_sync_failure: bool = True
+    max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS
+    noun: str = "payment"
+
+    def judge(self, index: Mapping[str, SyncRecord]) -> SyncVerdict:
+        """The verdict over one status response (``index`` from :func:`index_records`).
+
+        Costs O(len(identifiers)) with identifiers, so thousands of waiters can share a response.
+        """
+        if self.identifiers is None:
+            progress = evaluate_sync(index.values(), self.status_sets, None)
+        else:
+            found = [index[i] for i in self.identifiers if i in index]
+            progress = evaluate_sync(found, self.status_sets, self.identifiers)
+        if progress.failed and self.fail_on_sync_failure:
+            outcome = OUTCOME_FAILED
+        elif self.identifiers is None:
+            outcome = OUTCOME_WAITING if progress.pending else OUTCOME_SUCCESS
+        else:
+            outcome = OUTCOME_SUCCESS if progress.done else OUTCOME_WAITING
+        return SyncVerdict(outcome, progress, self)
+
+
+@dataclass
+class SyncVerdict:
+    """What one poll means for one wait, with the texts and the summary built from it."""
+
+    outcome: str
+    progress: SyncProgress
+    wait: SyncWait
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome != OUTCOME_WAITING
+
+    def describe(self) -> str:
+        """One progress line, e.g. ``3/5 synced; waiting: a, b; failed: -; not yet listed: b``."""
+        text = self.progress.describe(limit=LOG_NAMES_LIMIT)
+        if self.progress.missing:
+            text += f"; not yet listed: {_bounded(self.progress.missing, LOG_NAMES_LIMIT)}"
+        return text
+
+    def failure_message(self) -> str:
+        failed = self.progress.failed
+        names = [
+            f"{d['sourceIdentifier']} (status {d['status']}: {d['description'] or 'no description'})"
+            for d in self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
+        ]
+        shown = ", ".join(names)
+        if len(failed) > FAILURE_DETAILS_LIMIT:
+            shown += f" (+{len(failed) - FAILURE_DETAILS_LIMIT} more)"
+        return f"Confirma {self.wait.noun} sync failed for {len(failed)} of {self.progress.total} record(s): {shown}"
+
+    def summary(self, waited_seconds: float) -> dict[str, Any]:
+        """A compact, JSON-safe summary for XCom and trigger events (lists capped)."""
+        cap = self.wait.max_xcom_records
+        records = list(self.progress.records.values())
+        missing = self.progress.missing
+        return {
+            "outcome": self.outcome,
+            "counts": self.progress.counts(),
+            "records": [r.to_xcom() for r in records[:cap]],  # type: ignore[attr-defined]
+            "records_omitted": max(0, len(records) - cap),
+            "missing": missing[:cap],
+            "missing_omitted": max(0, len(missing) - cap),
+            "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
+            "waited_seconds": round(max(0.0, waited_seconds), 3),
+        }
+
+
+# -- trigger events ------------------------------------------------------------------------------
+def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]:
+    """The ``success`` or ``failed`` event of a finished verdict."""
+    if verdict.outcome == OUTCOME_SUCCESS:
+        status, message = EVENT_SUCCESS, verdict.describe()
+    elif verdict.outcome == OUTCOME_FAILED:
+        status, message = EVENT_FAILED, verdict.failure_message()
+    else:
+        raise ValueError("a waiting verdict is not an event")
+    return {"status": status, "message": message, "summary": verdict.summary(waited_seconds)}
+
+
+def timeout_message(noun: str, timeout_seconds: float, last: SyncVerdict | None) -> str:
+    progress = last.describe() if last is not None else "no successful poll yet"
+    return f"Timed out after {timeout_seconds:.1f}s waiting for Confirma {noun} sync: {progress}"
+
+
+def timeout_event(noun: str, timeout_seconds: float, last: SyncVerdict | None, waited: float) -> dict[str, Any]:
+    return {
+        "status": EVENT_TIMEOUT,
+        "message": timeout_message(noun, timeout_seconds, last),
+        "summary": last.summary(waited) if last is not None else None,
+    }
+
+
+def error_event(message: str) -> dict[str, Any]:
+    return {"status": EVENT_ERROR, "message": message}
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """A validated trigger event."""
+
+    status: str
+    message: str
+    summary: dict[str, Any] | None
+
+
+def read_event(event: Any) -> SyncEvent:
+    """Validate a trigger event against the closed vocabulary; ``ValueError`` names the problem."""
+    if event is None:
+        raise ValueError("resumed without a trigger event")
+    if not isinstance(event, Mapping):
+        raise ValueError(f"trigger event is not a dict: {type(event).__name__}")
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        raise ValueError(f"unknown trigger event status {status!r}; expected one of {sorted(EVENT_STATUSES)}")
+    message = event.get("message")
+    if not isinstance(message, str):
+        raise ValueError(f"trigger event {status!r} has no message")
+    summary = event.get("summary")
+    if status == EVENT_SUCCESS and not isinstance(summary, Mapping):
+        raise ValueError("trigger event 'success' has no summary")
+    if summary is not None and not isinstance(summary, Mapping):
+        raise ValueError(f"trigger event {status!r} has a summary that is not a dict")
+    return SyncEvent(status, message, dict(summary) if summary is not None else None)
