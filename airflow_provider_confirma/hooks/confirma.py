@@ -339,7 +339,7 @@ async def _aiohttp_attempt(
     method: str,
     path: str,
     url: str,
-    query: dict[str, str | list[str]],
+    query: dict[str, Any],
     headers: dict[str, str],
     timeout: float,
     ssl_ctx: ssl.SSLContext | bool,

@@ -8,6 +8,7 @@ extras arrive as strings.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,9 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
 def _base_from_host(host: str, port: Any, fail: Any) -> str:
     """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback)."""
     raw = host if "://" in host else None
+    if raw is None and ":" in host.strip("[]"):
+        with contextlib.suppress(ValueError):  # a bare IPv6 literal such as ``::1`` needs brackets
+            host = f"[{ipaddress.IPv6Address(host.strip('[]'))}]"
     parts = urlsplit(raw or f"//{host}")
     hostname = parts.hostname
     if not hostname:

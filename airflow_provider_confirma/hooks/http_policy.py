@@ -182,9 +182,12 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-def clean_params(params: Mapping[str, Any] | None) -> dict[str, str | list[str]]:
-    """Query parameters passed through as given: dates as ISO text, ``None`` dropped, lists repeated."""
-    out: dict[str, str | list[str]] = {}
+def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters passed through as given: dates as ISO text, ``None`` dropped.
+
+    Each value is a ``str``, or a ``list[str]`` for a list or tuple (sent as a repeated key).
+    """
+    out: dict[str, Any] = {}
     for key, value in (params or {}).items():
         if value is None:
             continue
