@@ -1,0 +1,1 @@
+"""Operators of the Confirma partner API: accounting, payments and invoices."""

@@ -1,0 +1,327 @@
+"""Accounting operators: submit payments and ledgers, and read their sync status.
+
+Submissions are money: the payload is validated before anything is sent (at DAG parse time when
+it holds no template), amounts go out as exact JSON numbers, and a POST is sent at most once per
+try. Before every POST the status endpoint is asked which identifiers Confirma already knows, and
+those are not sent again, so a task retry after an ambiguous failure cannot duplicate them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.models import StatusSets, SyncRecord, evaluate_sync
+from airflow_provider_confirma.operators.base import (
+    ConfirmaBaseOperator,
+    bounded,
+    has_templates,
+    identifiers_from,
+    load_payload,
+    raise_for_issues,
+    records_result,
+    submit_once,
+    to_xcom_safe,
+    wire_numbers,
+)
+from airflow_provider_confirma.validation import ValidationIssue, validate_ledger_payload, validate_payments_payload
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+
+#: Asset aliases through which the status operators emit their asset event only when it is earned.
+PAYMENT_SYNC_ALIAS = "confirma-payment-sync-status"
+LEDGER_SYNC_ALIAS = "confirma-ledger-sync-status"
+#: Numeric ledger fields that are not money but must go out as JSON numbers as well.
+LEDGER_NUMERIC_KEYS = frozenset({"vatPercentage"})
+
+
+def _unwrap(value: Any, key: str, name: str) -> Any:
+    """Accept either the payload's content or the whole body ``{key: content}``."""
+    value = load_payload(value, name)
+    if isinstance(value, Mapping) and set(value) == {key}:
+        return value[key]
+    return value
+
+
+def _duplicate_issues(items: Sequence[Any], list_key: str, id_key: str) -> list[ValidationIssue]:
+    seen: dict[str, int] = {}
+    issues = []
+    for index, item in enumerate(items):
+        ident = item.get(id_key) if isinstance(item, Mapping) else None
+        if not isinstance(ident, str):
+            continue
+        if ident in seen:
+            issues.append(
+                ValidationIssue(
+                    f"{list_key}[{index}].{id_key}", f"duplicate identifier {ident!r} (also {list_key}[{seen[ident]}])"
+                )
+            )
+        else:
+            seen[ident] = index
+    return issues
+
+
+class _SubmitOperator(ConfirmaBaseOperator):
+    """Validate, skip what the status endpoint already knows, POST once, return the identifiers."""
+
+    submit_endpoint: ClassVar[Endpoint]
+    status_endpoint: ClassVar[Endpoint]
+    list_key: ClassVar[str]  # top-level key of the request body
+    id_key: ClassVar[str]  # identifier field of one submitted item
+    noun: ClassVar[str]
+
+    def _items(self, payload: Any) -> list[Mapping[str, Any]]:
+        """The validated items of ``payload`` with amounts as ``Decimal``; raises naming the bad field."""
+        raise NotImplementedError
+
+    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
+        raise NotImplementedError
+
+    def _submit(self, payload: Any) -> list[str]:
+        items = self._items(payload)
+        identifiers = [str(item[self.id_key]) for item in items]
+        hook = self.hook
+        known = self._known(hook)
+        already = [ident for ident in identifiers if ident in known]
+        if already:
+            self.log.info(
+                "Not sending %d %s(s) Confirma already knows (%s): %s",
+                len(already),
+                self.noun,
+                self.status_endpoint.value,
+                bounded([f"{i} (status {known[i].status}: {known[i].description})" for i in already]),
+            )
+        to_send = [item for item in items if str(item[self.id_key]) not in known]
+        if not to_send:
+            self.log.info("All %d %s(s) are already known to Confirma; nothing sent", len(items), self.noun)
+            return identifiers
+        sent_ids = [str(item[self.id_key]) for item in to_send]
+        response = submit_once(
+            lambda: self._post(hook, to_send),
+            endpoint=self.submit_endpoint,
+            what=f"the submission of {len(to_send)} {self.noun}(s) ({bounded(sent_ids)})",
+            retry_checks_status=True,
+        )
+        self.log.info(
+            "Submitted %d %s(s): %s; response: %s",
+            len(to_send),
+            self.noun,
+            bounded(sent_ids),
+            to_xcom_safe(response, max_items=5),
+        )
+        return identifiers
+
+
+class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
+    """POST ``/accounting/payment``: send payment records to the client's accounting system.
+
+    :param payments: the ``payments`` list (or the whole body ``{"payments": [...]}``, or its JSON
+        text, e.g. a rendered template). Amounts may be ``Decimal``, plain decimal text or ints; they
+        go out as exact JSON numbers. Validated before sending; a bad field fails the task (or the
+        DAG import, when the list holds no template) and nothing is sent.
+    :param status_query_params: query parameters of the ``GET /accounting/payment`` call made before
+        the POST (undocumented by Confirma; passed through as given).
+    :return: the ``paymentIdentifier`` of every payment in the payload (including those Confirma
+        already knew), so ``ConfirmaPaymentSyncSensor(source_identifiers=submit.output)`` waits for them.
+    """
+
+    template_fields: Sequence[str] = ("payments", "status_query_params")
+    submit_endpoint = Endpoint.SUBMIT_PAYMENTS
+    status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
+    list_key = "payments"
+    id_key = "paymentIdentifier"
+    noun = "payment"
+
+    def __init__(
+        self,
+        *,
+        payments: Any,
+        status_query_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.payments = payments
+        self.status_query_params = status_query_params
+        if not has_templates(payments):
+            self._items(payments)  # a static payload fails at DAG parse time
+
+    def _items(self, payload: Any) -> list[Mapping[str, Any]]:
+        payments = wire_numbers(_unwrap(payload, "payments", "payments"))
+        if not isinstance(payments, list):
+            raise ConfirmaConfigError(f"payments must be a list of payment objects, got {type(payments).__name__}")
+        issues = list(validate_payments_payload({"payments": payments}))
+        issues += _duplicate_issues(payments, "payments", self.id_key)
+        raise_for_issues(issues, "payments payload")
+        return payments
+
+    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
+        return {r.source_identifier: r for r in hook.get_payment_sync_status(self.status_query_params)}
+
+    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
+        return hook.submit_payments({"payments": items})
+
+    def execute(self, context: Context) -> list[str]:
+        return self._submit(self.payments)
+
+
+class ConfirmaSubmitLedgerOperator(_SubmitOperator):
+    """POST ``/accounting/ledger``: send one ledger (journal) document to the accounting system.
+
+    :param ledger: the document (the object under ``ledgers``: ``ledgerIdentifier``, ``ledgerRows``,
+        ...), or the whole body ``{"ledgers": {...}}``, or its JSON text. Amounts and
+        ``vatPercentage`` go out as exact JSON numbers. Validated before sending.
+    :param status_query_params: query parameters of the ``GET /accounting/ledger`` call made before the POST.
+    :return: ``[ledgerIdentifier]`` (also when Confirma already knew it and nothing was sent).
+    """
+
+    template_fields: Sequence[str] = ("ledger", "status_query_params")
+    submit_endpoint = Endpoint.SUBMIT_LEDGER
+    status_endpoint = Endpoint.LEDGER_SYNC_STATUS
+    list_key = "ledgers"
+    id_key = "ledgerIdentifier"
+    noun = "ledger document"
+
+    def __init__(
+        self,
+        *,
+        ledger: Any,
+        status_query_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ledger = ledger
+        self.status_query_params = status_query_params
+        if not has_templates(ledger):
+            self._items(ledger)
+
+    def _items(self, payload: Any) -> list[Mapping[str, Any]]:
+        ledger = wire_numbers(_unwrap(payload, "ledgers", "ledger"), LEDGER_NUMERIC_KEYS)
+        if not isinstance(ledger, Mapping):
+            raise ConfirmaConfigError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
+        raise_for_issues(validate_ledger_payload({"ledgers": ledger}), "ledger payload")
+        return [ledger]
+
+    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
+        return {r.source_identifier: r for r in hook.get_ledger_sync_status(self.status_query_params)}
+
+    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
+        (ledger,) = items
+        return hook.submit_ledger({"ledgers": ledger})
+
+    def execute(self, context: Context) -> list[str]:
+        return self._submit(self.ledger)
+
+
+class _SyncStatusOperator(ConfirmaBaseOperator):
+    """Read a sync status endpoint; push a summary and the (capped) records."""
+
+    asset: ClassVar[Asset]
+    alias_name: ClassVar[str]
+    noun: ClassVar[str]
+    template_fields: Sequence[str] = ("query_params", "source_identifiers")
+
+    def __init__(
+        self,
+        *,
+        query_params: Mapping[str, Any] | None = None,
+        source_identifiers: Any = None,
+        success_statuses: Any = None,
+        pending_statuses: Any = None,
+        fail_on_failed: bool = False,
+        emit_asset: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if emit_asset:
+            kwargs["outlets"] = [*list(kwargs.get("outlets") or []), AssetAlias(self.alias_name)]
+        super().__init__(**kwargs)
+        self.query_params = query_params
+        self.source_identifiers = source_identifiers
+        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
+        self.fail_on_failed = fail_on_failed
+        self.emit_asset = emit_asset
+        if not has_templates(source_identifiers):
+            identifiers_from(source_identifiers, "source_identifiers")
+
+    def _fetch(self) -> list[Any]:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        identifiers = identifiers_from(self.source_identifiers, "source_identifiers")
+        records: list[Any] = self._fetch()
+        progress = evaluate_sync(records, self.status_sets, identifiers)
+        shown: list[Any] = list(progress.records.values()) if identifiers is not None else records
+        rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown]
+        summary: dict[str, Any] = {
+            "sync": progress.counts(),
+            "failures": progress.failure_details(limit=min(10, self.max_records)),
+            "missing": progress.missing[: self.max_records],
+        }
+        self.log.info("%s sync status: %s", self.noun, progress.describe())
+        if self.fail_on_failed and progress.failed:
+            raise AirflowFailException(f"{len(progress.failed)} {self.noun}(s) failed to sync: {progress.describe()}")
+        result = records_result(rows, self.max_records, summary)
+        if self.emit_asset and progress.synced and progress.done:
+            extra: dict[str, Any] = {"synced": len(progress.synced), "identifiers": progress.synced[:100]}
+            context["outlet_events"][AssetAlias(self.alias_name)].add(self.asset, extra=extra)
+            self.log.info(
+                "All %d tracked %s(s) synced: emitted an event for %s", len(progress.synced), self.noun, self.asset.uri
+            )
+        return result
+
+
+class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
+    """GET ``/accounting/payment``: which submitted payments are synced, pending or failed.
+
+    :param query_params: query parameters, passed through (Confirma does not document them).
+    :param source_identifiers: track only these (a list, or a submit operator's XCom); default: every record.
+    :param success_statuses: ``status`` codes meaning synced (default ``{1}``).
+    :param pending_statuses: ``status`` codes meaning still queued (default ``{0}``); any other is failed.
+    :param fail_on_failed: fail the task when a tracked payment failed to sync.
+    :param emit_asset: emit an event on ``confirma://accounting/payment`` when every tracked payment
+        is synced (through the asset alias ``confirma-payment-sync-status``); the event's extra holds
+        the count and identifiers.
+    :return: ``{"summary": {"sync": counts, "failures": [...], "missing": [...], total, returned,
+        omitted}, "records": [{sourceIdentifier, status, state, ...}, ...]}``.
+    """
+
+    asset = PAYMENT_SYNC_ASSET
+    alias_name = PAYMENT_SYNC_ALIAS
+    noun = "payment"
+
+    def _fetch(self) -> list[Any]:
+        return list(self.hook.get_payment_sync_status(self.query_params))
+
+
+class ConfirmaGetLedgerSyncStatusOperator(_SyncStatusOperator):
+    """GET ``/accounting/ledger``: the sync state of submitted ledger documents.
+
+    Parameters and result as :class:`ConfirmaGetPaymentSyncStatusOperator`; the asset is
+    ``confirma://accounting/ledger`` (alias ``confirma-ledger-sync-status``).
+    """
+
+    asset = LEDGER_SYNC_ASSET
+    alias_name = LEDGER_SYNC_ALIAS
+    noun = "ledger document"
+
+    def _fetch(self) -> list[Any]:
+        return list(self.hook.get_ledger_sync_status(self.query_params))
+
+
+__all__ = [
+    "ConfirmaGetLedgerSyncStatusOperator",
+    "ConfirmaGetPaymentSyncStatusOperator",
+    "ConfirmaSubmitLedgerOperator",
+    "ConfirmaSubmitPaymentsOperator",
+]

@@ -1,0 +1,433 @@
+"""What every Confirma operator shares: the base class, XCom conversion, payloads, date windows, POST failures.
+
+Owns:
+
+* :class:`ConfirmaBaseOperator`: ``confirma_conn_id``, hook creation, ``max_records``, ``to_xcom``.
+* :func:`to_xcom_safe`: JSON-safe XCom values. ``Decimal`` becomes decimal text, money fields (``amount``
+  or ``…Amount``) are always text, floats never survive, dates become ISO text, lists are capped.
+* Payloads (:func:`load_payload`, :func:`has_templates`, :func:`wire_numbers`, :func:`raise_for_issues`):
+  checked with :mod:`airflow_provider_confirma.validation` when the DAG file is parsed if they hold no
+  template, else after rendering.
+* :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
+* :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown says so.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import (
+    ConfirmaClientError,
+    ConfirmaConfigError,
+    ConfirmaError,
+    ConfirmaRateLimitError,
+    ConfirmaServerError,
+    ConfirmaTransportError,
+)
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+from airflow_provider_confirma.json_codec import decode_json
+from airflow_provider_confirma.validation import ValidationIssue, format_issues
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_CONN_ID = ConfirmaHook.default_conn_name
+DEFAULT_MAX_RECORDS = 1000
+#: At most this many truncated-list paths are listed in a summary (the rest are counted).
+MAX_TRUNCATION_PATHS = 20
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+# -- XCom -----------------------------------------------------------------------------------------
+def is_money_key(key: str) -> bool:
+    """``amount`` and every ``…Amount`` field (``settlementAmount``, ``capitalAmount``, ...)."""
+    return key == "amount" or key.endswith("Amount")
+
+
+def _number_text(value: Decimal | float | int) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:f}" if value.is_finite() else str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest text that round-trips; never a float in XCom
+    return str(value)
+
+
+def to_xcom_safe(
+    value: Any,
+    *,
+    max_items: int | None = None,
+    truncated: dict[str, int] | None = None,
+    _path: str = "",
+    _money: bool = False,
+) -> Any:
+    """``value`` as JSON-safe primitives for XCom.
+
+    ``Decimal`` and ``float`` become decimal text; numbers under a money key (:func:`is_money_key`) too,
+    so money is always text; ``date``/``datetime`` become ISO text; tuples and sets become lists;
+    objects with ``to_xcom()`` (the sync records) are converted through it. Each list is cut to
+    ``max_items``; ``truncated`` (if given) receives ``{path: number left out}`` (``$`` is the root).
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (Decimal, float)):
+        return _number_text(value)
+    if isinstance(value, int):
+        return _number_text(value) if _money else value
+    if isinstance(value, Enum):
+        return to_xcom_safe(value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return _number_text(value.total_seconds())
+    if hasattr(value, "to_xcom") and callable(value.to_xcom):
+        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path)
+    if isinstance(value, Mapping):
+        return {
+            str(k): to_xcom_safe(
+                v,
+                max_items=max_items,
+                truncated=truncated,
+                _path=f"{_path}.{k}" if _path else str(k),
+                _money=isinstance(k, str) and is_money_key(k),
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = list(value)
+        if max_items is not None and len(items) > max_items:
+            if truncated is not None:
+                truncated[_path or "$"] = len(items) - max_items
+            items = items[:max_items]
+        return [
+            to_xcom_safe(item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money)
+            for i, item in enumerate(items)
+        ]
+    raise TypeError(f"{_path or 'value'}: {type(value).__name__} cannot be stored in XCom")
+
+
+def truncation_summary(truncated: Mapping[str, int]) -> dict[str, Any]:
+    """The ``truncated`` part of a summary: up to :data:`MAX_TRUNCATION_PATHS` paths, the rest counted."""
+    if not truncated:
+        return {}
+    paths = dict(list(truncated.items())[:MAX_TRUNCATION_PATHS])
+    out: dict[str, Any] = {"truncated": paths}
+    if len(truncated) > len(paths):
+        out["truncated_more_lists"] = len(truncated) - len(paths)
+    return out
+
+
+def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"summary": {..., total, returned, omitted}, "records": [...]}`` with at most ``max_items`` records.
+
+    Lists nested inside the records are capped at ``max_items`` too; the summary names them.
+    """
+    nested: dict[str, int] = {}
+    kept = [
+        to_xcom_safe(record, max_items=max_items, truncated=nested, _path=f"records[{i}]")
+        for i, record in enumerate(records[:max_items])
+    ]
+    head = to_xcom_safe(dict(summary or {}))
+    head.update({"total": len(records), "returned": len(kept), "omitted": len(records) - len(kept)})
+    head.update(truncation_summary(nested))
+    return {"summary": head, "records": kept}
+
+
+def object_result(body: Any, max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``{"summary": {...}, "data": body}`` for object responses; every list in ``body`` is capped."""
+    truncated: dict[str, int] = {}
+    data = to_xcom_safe(body, max_items=max_items, truncated=truncated)
+    head = to_xcom_safe(dict(summary or {}))
+    head.update(truncation_summary(truncated))
+    return {"summary": head, "data": data}
+
+
+# -- payloads -------------------------------------------------------------------------------------
+def has_templates(value: Any) -> bool:
+    """Whether Airflow will still change ``value`` when it renders templates (Jinja text or XComArg)."""
+    if isinstance(value, str):
+        return any(marker in value for marker in TEMPLATE_MARKERS)
+    if isinstance(value, Mapping):
+        return any(has_templates(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(has_templates(v) for v in value)
+    return callable(getattr(value, "resolve", None))
+
+
+def load_payload(value: Any, name: str) -> Any:
+    """A payload as Python data: JSON text (e.g. a rendered template) is parsed, numbers as ``Decimal``."""
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8")
+    if isinstance(value, str):
+        try:
+            return decode_json(value)
+        except ValueError as err:
+            raise ConfirmaConfigError(f"{name}: not valid JSON after rendering ({err})") from None
+    return value
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
+    """A copy of ``value`` whose amounts given as text are ``Decimal``, so they go out as JSON numbers.
+
+    Applies to money keys (:func:`is_money_key`) and ``numeric_keys``. Only plain decimal text
+    (``"100.10"``) is converted, exactly; floats and other text are left for validation to refuse.
+    """
+    if isinstance(value, Mapping):
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and (is_money_key(key) or key in numeric_keys):
+                text = item.strip() if isinstance(item, str) else None
+                out[key] = Decimal(text) if text is not None and _PLAIN_NUMBER.fullmatch(text) else item
+            else:
+                out[key] = wire_numbers(item, numeric_keys)
+        return out
+    if isinstance(value, (list, tuple)):
+        return [wire_numbers(item, numeric_keys) for item in value]
+    return value
+
+
+class ConfirmaPayloadError(ConfirmaConfigError, AirflowFailException):
+    """A payload broke the documented rules; nothing was sent. Fails without retry (same input, same error)."""
+
+
+def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
+    """Raise :class:`ConfirmaPayloadError` naming every bad field, if there are issues."""
+    if issues:
+        raise ConfirmaPayloadError(f"{what} is invalid, nothing was sent: {format_issues(issues)}")
+
+
+def identifiers_from(value: Any, name: str) -> list[str] | None:
+    """Identifiers from a list, a ``{"identifiers": [...]}`` dict (a submit operator's XCom), JSON text
+    of either, or one identifier as text; ``None`` means "not given". Order kept, duplicates dropped."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        value = load_payload(text, name) if text[:1] in ("[", "{") else [text]
+    if isinstance(value, Mapping):
+        if "identifiers" not in value:
+            raise ConfirmaConfigError(f"{name}: a dict must hold an 'identifiers' list, got keys {sorted(value)}")
+        value = value["identifiers"]
+    if not isinstance(value, (list, tuple)):
+        raise ConfirmaConfigError(f"{name} must be a list of identifiers, got {type(value).__name__}")
+    out: list[str] = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int)) or str(item).strip() == "":
+            raise ConfirmaConfigError(f"{name}[{index}] is not an identifier: {item!r}")
+        out.append(str(item).strip())
+    return list(dict.fromkeys(out))
+
+
+def bounded(items: Collection[str], limit: int = 10) -> str:
+    """``a, b, c (+7 more)`` for log lines and messages."""
+    listed = list(items)
+    if not listed:
+        return "-"
+    shown = ", ".join(listed[:limit])
+    return shown if len(listed) <= limit else f"{shown} (+{len(listed) - limit} more)"
+
+
+# -- date windows ---------------------------------------------------------------------------------
+def _date_text(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.strip() or None
+    raise ConfirmaConfigError(f"{name} must be a date, a datetime or text, got {type(value).__name__}")
+
+
+def resolve_window(
+    context: Context,
+    *,
+    from_date: Any,
+    to_date: Any,
+    from_param: str,
+    to_param: str,
+    use_data_interval: bool,
+    to_date_inclusive: bool,
+    log: Any,
+) -> dict[str, str]:
+    """The window query parameters: explicit dates if given, else the run's data interval, else none.
+
+    The data interval is turned into dates in the DAG's time zone: ``from`` is the start's date and
+    ``to`` the last day inside the interval (its end is exclusive), or the end's own date when
+    ``to_date_inclusive`` is false. Without a data interval (a manual run without one) no window is
+    sent, so the API applies its own default; that is logged.
+    """
+    explicit_from, explicit_to = _date_text(from_date, "from_date"), _date_text(to_date, "to_date")
+    if explicit_from or explicit_to:
+        given = {from_param: explicit_from, to_param: explicit_to}
+        return {k: v for k, v in given.items() if v is not None}
+    if not use_data_interval:
+        return {}
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        log.info(
+            "This run has no data interval and no from_date/to_date was given: sending no %s/%s, "
+            "so the Confirma API applies its default window",
+            from_param,
+            to_param,
+        )
+        return {}
+    dag = context.get("dag")
+    tz = getattr(dag, "timezone", None)
+    if tz is not None:
+        start, end = start.astimezone(tz), end.astimezone(tz)
+    first = start.date()
+    last = end.date()
+    if to_date_inclusive and end > start:
+        last = (end - timedelta(microseconds=1)).date()
+    window = {from_param: first.isoformat(), to_param: max(first, last).isoformat()}
+    log.info("Window from the data interval: %s", window)
+    return window
+
+
+# -- POST failures --------------------------------------------------------------------------------
+class ConfirmaSubmissionUncertainError(ConfirmaError):
+    """A POST failed in a way that leaves open whether Confirma received it (timeout, reset, 5xx)."""
+
+
+def submit_once(
+    post: Callable[[], Any],
+    *,
+    endpoint: Endpoint,
+    what: str,
+    retry_checks_status: bool,
+    recovery_hint: str = "",
+) -> Any:
+    """Send one POST (never retried once it may have arrived) and turn its failures into clear errors.
+
+    * connect failure / 429: the request provably had no effect: re-raised, a task retry is safe;
+    * other 4xx: the payload was rejected: :class:`AirflowFailException` (a retry would be rejected too);
+    * timeout, reset, 5xx: unknown whether it arrived. With ``retry_checks_status`` a
+      :class:`ConfirmaSubmissionUncertainError` (a task retry first asks the status endpoint what
+      Confirma knows); otherwise :class:`AirflowFailException`, so nothing is re-sent automatically.
+    """
+    try:
+        return post()
+    except ConfirmaRateLimitError:
+        raise
+    except ConfirmaClientError as exc:
+        raise AirflowFailException(
+            f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
+        ) from exc
+    except (ConfirmaTransportError, ConfirmaServerError) as exc:
+        if isinstance(exc, ConfirmaTransportError) and exc.kind == "connect":
+            raise
+        message = f"{endpoint.value} failed ({exc}): {what} may or may not have reached Confirma."
+        if retry_checks_status:
+            raise ConfirmaSubmissionUncertainError(
+                f"{message} A retry of this task checks the status endpoint first and sends only what "
+                "Confirma does not know yet."
+            ) from exc
+        raise AirflowFailException(
+            f"{message} Not retried automatically, to avoid a duplicate. {recovery_hint}".rstrip()
+        ) from exc
+
+
+# -- the base operator ----------------------------------------------------------------------------
+class ConfirmaBaseOperator(BaseOperator):
+    """Base of the Confirma operators.
+
+    :param confirma_conn_id: the ``confirma`` connection (API key, environment or host).
+    :param request_timeout: per-request timeout in seconds (default: the connection's ``timeout``).
+    :param http_retry_policy: retry bounds of GET requests (POSTs are never retried once they may have arrived).
+    :param max_records: lists pushed to XCom are cut to this many items; the summary says how many
+        were left out.
+    """
+
+    def __init__(
+        self,
+        *,
+        confirma_conn_id: str = DEFAULT_CONN_ID,
+        request_timeout: float | None = None,
+        http_retry_policy: RetryPolicy | None = None,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0:
+            raise ConfirmaConfigError(f"max_records must be a non-negative integer, got {max_records!r}")
+        self.confirma_conn_id = confirma_conn_id
+        self.request_timeout = request_timeout
+        self.http_retry_policy = http_retry_policy
+        self.max_records = max_records
+
+    @cached_property
+    def hook(self) -> ConfirmaHook:
+        return ConfirmaHook(self.confirma_conn_id, timeout=self.request_timeout, retry_policy=self.http_retry_policy)
+
+
+class ConfirmaWindowedOperator(ConfirmaBaseOperator):
+    """Base of the GET operators that take a date window (see :func:`resolve_window`).
+
+    :param from_date: window start (templated; a date, datetime or text such as ``"{{ ds }}"``).
+    :param to_date: window end (templated).
+    :param from_param: query parameter name of the start.
+    :param to_param: query parameter name of the end.
+    :param use_data_interval: without ``from_date``/``to_date``, send the run's data interval.
+    :param to_date_inclusive: send the last day inside the data interval as the end (the interval's
+        end is exclusive); ``False`` sends the end's own date.
+    :param query_params: further query parameters, passed through; they win over the window.
+    """
+
+    template_fields: Sequence[str] = ("from_date", "to_date", "query_params")
+
+    def __init__(
+        self,
+        *,
+        from_date: Any = None,
+        to_date: Any = None,
+        from_param: str = "fromDate",
+        to_param: str = "toDate",
+        use_data_interval: bool = True,
+        to_date_inclusive: bool = True,
+        query_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for name, param in (("from_param", from_param), ("to_param", to_param)):
+            if not isinstance(param, str) or not param.strip():
+                raise ConfirmaConfigError(f"{name} must be a query parameter name, got {param!r}")
+        if from_param == to_param:
+            raise ConfirmaConfigError(f"from_param and to_param must differ, both are {from_param!r}")
+        self.from_date = from_date
+        self.to_date = to_date
+        self.from_param = from_param
+        self.to_param = to_param
+        self.use_data_interval = use_data_interval
+        self.to_date_inclusive = to_date_inclusive
+        self.query_params = query_params
+
+    def build_query(self, context: Context) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(query parameters, window)``: the window, overridden by ``query_params``."""
+        if self.query_params is not None and not isinstance(self.query_params, Mapping):
+            raise ConfirmaConfigError(f"query_params must be a mapping, got {type(self.query_params).__name__}")
+        window = resolve_window(
+            context,
+            from_date=self.from_date,
+            to_date=self.to_date,
+            from_param=self.from_param,
+            to_param=self.to_param,
+            use_data_interval=self.use_data_interval,
+            to_date_inclusive=self.to_date_inclusive,
+            log=self.log,
+        )
+        return {**window, **dict(self.query_params or {})}, window

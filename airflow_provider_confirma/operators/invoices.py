@@ -1,0 +1,196 @@
+"""Invoice operators: create invoices and invoice actions, read case details and distribution info.
+
+Creating an invoice or an action is money too, but no documented endpoint can confirm by invoice
+number that a POST arrived. So a POST whose fate is unknown (timeout, reset, 5xx) fails the task
+*without* automatic retry, saying what to check before running it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.operators.base import (
+    ConfirmaBaseOperator,
+    ConfirmaWindowedOperator,
+    has_templates,
+    load_payload,
+    object_result,
+    raise_for_issues,
+    submit_once,
+    to_xcom_safe,
+    wire_numbers,
+)
+from airflow_provider_confirma.validation import validate_invoice_action_payload, validate_invoice_payload
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RECOVERY_HINT = (
+    "Check ConfirmaGetDistributionInfoOperator (GET /invoice/distribution) or ConfirmaGetCaseDetailsOperator "
+    "for this invoice before running the task again."
+)
+
+
+class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
+    """POST ``/invoice``: submit one sales invoice (a ``SalesInvoiceRequest``) for distribution.
+
+    :param invoice: the request body (``processing``, ``distribution``, ``invoice``), or its JSON
+        text. Money fields (``amount``, ``…Amount``) given as text go out as exact JSON numbers.
+        Validated before sending (at DAG parse time when it holds no template).
+    :return: ``{"identifiers": [invoice number], "response": <the API's answer, XCom-safe>}``.
+    """
+
+    template_fields: Sequence[str] = ("invoice",)
+
+    def __init__(self, *, invoice: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.invoice = invoice
+        if not has_templates(invoice):
+            self._body(invoice)
+
+    @staticmethod
+    def _body(invoice: Any) -> dict[str, Any]:
+        body = wire_numbers(load_payload(invoice, "invoice"))
+        if not isinstance(body, Mapping):
+            raise ConfirmaConfigError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
+        raise_for_issues(validate_invoice_payload(body), "invoice payload")
+        return dict(body)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        body = self._body(self.invoice)
+        number = str(body["invoice"]["header"]["number"])
+        response = submit_once(
+            lambda: self.hook.create_invoice(body),
+            endpoint=Endpoint.CREATE_INVOICE,
+            what=f"invoice {number}",
+            retry_checks_status=False,
+            recovery_hint=RECOVERY_HINT,
+        )
+        self.log.info("Submitted invoice %s", number)
+        return {"identifiers": [number], "response": to_xcom_safe(response, max_items=self.max_records)}
+
+
+class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
+    """POST ``/invoice/action``: queue actions (``COMMENT``, ``DUEDATE``, ``DIRECTPAYMENT``, ...) on cases.
+
+    :param actions: the ``actions`` list (or the whole body ``{"actions": [...]}``, or its JSON text).
+        Amounts (``data.amount``, ``outstanding…Amount``) go out as exact JSON numbers. Validated
+        before sending.
+    :return: ``{"identifiers": [invoice numbers], "actions": count, "codes": [...], "response": ...}``.
+    """
+
+    template_fields: Sequence[str] = ("actions",)
+
+    def __init__(self, *, actions: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.actions = actions
+        if not has_templates(actions):
+            self._actions(actions)
+
+    @staticmethod
+    def _actions(actions: Any) -> list[Any]:
+        value = load_payload(actions, "actions")
+        if isinstance(value, Mapping) and set(value) == {"actions"}:
+            value = value["actions"]
+        value = wire_numbers(value)
+        if not isinstance(value, list):
+            raise ConfirmaConfigError(f"actions must be a list of action objects, got {type(value).__name__}")
+        raise_for_issues(validate_invoice_action_payload({"actions": value}), "invoice action payload")
+        return value
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        actions = self._actions(self.actions)
+        numbers = list(dict.fromkeys(str(a["data"]["invoiceNumber"]) for a in actions))
+        codes = [str(a["code"]) for a in actions]
+        response = submit_once(
+            lambda: self.hook.create_invoice_action({"actions": actions}),
+            endpoint=Endpoint.CREATE_INVOICE_ACTION,
+            what=f"{len(actions)} action(s) ({', '.join(codes)}) on invoice(s) {', '.join(numbers)}",
+            retry_checks_status=False,
+            recovery_hint=RECOVERY_HINT.replace("this invoice", "these cases"),
+        )
+        self.log.info("Queued %d action(s) %s on invoice(s) %s", len(actions), codes, numbers)
+        return {
+            "identifiers": numbers,
+            "actions": len(actions),
+            "codes": codes,
+            "response": to_xcom_safe(response, max_items=self.max_records),
+        }
+
+
+class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
+    """GET ``/invoice/case``: an agency case's summary, balance, payments, events and timeline.
+
+    Confirma does not document this endpoint's query parameters. ``case_id`` is sent as
+    ``case_id_param`` (default ``caseId``, inferred); ``query_params`` pass through as given.
+
+    :return: ``{"summary": {"query": {...}, "truncated": {...}}, "data": <the case, lists capped>}``.
+    """
+
+    template_fields: Sequence[str] = ("case_id", "query_params")
+
+    def __init__(
+        self,
+        *,
+        case_id: Any = None,
+        case_id_param: str = "caseId",
+        query_params: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if case_id is None and not query_params:
+            raise ConfirmaConfigError("give case_id or query_params: the case to read")
+        self.case_id = case_id
+        self.case_id_param = case_id_param
+        self.query_params = query_params
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.case_id not in (None, ""):
+            params[self.case_id_param] = self.case_id
+        params.update(self.query_params or {})
+        body = self.hook.get_case_details(params)
+        self.log.info("Fetched case details for %s", params)
+        return object_result(body, self.max_records, {"query": params})
+
+
+class ConfirmaGetDistributionInfoOperator(ConfirmaWindowedOperator):
+    """GET ``/invoice/distribution``: distribution records of submitted invoices (once a day is advised).
+
+    The query parameters are not documented; the response echoes ``invoiceNumber``, ``fromInvDate``,
+    ``toInvDate`` and ``fetchType`` as applied filters, so the window parameters default to
+    ``fromInvDate``/``toInvDate`` and are configurable. No window is sent by default
+    (``use_data_interval=False``): the API then applies its own (apparently the last 30 days).
+
+    :return: ``{"summary": {"window", "totalCount", "successfulCount", "failedCount", "truncated"},
+        "data": <the response, lists capped>}``.
+    """
+
+    def __init__(
+        self,
+        *,
+        from_param: str = "fromInvDate",
+        to_param: str = "toInvDate",
+        use_data_interval: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(from_param=from_param, to_param=to_param, use_data_interval=use_data_interval, **kwargs)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        params, window = self.build_query(context)
+        body = self.hook.get_distribution_info(params)
+        meta = body.get("metaData") if isinstance(body, Mapping) else None
+        counts = {k: meta.get(k) for k in ("totalCount", "successfulCount", "failedCount")} if meta else {}
+        self.log.info("Distribution info for %s: %s", params or "API default window", counts or "no metaData")
+        return object_result(body, self.max_records, {"window": window or None, **counts})
+
+
+__all__ = [
+    "ConfirmaCreateInvoiceActionOperator",
+    "ConfirmaCreateInvoiceOperator",
+    "ConfirmaGetCaseDetailsOperator",
+    "ConfirmaGetDistributionInfoOperator",
+]
