@@ -8,7 +8,6 @@ encoding of request bodies (``Decimal`` written exactly, never through float).
 from __future__ import annotations
 
 import email.utils
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
     body_excerpt,
 )
-from airflow_provider_confirma.json_codec import encode_json
+from airflow_provider_confirma.json_codec import decode_json, encode_json
 
 __all__ = [
     "SAFE_METHODS",
@@ -151,7 +150,7 @@ def interpret_response(
                 f"expected JSON, got {content_type or 'no content type'}",
             )
         try:
-            return json.loads(body)
+            return decode_json(body)  # fractional numbers (money) as exact Decimal, never float
         except ValueError:
             raise ConfirmaResponseError(
                 method, path, status, body_excerpt(body, redact=redact), "malformed JSON"
