@@ -17,18 +17,25 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
-from airflow_provider_confirma.models import StatusSets, SyncRecord, evaluate_sync
+from airflow_provider_confirma.models import StatusSets, SyncRecord
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     bounded,
     has_templates,
-    identifiers_from,
     load_payload,
     raise_for_issues,
     records_result,
     submit_once,
     to_xcom_safe,
     wire_numbers,
+)
+from airflow_provider_confirma.triggers.sync_wait import (
+    FAILURE_DETAILS_LIMIT,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    SyncWait,
+    index_records,
+    normalize_identifiers,
 )
 from airflow_provider_confirma.validation import ValidationIssue, validate_ledger_payload, validate_payments_payload
 
@@ -239,7 +246,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         source_identifiers: Any = None,
         success_statuses: Any = None,
         pending_statuses: Any = None,
-        fail_on_failed: bool = False,
+        fail_on_sync_failure: bool = False,
         emit_asset: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -249,34 +256,46 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         self.query_params = query_params
         self.source_identifiers = source_identifiers
         self.status_sets = StatusSets.build(success_statuses, pending_statuses)
-        self.fail_on_failed = fail_on_failed
+        self.fail_on_sync_failure = fail_on_sync_failure
         self.emit_asset = emit_asset
         if not has_templates(source_identifiers):
-            identifiers_from(source_identifiers, "source_identifiers")
+            normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
 
     def _fetch(self) -> list[Any]:
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
-        identifiers = identifiers_from(self.source_identifiers, "source_identifiers")
+        wait = SyncWait(
+            normalize_identifiers(self.source_identifiers),
+            self.status_sets,
+            fail_on_sync_failure=self.fail_on_sync_failure,
+            max_xcom_records=self.max_records,
+            noun=self.noun,
+        )
         records: list[Any] = self._fetch()
-        progress = evaluate_sync(records, self.status_sets, identifiers)
-        shown: list[Any] = list(progress.records.values()) if identifiers is not None else records
+        verdict = wait.judge(index_records(records))
+        progress = verdict.progress
+        self.log.info("%s sync status (%s): %s", self.noun, verdict.outcome, verdict.describe())
+        if verdict.outcome == OUTCOME_FAILED:
+            raise AirflowFailException(verdict.failure_message())
+        shown: list[Any] = list(progress.records.values()) if wait.identifiers is not None else records
         rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown]
         summary: dict[str, Any] = {
-            "sync": progress.counts(),
-            "failures": progress.failure_details(limit=min(10, self.max_records)),
+            "outcome": verdict.outcome,
+            "counts": progress.counts(),
+            "failures": progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
             "missing": progress.missing[: self.max_records],
+            "missing_omitted": max(0, len(progress.missing) - self.max_records),
         }
-        self.log.info("%s sync status: %s", self.noun, progress.describe())
-        if self.fail_on_failed and progress.failed:
-            raise AirflowFailException(f"{len(progress.failed)} {self.noun}(s) failed to sync: {progress.describe()}")
         result = records_result(rows, self.max_records, summary)
-        if self.emit_asset and progress.synced and progress.done:
+        if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
             extra: dict[str, Any] = {"synced": len(progress.synced), "identifiers": progress.synced[:100]}
             context["outlet_events"][AssetAlias(self.alias_name)].add(self.asset, extra=extra)
             self.log.info(
-                "All %d tracked %s(s) synced: emitted an event for %s", len(progress.synced), self.noun, self.asset.uri
+                "%d %s(s) synced, none pending: emitted an event for %s",
+                len(progress.synced),
+                self.noun,
+                self.asset.uri,
             )
         return result
 
@@ -288,12 +307,14 @@ class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
     :param source_identifiers: track only these (a list, or a submit operator's XCom); default: every record.
     :param success_statuses: ``status`` codes meaning synced (default ``{1}``).
     :param pending_statuses: ``status`` codes meaning still queued (default ``{0}``); any other is failed.
-    :param fail_on_failed: fail the task when a tracked payment failed to sync.
-    :param emit_asset: emit an event on ``confirma://accounting/payment`` when every tracked payment
-        is synced (through the asset alias ``confirma-payment-sync-status``); the event's extra holds
-        the count and identifiers.
-    :return: ``{"summary": {"sync": counts, "failures": [...], "missing": [...], total, returned,
-        omitted}, "records": [{sourceIdentifier, status, state, ...}, ...]}``.
+    :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync.
+    :param emit_asset: emit an event on ``confirma://accounting/payment`` when the tracked payments
+        are synced (every one of ``source_identifiers``; without them, none pending and none failed),
+        through the asset alias ``confirma-payment-sync-status``; the event's extra holds the count
+        and up to 100 identifiers. No event when they are not.
+    :return: ``{"summary": {"outcome": "success"|"waiting", "counts": {...}, "failures": [...],
+        "missing": [...], "missing_omitted", "total", "returned", "omitted"}, "records":
+        [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
     """
 
     asset = PAYMENT_SYNC_ASSET

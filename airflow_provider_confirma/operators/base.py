@@ -209,28 +209,6 @@ def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
         raise ConfirmaPayloadError(f"{what} is invalid, nothing was sent: {format_issues(issues)}")
 
 
-def identifiers_from(value: Any, name: str) -> list[str] | None:
-    """Identifiers from a list, a ``{"identifiers": [...]}`` dict (a submit operator's XCom), JSON text
-    of either, or one identifier as text; ``None`` means "not given". Order kept, duplicates dropped."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        value = load_payload(text, name) if text[:1] in ("[", "{") else [text]
-    if isinstance(value, Mapping):
-        if "identifiers" not in value:
-            raise ConfirmaConfigError(f"{name}: a dict must hold an 'identifiers' list, got keys {sorted(value)}")
-        value = value["identifiers"]
-    if not isinstance(value, (list, tuple)):
-        raise ConfirmaConfigError(f"{name} must be a list of identifiers, got {type(value).__name__}")
-    out: list[str] = []
-    for index, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, (str, int)) or str(item).strip() == "":
-            raise ConfirmaConfigError(f"{name}[{index}] is not an identifier: {item!r}")
-        out.append(str(item).strip())
-    return list(dict.fromkeys(out))
-
-
 def bounded(items: Collection[str], limit: int = 10) -> str:
     """``a, b, c (+7 more)`` for log lines and messages."""
     listed = list(items)
