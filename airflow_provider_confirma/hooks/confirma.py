@@ -108,7 +108,9 @@ class ConfirmaHook(BaseHook):
         logger_name: str | None = None,
     ) -> None:
         super().__init__(logger_name=logger_name)
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
+        ):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.confirma_conn_id = confirma_conn_id
         self.timeout = timeout

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from airflow.sdk import BaseHook
+from conftest import TEST_API_KEY  # tests/conftest.py, already imported by pytest
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
@@ -18,7 +19,6 @@ from airflow_provider_confirma.hooks.connection import (
     extra_field,
     is_loopback,
 )
-from tests.conftest import TEST_API_KEY
 
 STAGING = "https://staging-integrations.confirmafinance.com" + API_PREFIX
 PRODUCTION = "https://integrations.confirmafinance.com" + API_PREFIX
