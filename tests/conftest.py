@@ -22,6 +22,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_API_KEY = "ck_test_SECRET_4f9a7e2b1c"
 
 
+def _aioresponses_aiohttp_314_compat() -> None:
+    """aioresponses 0.7.9 builds ``ClientResponse`` without the ``stream_writer`` that aiohttp 3.14
+    requires (pnuckowski/aioresponses#289, fix pending in #288): supply a finished writer's stand-in."""
+    import inspect
+    from types import SimpleNamespace
+
+    import aiohttp
+    import aioresponses.core
+
+    if "stream_writer" not in inspect.signature(aiohttp.ClientResponse.__init__).parameters:
+        return
+
+    class ClientResponse(aiohttp.ClientResponse):
+        def __init__(self, method, url, *, stream_writer=None, **kwargs):
+            writer = stream_writer if stream_writer is not None else SimpleNamespace(output_size=0)
+            super().__init__(method, url, stream_writer=writer, **kwargs)
+
+    aioresponses.core.ClientResponse = ClientResponse
+
+
+_aioresponses_aiohttp_314_compat()
+
+
 @pytest.fixture(scope="session")
 def airflow_home() -> Path:
     return _HOME
