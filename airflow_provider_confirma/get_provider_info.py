@@ -68,4 +68,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_confirma.hooks.confirma"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Confirma Finance",
+                "python-modules": [
+                    "airflow_provider_confirma.operators.accounting",
+                    "airflow_provider_confirma.operators.payments",
+                    "airflow_provider_confirma.operators.invoices",
+                ],
+            }
+        ],
     }
