@@ -82,7 +82,6 @@ class _SubmitOperator(ConfirmaBaseOperator):
 
     submit_endpoint: ClassVar[Endpoint]
     status_endpoint: ClassVar[Endpoint]
-    list_key: ClassVar[str]  # top-level key of the request body
     id_key: ClassVar[str]  # identifier field of one submitted item
     noun: ClassVar[str]
 
@@ -147,7 +146,6 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
     template_fields: Sequence[str] = ("payments", "status_query_params")
     submit_endpoint = Endpoint.SUBMIT_PAYMENTS
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
-    list_key = "payments"
     id_key = "paymentIdentifier"
     noun = "payment"
 
@@ -196,7 +194,6 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
     template_fields: Sequence[str] = ("ledger", "status_query_params")
     submit_endpoint = Endpoint.SUBMIT_LEDGER
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
-    list_key = "ledgers"
     id_key = "ledgerIdentifier"
     noun = "ledger document"
 
