@@ -1,0 +1,381 @@
+"""The sandbox's HTTP face: an ASGI app with every documented endpoint under the API prefix,
+admin endpoints under ``/_sandbox``, and a pure-ASGI middleware that counts requests, injects
+chaos and checks ``X-Api-Key``.
+
+Built on Starlette, the routing core of FastAPI (installed with it): importing FastAPI alone takes
+about 1 s of the CLI's 2 s start-up budget, and its per-request dependency resolution and
+pydantic models would buy nothing here, since bodies are checked by the shared validation module.
+
+Paths come from :class:`~airflow_provider_confirma.endpoints.Endpoint`; payload rules from
+:mod:`airflow_provider_confirma.validation`; state and behaviour from :class:`.state.SandboxState`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
+from airflow_provider_confirma.json_codec import decode_json, encode_json
+from airflow_provider_confirma.sandbox.admin import ADMIN_PREFIX
+from airflow_provider_confirma.sandbox.state import SandboxState
+from airflow_provider_confirma.validation import (
+    ValidationIssue,
+    format_issues,
+    validate_client_payload,
+    validate_invoice_action_payload,
+    validate_invoice_payload,
+    validate_ledger_payload,
+    validate_payments_payload,
+)
+
+log = logging.getLogger(__name__)
+
+JSON_TYPE = "application/json"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ConnectionAborter(Protocol):
+    """Drops the TCP connection of a request without a response (see :mod:`.server`)."""
+
+    def abort(self, client: Any) -> bool: ...
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(encode_json(body), status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def error_response(status: int, message: str, **extra: Any) -> Response:
+    return json_response({"message": message, **extra}, status)
+
+
+# -- middleware ------------------------------------------------------------------------------------
+_CHAOS_STATUS = {"error_500": 500, "error_502": 502, "error_503": 503, "rate_limit": 429}
+_CHAOS_TEXT = {
+    500: b'{"message":"Internal Server Error (sandbox chaos)"}',
+    502: b'{"message":"Bad Gateway (sandbox chaos)"}',
+    503: b'{"message":"Service Unavailable (sandbox chaos)"}',
+    429: b'{"message":"Too Many Requests (sandbox chaos)"}',
+}
+_UNAUTHORIZED = b'{"message":"Unauthorized: missing or invalid X-Api-Key"}'
+_MALFORMED = b'{"payments": [{"sourceIdentifier": "truncated'
+_HTML = b"<html><body><h1>Maintenance</h1><p>sandbox chaos: wrong content type</p></body></html>"
+
+
+async def _send_simple(
+    send: Send, status: int, body: bytes, content_type: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SandboxMiddleware:
+    """Counting, chaos and authentication for API requests; admin and unknown paths pass through."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState, aborter: ConnectionAborter | None) -> None:
+        self.app = app
+        self.state = state
+        self.aborter = aborter
+        self.client_path = Endpoint.CREATE_CLIENT.full_path
+
+    async def _reset(self, scope: Scope, key: str) -> None:
+        self.state.count_response(key, "reset")
+        if self.aborter is None or not self.aborter.abort(scope.get("client")):
+            raise ConnectionAbortedError("sandbox chaos: no transport to reset")  # uvicorn answers 500
+        for _ in range(3):  # let the transport report the loss before the app returns
+            await asyncio.sleep(0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        state = self.state
+        method: str = scope["method"]
+        key = f"{method} {path}"
+        state.count_request(key)
+
+        decision = state.decide_chaos(method, path[len(API_PREFIX) :])
+        if decision.latency:
+            await asyncio.sleep(decision.latency)
+        outcome = decision.outcome
+        if outcome in _CHAOS_STATUS:
+            status = _CHAOS_STATUS[outcome]
+            extra = []
+            if status in (429, 503):
+                extra.append((b"retry-after", str(state.config.chaos.retry_after).encode()))
+            state.count_response(key, status)
+            await _send_simple(send, status, _CHAOS_TEXT[status], JSON_TYPE.encode(), extra)
+            return
+        if outcome == "reset":
+            await self._reset(scope, key)
+            return
+
+        api_key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                api_key = value.decode("latin-1")
+                break
+        provisioning = method == "POST" and path == self.client_path
+        if not state.key_ok(api_key, provisioning=provisioning):
+            state.count_response(key, 401)
+            await _send_simple(send, 401, _UNAUTHORIZED, JSON_TYPE.encode())
+            return
+
+        if outcome is None:
+            status_seen: list[int] = []
+
+            async def counting_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status_seen.append(message["status"])
+                await send(message)
+
+            await self.app(scope, receive, counting_send)
+            state.count_response(key, status_seen[0] if status_seen else "none")
+            return
+
+        # the request is handled (a POST is stored), then its response is spoiled or dropped
+        captured: list[Message] = []
+
+        async def capture(message: Message) -> None:
+            captured.append(message)
+
+        await self.app(scope, receive, capture)
+        if outcome == "reset_after_body":
+            await self._reset(scope, key)
+            return
+        state.count_response(key, f"200 ({outcome})")
+        if outcome == "malformed_json":
+            await _send_simple(send, 200, _MALFORMED, JSON_TYPE.encode())
+        else:
+            await _send_simple(send, 200, _HTML, b"text/html; charset=utf-8")
+
+
+# -- request helpers -------------------------------------------------------------------------------
+def _query(request: Request) -> dict[str, str]:
+    return dict(request.query_params)
+
+
+async def _read_json(request: Request) -> Any:
+    """The JSON body (fractions as ``Decimal``), or an error ``Response`` (415 / 400)."""
+    content_type = request.headers.get("content-type", "")
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime != JSON_TYPE and not mime.endswith("+json"):
+        return error_response(415, f"Content-Type must be {JSON_TYPE}, got {content_type or 'none'}")
+    raw = await request.body()
+    try:
+        return decode_json(raw)
+    except ValueError as err:
+        return error_response(400, f"malformed JSON body: {err}")
+
+
+def _invalid(issues: list[ValidationIssue]) -> Response:
+    return error_response(
+        422,
+        f"Validation failed: {format_issues(issues)}",
+        errors=[issue.to_dict() for issue in issues],
+    )
+
+
+# -- the app ---------------------------------------------------------------------------------------
+def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) -> ASGIApp:
+    """The sandbox ASGI app over ``state``; ``aborter`` enables connection-reset chaos."""
+    routes: list[Route] = []
+
+    # -- onboarding --
+    async def validate_token(request: Request) -> Response:
+        return json_response({"isValid": True, "message": "Token is valid"})
+
+    async def renew_token(request: Request) -> Response:
+        return json_response({"Message": state.renew()})
+
+    async def create_client(request: Request) -> Response:
+        body = await _read_json(request)
+        if isinstance(body, Response):
+            return body
+        issues = validate_client_payload(body)
+        if issues:
+            return _invalid(issues)
+        return json_response(state.create_client(body))
+
+    # -- invoices --
+    async def create_invoice(request: Request) -> Response:
+        body = await _read_json(request)
+        if isinstance(body, Response):
+            return body
+        issues = validate_invoice_payload(body)
+        if issues:
+            return _invalid(issues)
+        info, duplicate, rejected = state.submit_invoice(body)
+        if rejected:
+            return error_response(409, f"duplicate invoice number {info.number}", duplicates=[str(info.number)])
+        return json_response(
+            {
+                "invoiceNumber": info.number,
+                "caseId": info.case_id,
+                "duplicate": duplicate,
+                "message": "Invoice already received" if duplicate else "Invoice received",
+            }
+        )
+
+    async def create_invoice_action(request: Request) -> Response:
+        body = await _read_json(request)
+        if isinstance(body, Response):
+            return body
+        issues = validate_invoice_action_payload(body)
+        if issues:
+            return _invalid(issues)
+        queued = state.submit_actions(body["actions"])
+        return json_response({"message": f"{len(queued)} action(s) queued", "actions": queued})
+
+    async def case_details(request: Request) -> Response:
+        try:
+            case = state.case(_query(request))
+        except ValueError as err:
+            return error_response(400, str(err))
+        if case is None:
+            return error_response(404, "case not found")
+        return json_response(case)
+
+    async def distribution_info(request: Request) -> Response:
+        try:
+            return json_response(state.distribution(_query(request)))
+        except ValueError as err:
+            return error_response(400, str(err))
+
+    # -- payments --
+    async def payments(request: Request) -> Response:
+        try:
+            return json_response(state.payments(_query(request)))
+        except ValueError as err:
+            return error_response(400, str(err))
+
+    async def settlements(request: Request) -> Response:
+        try:
+            return json_response(state.settlements(_query(request)))
+        except ValueError as err:
+            return error_response(400, str(err))
+
+    # -- accounting --
+    async def submit_ledger(request: Request) -> Response:
+        body = await _read_json(request)
+        if isinstance(body, Response):
+            return body
+        issues = validate_ledger_payload(body)
+        if issues:
+            return _invalid(issues)
+        return _submitted("ledgers", state.submit_ledger(body["ledgers"]))
+
+    async def submit_payments(request: Request) -> Response:
+        body = await _read_json(request)
+        if isinstance(body, Response):
+            return body
+        issues = validate_payments_payload(body)
+        if issues:
+            return _invalid(issues)
+        return _submitted("payments", state.submit_payments(body["payments"]))
+
+    def _status(kind: str, request: Request) -> Response:
+        if request.query_params:
+            state.record_query(f"GET {request.url.path}", _query(request))
+        body = state.status_body(kind)
+        if body is None:
+            return Response(status_code=204)
+        return Response(body, media_type=JSON_TYPE)
+
+    async def ledger_status(request: Request) -> Response:
+        return _status("ledgers", request)
+
+    async def payment_status(request: Request) -> Response:
+        return _status("payments", request)
+
+    handlers: dict[Endpoint, Callable[[Request], Awaitable[Response]]] = {
+        Endpoint.VALIDATE: validate_token,
+        Endpoint.RENEW: renew_token,
+        Endpoint.CREATE_CLIENT: create_client,
+        Endpoint.CREATE_INVOICE: create_invoice,
+        Endpoint.CREATE_INVOICE_ACTION: create_invoice_action,
+        Endpoint.CASE_DETAILS: case_details,
+        Endpoint.DISTRIBUTION_INFO: distribution_info,
+        Endpoint.PAYMENTS: payments,
+        Endpoint.SETTLEMENTS: settlements,
+        Endpoint.SUBMIT_LEDGER: submit_ledger,
+        Endpoint.LEDGER_SYNC_STATUS: ledger_status,
+        Endpoint.SUBMIT_PAYMENTS: submit_payments,
+        Endpoint.PAYMENT_SYNC_STATUS: payment_status,
+    }
+    missing = set(Endpoint) - set(handlers)
+    if missing:  # pragma: no cover - guards additions to Endpoint
+        raise RuntimeError(f"sandbox has no handler for {sorted(e.value for e in missing)}")
+    for endpoint, handler in handlers.items():
+        routes.append(Route(endpoint.full_path, handler, methods=[endpoint.method], name=endpoint.name))
+    routes.extend(_admin_routes(state))
+    return SandboxMiddleware(Starlette(routes=routes), state, aborter)
+
+
+def _submitted(kind: str, result: Any) -> Response:
+    if result.rejected:
+        return error_response(
+            409, f"duplicate {kind} identifier(s): {', '.join(result.duplicates)}", duplicates=result.duplicates
+        )
+    return json_response(
+        {
+            "message": f"{len(result.accepted)} {kind.rstrip('s')} record(s) queued",
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+        }
+    )
+
+
+def _admin_routes(state: SandboxState) -> list[Route]:
+    async def admin_body(request: Request) -> Any:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError as err:
+            raise ValueError(f"malformed JSON body: {err}") from None
+
+    def guarded(fn: Callable[[Any], Any]) -> Callable[[Request], Awaitable[Response]]:
+        async def route(request: Request) -> Response:
+            try:
+                return json_response(fn(await admin_body(request)))
+            except (ValueError, TypeError) as err:
+                return error_response(400, str(err))
+
+        return route
+
+    routes: list[tuple[str, list[str], Callable[[Any], Any]]] = [
+        ("/health", ["GET"], lambda _: {"status": "ok"}),
+        ("/stats", ["GET"], lambda _: state.stats()),
+        ("/records", ["GET"], lambda _: state.records()),
+        ("/config", ["GET"], lambda _: state.config.to_dict()),
+        ("/config", ["PUT", "POST", "PATCH"], lambda body: state.configure(body).to_dict()),
+        ("/chaos", ["GET"], lambda _: state.config.chaos.to_dict()),
+        ("/chaos", ["PUT", "POST"], lambda body: state.set_chaos(body).to_dict()),
+        ("/chaos", ["DELETE"], lambda _: state.set_chaos(None).to_dict()),
+        ("/sync", ["POST"], lambda _: {"settled": state.settle_all()}),
+        ("/reset", ["POST"], lambda body: _reset(state, body)),
+    ]
+    return [Route(ADMIN_PREFIX + path, guarded(fn), methods=methods) for path, methods, fn in routes]
+
+
+def _reset(state: SandboxState, body: Any) -> dict[str, Any]:
+    keep = bool(body.get("keep_config")) if isinstance(body, dict) else False
+    state.reset(restore_config=not keep)
+    return {"reset": True, "config": state.config.to_dict()}

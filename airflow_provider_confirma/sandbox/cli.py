@@ -1,0 +1,165 @@
+"""``confirma-sandbox``: run the Confirma partner API sandbox from a shell.
+
+Prints the ``AIRFLOW_CONN_CONFIRMA_DEFAULT`` value that points Airflow at it, and with
+``--ready-file`` writes ``{"url", "port", "api_key", "conn"}`` once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_provider_confirma.sandbox.config import DUPLICATE_POLICIES, ChaosConfig, SandboxConfig
+
+DEFAULT_PORT = 8765
+
+_CHAOS_FLAGS = {
+    "chaos_500": "error_500",
+    "chaos_502": "error_502",
+    "chaos_503": "error_503",
+    "chaos_429": "rate_limit",
+    "chaos_reset": "reset",
+    "chaos_reset_after_body": "reset_after_body",
+    "chaos_malformed_json": "malformed_json",
+    "chaos_wrong_content_type": "wrong_content_type",
+    "chaos_latency_ms": "latency_ms",
+    "chaos_latency_rate": "latency_rate",
+    "retry_after": "retry_after",
+    "chaos_seed": "seed",
+    "chaos_methods": "methods",
+    "chaos_paths": "paths",
+    "chaos_script": "script",
+}
+_CONFIG_FLAGS = (
+    "api_key",
+    "provisioning_token",
+    "sync_delay",
+    "failure_rate",
+    "failure_pattern",
+    "failure_status",
+    "failure_description",
+    "duplicate_policy",
+    "seed",
+    "seed_invoices",
+    "anchor_date",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="confirma-sandbox",
+        description="A local fake of the Confirma partner API (/api/v1/partner) for demos and tests.",
+    )
+    net = parser.add_argument_group("server")
+    net.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    net.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 = any free)")
+    net.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto", help="HTTP parser")
+    net.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop")
+    net.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
+    net.add_argument("--ready-file", help="write {url, port, api_key, conn} as JSON here once serving")
+    net.add_argument("--conn-id", default="confirma_default", help="connection id for the printed variable")
+
+    api = parser.add_argument_group("behaviour")
+    api.add_argument("--config-json", help="a full SandboxConfig as JSON; the flags below override it")
+    api.add_argument("--api-key", help="the accepted X-Api-Key (default: confirma-sandbox-key)")
+    api.add_argument("--provisioning-token", help="the key accepted by POST /client")
+    api.add_argument("--sync-delay", type=float, help="seconds until a submitted record leaves pending (default 1)")
+    api.add_argument("--failure-rate", type=float, help="fraction of records that fail (seeded, per identifier)")
+    api.add_argument("--failure-pattern", help="regex: identifiers matching it fail")
+    api.add_argument("--failure-status", type=int, help="status code of failed records (default 2)")
+    api.add_argument("--failure-description", help="description of failed records")
+    api.add_argument("--duplicate-policy", choices=DUPLICATE_POLICIES, help="accept (200, counted) or reject (409)")
+    api.add_argument("--seed", type=int, help="seed of the generated data and failure draws (default 0)")
+    api.add_argument("--seed-invoices", type=int, help="number of seeded invoices (default 8)")
+    api.add_argument("--anchor-date", help="'today' of the seeded data, YYYY-MM-DD (default: today UTC)")
+
+    chaos = parser.add_argument_group("chaos (fractions 0..1 of matching requests)")
+    for flag, help_text in (
+        ("--chaos-500", "HTTP 500"),
+        ("--chaos-502", "HTTP 502"),
+        ("--chaos-503", "HTTP 503 with Retry-After"),
+        ("--chaos-429", "HTTP 429 with Retry-After"),
+        ("--chaos-reset", "connection reset before the request is handled"),
+        ("--chaos-reset-after-body", "request handled (POST stored), then connection reset"),
+        ("--chaos-malformed-json", "200 with a truncated JSON body"),
+        ("--chaos-wrong-content-type", "200 with an HTML body"),
+        ("--chaos-latency-rate", "fraction of requests delayed by --chaos-latency-ms (default 1)"),
+    ):
+        chaos.add_argument(flag, type=float, help=help_text)
+    chaos.add_argument("--chaos-latency-ms", type=float, help="added latency in milliseconds")
+    chaos.add_argument("--retry-after", type=int, help="Retry-After seconds of 429/503 (default 1)")
+    chaos.add_argument("--chaos-seed", type=int, help="seed of the chaos draws (default 0)")
+    chaos.add_argument("--chaos-methods", help="comma-separated methods chaos applies to (default all)")
+    chaos.add_argument("--chaos-paths", help="comma-separated API paths chaos applies to (default all)")
+    chaos.add_argument("--chaos-script", help="comma-separated outcomes for the first requests, e.g. 503,503,ok")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The :class:`SandboxConfig` of parsed arguments (``ValueError`` names a bad setting)."""
+    base: dict[str, Any] = json.loads(args.config_json) if args.config_json else {}
+    if not isinstance(base, dict):
+        raise ValueError("--config-json must be a JSON object")
+    for name in _CONFIG_FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            base[name] = value
+    chaos = dict(base.get("chaos") or {})
+    for flag, name in _CHAOS_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            chaos[name] = value
+    base["chaos"] = ChaosConfig.from_dict(chaos)
+    return SandboxConfig.from_dict(base)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+
+    from airflow_provider_confirma.sandbox.admin import SandboxEndpoint
+    from airflow_provider_confirma.sandbox.server import bind_socket, build_server
+
+    try:
+        sock = bind_socket(args.host, args.port)
+    except OSError as err:
+        print(f"confirma-sandbox: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 2
+    endpoint = SandboxEndpoint()
+    endpoint.host, endpoint.port, endpoint.api_key = args.host, sock.getsockname()[1], config.api_key
+    if args.host not in ("127.0.0.1", "::1", "localhost"):
+        print("confirma-sandbox: warning: plain HTTP on a non-loopback interface", file=sys.stderr)
+
+    def on_ready() -> None:
+        variable = f"AIRFLOW_CONN_{args.conn_id.upper()}"
+        print(f"Confirma sandbox serving {endpoint.api_url} (admin: {endpoint.url}/_sandbox/stats)")
+        if config.chaos.active:
+            print(f"chaos: {json.dumps({k: v for k, v in config.chaos.to_dict().items() if v})}")
+        print(f"{variable}={endpoint.conn_value}", flush=True)
+        if args.ready_file:
+            info = {"url": endpoint.url, "port": endpoint.port, "api_key": config.api_key, "conn": endpoint.conn_value}
+            tmp = f"{args.ready_file}.tmp"
+            with open(tmp, "w") as handle:
+                json.dump(info, handle)
+            os.replace(tmp, args.ready_file)
+
+    server = build_server(config, http=args.http, loop=args.loop, log_level=args.log_level, on_ready=on_ready)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # pragma: no cover - uvicorn handles SIGINT itself
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
