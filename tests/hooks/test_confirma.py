@@ -10,6 +10,8 @@ import email.utils
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 import traceback
 from datetime import date
@@ -620,6 +622,29 @@ def test_airflow_connection_test_uses_the_hook(rsps):
     )
     assert conn.test_connection() == (True, "Token is valid")
     assert rsps.calls[0].request.headers["X-Api-Key"] == TEST_API_KEY
+
+
+def test_airflow_cli_connection_test(json_server):
+    """``airflow connections test`` (enabled by ``[core] test_connection``) runs the hook's GET /validate."""
+    json_server.routes[Endpoint.VALIDATE.full_path] = (200, {"isValid": True, "message": "Token is valid"})
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW_CONN_CONFIRMA_CLI": conn_value(host=json_server.base),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "connections", "test", "confirma_cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Connection success!" in result.stdout
+    assert_no_secret(result.stdout, result.stderr)
+    (seen,) = json_server.seen
+    assert (seen.method, seen.path) == ("GET", API_PREFIX + "/validate")
+    assert seen.headers["X-Api-Key"] == TEST_API_KEY
 
 
 # -- TLS -------------------------------------------------------------------------------------------
