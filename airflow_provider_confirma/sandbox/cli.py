@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -152,13 +153,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.replace(tmp, args.ready_file)
 
     server = build_server(config, http=args.http, loop=args.loop, log_level=args.log_level, on_ready=on_ready)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught: make that a clean exit
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run(sockets=[sock])
-    except KeyboardInterrupt:  # pragma: no cover - uvicorn handles SIGINT itself
+    except KeyboardInterrupt:
         pass
     finally:
         sock.close()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover
