@@ -94,7 +94,8 @@ def http_protocol_class(http: str, registry: TransportRegistry) -> type[asyncio.
 def bind_socket(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     """A listening TCP socket; port 0 picks a free one (no race between choosing and binding)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then (else Nagle adds ~40 ms)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -64,6 +64,7 @@ class ChaosEngine:
 
     def __init__(self, config: ChaosConfig) -> None:
         self.config = config
+        self.active = config.active
         self.counters: Counter[str] = Counter()
         self.applied: Counter[str] = Counter()
         self.script_pos = 0
@@ -87,7 +88,7 @@ class ChaosEngine:
 
     def decide(self, method: str, rel_path: str) -> ChaosDecision:
         cfg = self.config
-        if not cfg.active or not self._matches(method, rel_path):
+        if not self.active or not self._matches(method, rel_path):
             return NO_CHAOS
         key = f"{method} {rel_path}"
         self.counters[key] += 1

@@ -1,0 +1,1 @@
+"""Benchmarks of the Confirma provider (run with ``make bench``)."""
