@@ -1,0 +1,262 @@
+"""ConfirmaPaymentSyncTrigger against a scripted aiohttp transport: events, errors, timeouts, serialization."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.sdk.module_loading import import_string
+from airflow.sdk.serde import deserialize, serialize
+
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.triggers.fake_status_api import ONE_ATTEMPT, TRIGGER_KEY, FakeStatusAPI
+
+pytestmark = pytest.mark.usefixtures("trigger_conns")
+
+
+def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
+    kwargs: dict[str, Any] = {
+        "confirma_conn_id": "confirma_test",
+        "source_identifiers": ["a", "b"],
+        "poll_interval": 0.05,
+        "end_time": time.time() + 10,
+        "retry_policy": ONE_ATTEMPT,
+    }
+    kwargs.update(overrides)
+    return ConfirmaPaymentSyncTrigger(**kwargs)
+
+
+async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
+    gen = trigger.run()
+    try:
+        event = await asyncio.wait_for(gen.__anext__(), 10)
+    finally:
+        await gen.aclose()
+    return event.payload
+
+
+async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:
+    """Change the API's answers once it has served ``polls`` requests (gives up after 5 s)."""
+    deadline = time.monotonic() + 5
+    while len(api.calls) < polls:
+        assert time.monotonic() < deadline, f"only {len(api.calls)} polls arrived"
+        await asyncio.sleep(0.005)
+    api.statuses.update(statuses)
+
+
+# -- outcomes ------------------------------------------------------------------------------------------
+async def test_success_after_pending_polls(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 1, "b": 0})
+    flipper = asyncio.create_task(flip_after(fake_api, 2, {"b": 1}))
+    started = time.time() - 3
+    payload = await first_event(make_trigger(started_at=started, query_params={"fromDate": "2026-02-01"}))
+    await flipper
+    assert payload["status"] == "success"
+    assert payload["message"] == "2/2 synced; waiting: -; failed: -"
+    summary = payload["summary"]
+    assert summary["counts"] == {"total": 2, "synced": 2, "pending": 0, "failed": 0, "missing": 0}
+    assert [r["sourceIdentifier"] for r in summary["records"]] == ["a", "b"]
+    assert summary["waited_seconds"] >= 3
+    assert len(fake_api.calls) in (2, 3)
+    assert all(c.params == {"fromDate": "2026-02-01"} for c in fake_api.calls)
+    assert all(c.api_key == TRIGGER_KEY for c in fake_api.calls)
+    json.dumps(payload)  # the event payload is JSON-safe
+
+
+async def test_polls_are_spaced_by_the_interval(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 0, "b": 0})
+    flipper = asyncio.create_task(flip_after(fake_api, 4, {"a": 1, "b": 1}))
+    await first_event(make_trigger(poll_interval=0.1))
+    await flipper
+    gaps = [b.at - a.at for a, b in zip(fake_api.calls, fake_api.calls[1:], strict=False)]
+    assert len(gaps) >= 3
+    assert min(gaps) >= 0.09
+
+
+async def test_missing_identifiers_count_as_pending(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 1})
+    flipper = asyncio.create_task(flip_after(fake_api, 2, {"b": 1}))
+    payload = await first_event(make_trigger())
+    await flipper
+    assert payload["status"] == "success"
+    assert len(fake_api.calls) >= 2
+
+
+async def test_failed_payment_emits_failed_naming_it(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 1, "b": 2})
+    fake_api.descriptions["b"] = "Target account closed"
+    payload = await first_event(make_trigger())
+    assert payload["status"] == "failed"
+    assert "b (status 2: Target account closed)" in payload["message"]
+    assert payload["summary"]["failures"] == [
+        {"sourceIdentifier": "b", "status": 2, "description": "Target account closed"}
+    ]
+    assert len(fake_api.calls) == 1
+
+
+async def test_without_fail_on_sync_failure_keeps_waiting_until_timeout(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 1, "b": 2})
+    started = time.time()
+    payload = await first_event(
+        make_trigger(fail_on_sync_failure=False, started_at=started, end_time=started + 0.4)
+    )
+    assert payload["status"] == "timeout"
+    assert "failed: b (no description)" in payload["message"]
+    assert payload["summary"]["counts"]["failed"] == 1
+    assert len(fake_api.calls) >= 3
+
+
+async def test_no_identifiers_waits_until_nothing_is_pending(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"x": 1, "y": 0, "z": 0})
+    flipper = asyncio.create_task(flip_after(fake_api, 2, {"y": 1, "z": 1}))
+    payload = await first_event(make_trigger(source_identifiers=None))
+    await flipper
+    assert payload["status"] == "success"
+    assert payload["summary"]["counts"]["total"] == 3
+
+
+async def test_timeout_event_at_end_time(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 0})
+    started = time.time()
+    payload = await first_event(make_trigger(started_at=started, end_time=started + 0.3))
+    elapsed = time.time() - started
+    assert payload["status"] == "timeout"
+    assert payload["message"].startswith("Timed out after 0.3s waiting for Confirma payment sync: 0/2 synced")
+    assert payload["summary"]["counts"]["missing"] == 1
+    assert 0.3 <= elapsed < 2
+
+
+async def test_timeout_while_a_slow_poll_is_in_flight(fake_api: FakeStatusAPI):
+    fake_api.delay = 5
+    started = time.time()
+    payload = await first_event(make_trigger(started_at=started, end_time=started + 0.3))
+    assert payload["status"] == "timeout"
+    assert "no successful poll yet" in payload["message"]
+    assert payload["summary"] is None
+    assert time.time() - started < 2
+
+
+async def test_end_time_in_the_past_times_out_without_a_request(fake_api: FakeStatusAPI):
+    payload = await first_event(make_trigger(started_at=time.time() - 10, end_time=time.time() - 1))
+    assert payload["status"] == "timeout"
+    assert fake_api.calls == []
+
+
+# -- errors --------------------------------------------------------------------------------------------
+async def test_auth_error_is_an_error_event_at_once(fake_api: FakeStatusAPI):
+    fake_api.failures.append(401)
+    payload = await first_event(make_trigger(retry_policy=RetryPolicy()))  # even with retries on
+    assert payload["status"] == "error"
+    assert "HTTP 401" in payload["message"]
+    assert TRIGGER_KEY not in json.dumps(payload)
+    assert len(fake_api.calls) == 1
+
+
+async def test_malformed_response_is_an_error_event_at_once(fake_api: FakeStatusAPI):
+    fake_api.failures.append((200, "text/html", "<html>maintenance</html>"))
+    payload = await first_event(make_trigger())
+    assert payload["status"] == "error"
+    assert "expected JSON" in payload["message"]
+    assert len(fake_api.calls) == 1
+
+
+async def test_unexpected_body_shape_is_an_error_event(fake_api: FakeStatusAPI):
+    fake_api.failures.append((200, "application/json", json.dumps({"payments": {"not": "a list"}})))
+    payload = await first_event(make_trigger())
+    assert payload["status"] == "error"
+    assert "'payments' is not a list" in payload["message"]
+
+
+async def test_transient_errors_end_after_the_bounded_run(fake_api: FakeStatusAPI):
+    fake_api.failures.extend([503] * 10)
+    payload = await first_event(make_trigger(max_consecutive_errors=3, poll_interval=0.05))
+    assert payload["status"] == "error"
+    assert "failed 3 times in a row" in payload["message"]
+    assert "HTTP 503" in payload["message"]
+    assert len(fake_api.calls) == 3
+    gaps = [b.at - a.at for a, b in zip(fake_api.calls, fake_api.calls[1:], strict=False)]
+    assert min(gaps) >= 0.045  # it sleeps after errors too
+
+
+async def test_transient_errors_reset_after_a_good_poll(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 0, "b": 0})
+    fake_api.failures.extend([503, 429])
+    flipper = asyncio.create_task(flip_after(fake_api, 4, {"a": 1, "b": 1}))
+    # 2 errors, a good poll, then another error would make 3 in a row only without the reset.
+    payload = await first_event(make_trigger(max_consecutive_errors=3))
+    await flipper
+    assert payload["status"] == "success"
+
+
+async def test_hook_retries_run_inside_one_poll(fake_api: FakeStatusAPI):
+    fake_api.statuses.update({"a": 1, "b": 1})
+    fake_api.failures.extend([503, 503])
+    retrying = RetryPolicy(max_attempts=3, max_total_seconds=5, backoff_initial=0.01, backoff_max=0.01, jitter=0.01)
+    payload = await first_event(make_trigger(retry_policy=retrying, max_consecutive_errors=1))
+    assert payload["status"] == "success"
+    assert len(fake_api.calls) == 3
+
+
+async def test_unknown_connection_is_an_error_event(fake_api: FakeStatusAPI):
+    payload = await first_event(make_trigger(confirma_conn_id="confirma_nope"))
+    assert payload["status"] == "error"
+    assert "confirma_nope" in payload["message"]
+    assert fake_api.calls == []
+
+
+async def test_never_uses_sync_io(fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch):
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("sync I/O on the event loop")
+
+    monkeypatch.setattr(ConfirmaHook, "get_connection", classmethod(forbidden))
+    monkeypatch.setattr("requests.Session.request", forbidden)
+    fake_api.statuses.update({"a": 1, "b": 1})
+    assert (await first_event(make_trigger()))["status"] == "success"
+
+
+# -- serialization -------------------------------------------------------------------------------------
+def test_serialize_round_trips_through_serde_without_the_key():
+    trigger = make_trigger(
+        source_identifiers=["pay-1", "pay-2"],
+        success_statuses={3, 1},
+        pending_statuses=[0, 5],
+        query_params={"fromDate": "2026-02-01", "status": ["0", "2"], "skip": None},
+        started_at=1_760_000_000.5,
+        end_time=1_760_003_600.5,
+        coalesce=False,
+        max_xcom_records=50,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_confirma.triggers.payment_sync.ConfirmaPaymentSyncTrigger"
+    encoded = serialize(kwargs)
+    wire = json.dumps(encoded)
+    assert TRIGGER_KEY not in wire
+    assert "SECRET" not in wire
+    decoded = deserialize(json.loads(wire))
+    assert decoded == kwargs
+    rebuilt = import_string(classpath)(**decoded)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert kwargs["success_statuses"] == [1, 3]
+    assert kwargs["pending_statuses"] == [0, 5]
+    assert kwargs["query_params"] == {"fromDate": "2026-02-01", "status": ["0", "2"]}
+    assert kwargs["end_time"] == 1_760_003_600.5
+    assert kwargs["retry_policy"]["max_attempts"] == 1
+    # Only JSON primitives: serde leaves them as they are.
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert TRIGGER_KEY not in repr(trigger)
+
+
+def test_constructor_validates_kwargs():
+    with pytest.raises(ValueError, match="overlap"):
+        make_trigger(success_statuses=[1], pending_statuses=[1])
+    with pytest.raises(ValueError, match="poll_interval must be a positive number"):
+        make_trigger(poll_interval=0)
+    with pytest.raises(ValueError, match="source_identifiers is empty"):
+        make_trigger(source_identifiers=[])
+    with pytest.raises(ValueError, match="max_consecutive_errors"):
+        make_trigger(max_consecutive_errors=0)

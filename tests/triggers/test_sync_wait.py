@@ -1,0 +1,231 @@
+"""The shared wait logic: identifier arguments, the verdict of one poll, the summary and the event vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.models import PaymentSyncRecord, StatusSets
+from airflow_provider_confirma.triggers.sync_wait import (
+    EVENT_STATUSES,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    OUTCOME_WAITING,
+    SyncWait,
+    check_positive,
+    check_query_params,
+    error_event,
+    index_records,
+    normalize_identifiers,
+    read_event,
+    timeout_event,
+    verdict_event,
+)
+
+
+def rec(ident: str, status: int | None, description: str | None = None) -> PaymentSyncRecord:
+    return PaymentSyncRecord.from_api(
+        {
+            "sourceIdentifier": ident,
+            "status": status,
+            "description": description,
+            "invoiceNumber": "10001",
+            "paymentDate": "2026-02-02",
+            "syncDate": "2026-02-03" if status == 1 else None,
+        }
+    )
+
+
+# -- identifiers -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("pay-1", ("pay-1",)),
+        (17, ("17",)),
+        (["a", "b", "a"], ("a", "b")),
+        (("a", 2), ("a", "2")),
+        ({"b", "a"}, ("a", "b")),
+        ({"identifiers": ["x", "y"], "submitted": 2}, ("x", "y")),
+        ("['a', 'b']", ("a", "b")),  # a rendered Jinja template of a list
+        ('{"identifiers": ["q"]}', ("q",)),
+        ("[not a literal", ("[not a literal",)),
+    ],
+)
+def test_normalize_identifiers_accepts_the_documented_shapes(value, expected):
+    assert normalize_identifiers(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ([], "source_identifiers is empty"),
+        ({"identifiers": []}, "source_identifiers is empty"),
+        ("[]", "source_identifiers is empty"),
+        ({"ids": ["a"]}, "'identifiers' key"),
+        ({"identifiers": None}, "'identifiers' must be a list"),
+        ("   ", "must not be empty or blank"),
+        (["a", ""], "source_identifiers[1]"),
+        (["a", None], "source_identifiers[1]"),
+        ([1.5], "source_identifiers[0]"),
+        (True, "boolean"),
+        (3.2, "got float"),
+        (b"abc", "got bytes"),
+    ],
+)
+def test_normalize_identifiers_rejects_bad_input_naming_the_argument(value, fragment):
+    with pytest.raises(ConfirmaConfigError) as err:
+        normalize_identifiers(value)
+    assert fragment in str(err.value)
+
+
+def test_check_helpers_name_the_argument():
+    assert check_positive(0.2, "poke_interval") == 0.2
+    for bad in (0, -1, float("nan"), float("inf"), True, "5"):
+        with pytest.raises(ConfirmaConfigError, match="poke_interval must be a positive number"):
+            check_positive(bad, "poke_interval")
+    assert check_query_params(None) == {}
+    assert check_query_params({"fromDate": "2026-01-01"}) == {"fromDate": "2026-01-01"}
+    with pytest.raises(ConfirmaConfigError, match="query_params must be a dict"):
+        check_query_params(["fromDate"])
+    with pytest.raises(ConfirmaConfigError, match="query_params keys"):
+        check_query_params({1: "x"})
+
+
+# -- verdict -----------------------------------------------------------------------------------------
+def test_judge_with_identifiers_waits_for_missing_and_pending():
+    wait = SyncWait(("a", "b", "c"))
+    verdict = wait.judge(index_records([rec("a", 1), rec("b", 0), rec("zzz", 0)]))
+    assert verdict.outcome == OUTCOME_WAITING
+    assert verdict.progress.synced == ["a"]
+    assert verdict.progress.pending == ["b"]
+    assert verdict.progress.missing == ["c"]
+    assert verdict.describe() == "1/3 synced; waiting: b, c; failed: -; not yet listed: c"
+
+
+def test_judge_success_only_when_every_identifier_is_synced():
+    wait = SyncWait(("a", "b"))
+    assert wait.judge(index_records([rec("a", 1), rec("b", 1), rec("other", 0)])).outcome == OUTCOME_SUCCESS
+
+
+def test_last_record_wins_in_the_index():
+    index = index_records([rec("a", 0), rec("a", 1)])
+    assert SyncWait(("a",)).judge(index).outcome == OUTCOME_SUCCESS
+
+
+def test_failed_record_fails_at_once_or_keeps_waiting():
+    index = index_records([rec("a", 1), rec("b", 2, "Account missing"), rec("c", 0)])
+    failed = SyncWait(("a", "b", "c")).judge(index)
+    assert failed.outcome == OUTCOME_FAILED
+    assert failed.failure_message() == (
+        "Confirma payment sync failed for 1 of 3 record(s): b (status 2: Account missing)"
+    )
+    tolerant = SyncWait(("a", "b"), fail_on_sync_failure=False).judge(index)
+    assert tolerant.outcome == OUTCOME_WAITING  # b may still sync
+
+
+def test_unknown_and_non_integer_statuses_are_failures():
+    index = index_records([rec("a", 7), rec("b", None)])
+    verdict = SyncWait(("a", "b")).judge(index)
+    assert verdict.outcome == OUTCOME_FAILED
+    assert verdict.progress.failed == ["a", "b"]
+
+
+def test_custom_status_sets():
+    wait = SyncWait(("a", "b"), StatusSets.build(success=[1, 3], pending=[0, 5]))
+    assert wait.judge(index_records([rec("a", 3), rec("b", 5)])).outcome == OUTCOME_WAITING
+    assert wait.judge(index_records([rec("a", 3), rec("b", 1)])).outcome == OUTCOME_SUCCESS
+
+
+def test_without_identifiers_waits_until_nothing_is_pending():
+    wait = SyncWait(None)
+    assert wait.judge(index_records([rec("a", 1), rec("b", 0)])).outcome == OUTCOME_WAITING
+    assert wait.judge(index_records([rec("a", 1), rec("b", 1)])).outcome == OUTCOME_SUCCESS
+    assert wait.judge({}).outcome == OUTCOME_SUCCESS  # 204 / no records: nothing pending
+    assert wait.judge(index_records([rec("a", 1), rec("b", 2)])).outcome == OUTCOME_FAILED
+    # Tolerating failures, a failed record does not keep a "nothing pending" wait open.
+    tolerant = SyncWait(None, fail_on_sync_failure=False)
+    assert tolerant.judge(index_records([rec("a", 1), rec("b", 2)])).outcome == OUTCOME_SUCCESS
+
+
+def test_failure_message_is_bounded():
+    index = index_records([rec(f"p{i}", 2, "bad") for i in range(25)])
+    message = SyncWait(None).judge(index).failure_message()
+    assert "for 25 of 25" in message
+    assert "p9 (status 2: bad)" in message
+    assert "p10 " not in message
+    assert message.endswith("(+15 more)")
+
+
+# -- summary -----------------------------------------------------------------------------------------
+def test_summary_is_json_safe_and_capped():
+    ids = tuple(f"p{i}" for i in range(8))
+    index = index_records([rec(f"p{i}", 1) for i in range(6)])
+    verdict = SyncWait(ids, max_xcom_records=4).judge(index)
+    summary = verdict.summary(12.34567)
+    assert json.loads(json.dumps(summary)) == summary
+    assert summary["outcome"] == OUTCOME_WAITING
+    assert summary["counts"] == {"total": 8, "synced": 6, "pending": 0, "failed": 0, "missing": 2}
+    assert [r["sourceIdentifier"] for r in summary["records"]] == ["p0", "p1", "p2", "p3"]
+    assert summary["records_omitted"] == 2
+    assert summary["missing"] == ["p6", "p7"]
+    assert summary["missing_omitted"] == 0
+    assert summary["waited_seconds"] == 12.346
+    assert summary["records"][0] == {
+        "sourceIdentifier": "p0",
+        "invoiceNumber": "10001",
+        "paymentDate": "2026-02-02",
+        "syncDate": "2026-02-03",
+        "status": 1,
+        "description": None,
+    }
+
+
+def test_summary_lists_failures():
+    verdict = SyncWait(("a", "b")).judge(index_records([rec("a", 1), rec("b", 4, "Rejected")]))
+    assert verdict.summary(0)["failures"] == [{"sourceIdentifier": "b", "status": 4, "description": "Rejected"}]
+
+
+# -- events ------------------------------------------------------------------------------------------
+def test_events_round_trip_through_read_event():
+    done = SyncWait(("a",)).judge(index_records([rec("a", 1)]))
+    failed = SyncWait(("a",)).judge(index_records([rec("a", 2, "x")]))
+    waiting = SyncWait(("a",)).judge({})
+    events = [
+        verdict_event(done, 1.0),
+        verdict_event(failed, 1.0),
+        timeout_event("payment", 5.0, waiting, 5.0),
+        timeout_event("payment", 5.0, None, 5.0),
+        error_event("boom"),
+    ]
+    assert [read_event(e).status for e in events] == ["success", "failed", "timeout", "timeout", "error"]
+    assert read_event(events[0]).summary["outcome"] == "success"  # type: ignore[index]
+    assert "Timed out after 5.0s" in events[2]["message"]
+    assert "not yet listed: a" in events[2]["message"]
+    assert "no successful poll yet" in events[3]["message"]
+    with pytest.raises(ValueError, match="not an event"):
+        verdict_event(waiting, 0)
+
+
+@pytest.mark.parametrize(
+    ("event", "fragment"),
+    [
+        (None, "without a trigger event"),
+        ("success", "not a dict"),
+        ({"status": "done", "message": "x"}, "unknown trigger event status 'done'"),
+        ({"message": "x"}, "unknown trigger event status None"),
+        ({"status": "failed"}, "has no message"),
+        ({"status": "success", "message": "x"}, "has no summary"),
+        ({"status": "timeout", "message": "x", "summary": [1]}, "not a dict"),
+    ],
+)
+def test_read_event_rejects_anything_outside_the_vocabulary(event, fragment):
+    with pytest.raises(ValueError) as err:
+        read_event(event)
+    assert fragment in str(err.value)
+
+
+def test_vocabulary_is_closed():
+    assert frozenset({"success", "failed", "timeout", "error"}) == EVENT_STATUSES
