@@ -213,11 +213,8 @@ class SandboxState:
                 self.config = self.initial_config
             self.chaos = ChaosEngine(self.config.chaos)
             self.stores = {kind: SyncStore(kind) for kind in SYNC_KINDS}
-            self.anchor = self.config.anchor_date or today_utc()
-            seed = build_seed_data(self.config.seed, self.config.seed_invoices, self.anchor)
-            self.invoices: dict[int, InvoiceInfo] = seed.invoices
-            self.seed_payments = seed.payments
-            self.seed_settlements = seed.settlements
+            self.invoices: dict[int, InvoiceInfo] = {}
+            self._build_seed_data()
             self.actions: list[dict[str, Any]] = []
             self.clients: list[dict[str, Any]] = []
             self.extra_keys: set[str] = set()
@@ -230,14 +227,31 @@ class SandboxState:
             self._failure_re = re.compile(self.config.failure_pattern) if self.config.failure_pattern else None
 
     def configure(self, changes: Mapping[str, Any]) -> SandboxConfig:
-        """Apply runtime changes (validated); they affect submissions made afterwards."""
+        """Apply runtime changes (validated); they affect submissions made afterwards.
+
+        Changing ``seed``, ``seed_invoices`` or ``anchor_date`` regenerates the seeded data. The keys
+        are fixed at start (clients already hold them).
+        """
+        fixed = sorted({"api_key", "provisioning_token"} & set(changes))
+        if fixed:
+            raise ValueError(f"{', '.join(fixed)} can only be set when the sandbox starts")
         with self.lock:
             new = self.config.updated(changes)
             self.config = new
             if "chaos" in changes:
                 self.chaos = ChaosEngine(new.chaos)
+            if {"seed", "seed_invoices", "anchor_date"} & set(changes):
+                self._build_seed_data()
             self._failure_re = re.compile(new.failure_pattern) if new.failure_pattern else None
             return new
+
+    def _build_seed_data(self) -> None:
+        self.anchor = self.config.anchor_date or today_utc()
+        seed = build_seed_data(self.config.seed, self.config.seed_invoices, self.anchor)
+        posted = {n: i for n, i in self.invoices.items() if not i.seeded}
+        self.invoices = {**seed.invoices, **posted}
+        self.seed_payments = seed.payments
+        self.seed_settlements = seed.settlements
 
     def set_chaos(self, chaos: Mapping[str, Any] | ChaosConfig | None) -> ChaosConfig:
         """Replace the chaos settings (``None``/``{}`` turns chaos off) and restart its counters."""

@@ -268,3 +268,14 @@ def test_chaos_config_in_state_can_be_replaced():
     assert state.decide_chaos("GET", "/accounting/payment").outcome is None
     state.reset()
     assert state.decide_chaos("GET", "/accounting/payment").outcome == "error_503"
+
+
+def test_runtime_seed_change_regenerates_seed_data_and_keys_are_fixed():
+    state, _ = make_state(seed=1, anchor_date=ANCHOR)
+    state.submit_invoice(invoice(10001))
+    before = [i.amount for i in state.invoices.values() if i.seeded]
+    state.configure({"seed": 2})
+    after = [i.amount for i in state.invoices.values() if i.seeded]
+    assert before != after and 10001 in state.invoices  # posted invoices stay
+    with pytest.raises(ValueError, match="api_key can only be set when the sandbox starts"):
+        state.configure({"api_key": "other"})
