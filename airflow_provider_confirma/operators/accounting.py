@@ -16,10 +16,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.models import StatusSets, SyncRecord
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
+    ConfirmaPayloadError,
     bounded,
     has_templates,
     load_payload,
@@ -165,7 +165,7 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
         payments = wire_numbers(_unwrap(payload, "payments", "payments"))
         if not isinstance(payments, list):
-            raise ConfirmaConfigError(f"payments must be a list of payment objects, got {type(payments).__name__}")
+            raise ConfirmaPayloadError(f"payments must be a list of payment objects, got {type(payments).__name__}")
         issues = list(validate_payments_payload({"payments": payments}))
         issues += _duplicate_issues(payments, "payments", self.id_key)
         raise_for_issues(issues, "payments payload")
@@ -213,7 +213,7 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
         ledger = wire_numbers(_unwrap(payload, "ledgers", "ledger"), LEDGER_NUMERIC_KEYS)
         if not isinstance(ledger, Mapping):
-            raise ConfirmaConfigError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
+            raise ConfirmaPayloadError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
         raise_for_issues(validate_ledger_payload({"ledgers": ledger}), "ledger payload")
         return [ledger]
 

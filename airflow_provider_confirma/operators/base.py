@@ -164,6 +164,10 @@ def has_templates(value: Any) -> bool:
     return callable(getattr(value, "resolve", None))
 
 
+class ConfirmaPayloadError(ConfirmaConfigError, AirflowFailException):
+    """A payload broke the documented rules; nothing was sent. Fails without retry (same input, same error)."""
+
+
 def load_payload(value: Any, name: str) -> Any:
     """A payload as Python data: JSON text (e.g. a rendered template) is parsed, numbers as ``Decimal``."""
     if isinstance(value, (bytes, bytearray)):
@@ -172,7 +176,10 @@ def load_payload(value: Any, name: str) -> Any:
         try:
             return decode_json(value)
         except ValueError as err:
-            raise ConfirmaConfigError(f"{name}: not valid JSON after rendering ({err})") from None
+            raise ConfirmaPayloadError(
+                f"{name}: not valid JSON after rendering ({err}); render it with "
+                "'| tojson' or set render_template_as_native_obj=True"
+            ) from None
     return value
 
 
@@ -197,10 +204,6 @@ def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
     if isinstance(value, (list, tuple)):
         return [wire_numbers(item, numeric_keys) for item in value]
     return value
-
-
-class ConfirmaPayloadError(ConfirmaConfigError, AirflowFailException):
-    """A payload broke the documented rules; nothing was sent. Fails without retry (same input, same error)."""
 
 
 def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:

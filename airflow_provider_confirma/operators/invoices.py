@@ -14,6 +14,7 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
+    ConfirmaPayloadError,
     ConfirmaWindowedOperator,
     has_templates,
     load_payload,
@@ -55,7 +56,7 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
     def _body(invoice: Any) -> dict[str, Any]:
         body = wire_numbers(load_payload(invoice, "invoice"))
         if not isinstance(body, Mapping):
-            raise ConfirmaConfigError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
+            raise ConfirmaPayloadError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
         raise_for_issues(validate_invoice_payload(body), "invoice payload")
         return dict(body)
 
@@ -97,7 +98,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
             value = value["actions"]
         value = wire_numbers(value)
         if not isinstance(value, list):
-            raise ConfirmaConfigError(f"actions must be a list of action objects, got {type(value).__name__}")
+            raise ConfirmaPayloadError(f"actions must be a list of action objects, got {type(value).__name__}")
         raise_for_issues(validate_invoice_action_payload({"actions": value}), "invoice action payload")
         return value
 

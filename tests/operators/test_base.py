@@ -122,8 +122,10 @@ def test_has_templates_finds_jinja_and_xcom_references_at_any_depth() -> None:
 def test_load_payload_parses_json_text_with_exact_decimals() -> None:
     assert load_payload('[{"amount": 100.10}]', "payments") == [{"amount": Decimal("100.10")}]
     assert load_payload([1], "payments") == [1]
-    with pytest.raises(ConfirmaConfigError, match="payments: not valid JSON"):
-        load_payload("[{'amount': 1}]", "payments")
+    with pytest.raises(ConfirmaPayloadError, match="payments: not valid JSON") as info:
+        load_payload("[{'amount': 1}]", "payments")  # a Python repr, as a plain template renders a list
+    assert "tojson" in str(info.value)
+    assert isinstance(info.value, AirflowFailException)
 
 
 def test_wire_numbers_converts_amount_text_only_under_money_and_named_keys() -> None:
