@@ -2,9 +2,10 @@
 admin endpoints under ``/_sandbox``, and a pure-ASGI middleware that counts requests, injects
 chaos and checks ``X-Api-Key``.
 
-Built on Starlette, the routing core of FastAPI (installed with it): importing FastAPI alone takes
-about 1 s of the CLI's 2 s start-up budget, and its per-request dependency resolution and
-pydantic models would buy nothing here, since bodies are checked by the shared validation module.
+Built on Starlette, the routing core of FastAPI (installed with it): importing FastAPI alone took
+about 1 s of the CLI's 2 s start-up budget (``python -X importtime``), and its per-request
+dependency resolution and pydantic models would buy nothing here, since bodies are checked by the
+shared validation module.
 
 Paths come from :class:`~airflow_provider_confirma.endpoints.Endpoint`; payload rules from
 :mod:`airflow_provider_confirma.validation`; state and behaviour from :class:`.state.SandboxState`.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
@@ -37,8 +37,6 @@ from airflow_provider_confirma.validation import (
     validate_ledger_payload,
     validate_payments_payload,
 )
-
-log = logging.getLogger(__name__)
 
 #: the sync status endpoints and the state's list key they serve
 STATUS_ENDPOINTS = {Endpoint.PAYMENT_SYNC_STATUS: "payments", Endpoint.LEDGER_SYNC_STATUS: "ledgers"}
