@@ -87,21 +87,20 @@ async def _load(url: str, key: str, concurrency: int, warmup: float, duration: f
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds (max 60)")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
-    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
-    parser.add_argument("--records", type=int, default=10, help="payments stored before the run")
-    parser.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto")
-    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
-    args = parser.parse_args(argv)
-    if not 0 < args.duration <= MAX_DURATION or not 0 <= args.warmup <= 10 or not 1 <= args.concurrency <= 512:
-        parser.error("need 0 < duration <= 60, 0 <= warmup <= 10, 1 <= concurrency <= 512")
-
+def measure(
+    duration: float = 5.0,
+    warmup: float = 1.0,
+    concurrency: int = 32,
+    records: int = 10,
+    http: str = "auto",
+    loop: str = "auto",
+) -> dict[str, Any]:
+    """Run one bounded measurement and return the report (see the module docstring)."""
+    if not 0 < duration <= MAX_DURATION or not 0 <= warmup <= 10 or not 1 <= concurrency <= 512:
+        raise ValueError("need 0 < duration <= 60, 0 <= warmup <= 10, 1 <= concurrency <= 512")
     config = SandboxConfig(api_key="bench-key", sync_delay=0)
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    with SandboxProcess(config, extra_args=["--http", args.http, "--loop", args.loop]) as sandbox:
+    with SandboxProcess(config, extra_args=["--http", http, "--loop", loop]) as sandbox:
         assert sandbox.process is not None
         pinned = len(cpus) > 1 and _pin(sandbox.process.pid, {cpus[0]}) and _pin(0, set(cpus[1:]))
         payments = [
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                 "amount": Decimal("12.30"),
                 "currency": "EUR",
             }
-            for i in range(args.records)
+            for i in range(records)
         ]
         if payments:
             import requests
@@ -125,38 +124,55 @@ def main(argv: list[str] | None = None) -> int:
             )
             response.raise_for_status()
         url = sandbox.api_url + Endpoint.PAYMENT_SYNC_STATUS.path
-        result = asyncio.run(_load(url, config.api_key, args.concurrency, args.warmup, args.duration))
+        result = asyncio.run(_load(url, config.api_key, concurrency, warmup, duration))
         server_counts = sandbox.stats()["responses"].get(f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}", {})
         startup = sandbox.startup_seconds
-    try:
-        import httptools  # noqa: F401
-
-        auto_http = "httptools"
-    except ImportError:
-        auto_http = "h11"
-    try:
-        import uvloop  # noqa: F401
-
-        auto_loop = "uvloop"
-    except ImportError:
-        auto_loop = "asyncio"
-    report = {
+    if cpus:
+        _pin(0, set(cpus))
+    return {
         "benchmark": "sandbox status endpoint, keep-alive GET",
         **result,
         "server_200s": server_counts.get("200", 0),
         "cli_ready_seconds": round(startup or 0.0, 3),
-        "duration_s": args.duration,
-        "concurrency": args.concurrency,
-        "records": args.records,
-        "http": auto_http if args.http == "auto" else args.http,
-        "loop": auto_loop if args.loop == "auto" else args.loop,
+        "duration_s": duration,
+        "concurrency": concurrency,
+        "records": records,
+        "http": _resolved(http, "httptools", "h11"),
+        "loop": _resolved(loop, "uvloop", "asyncio"),
         "server_pinned_to_one_cpu": pinned,
         "cpus": len(cpus),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+
+
+def _resolved(choice: str, fast: str, fallback: str) -> str:
+    """What ``auto`` means here: the fast implementation when it is installed."""
+    if choice != "auto":
+        return choice
+    try:
+        __import__(fast)
+    except ImportError:
+        return fallback
+    return fast
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds (max 60)")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive connections")
+    parser.add_argument("--records", type=int, default=10, help="payments stored before the run")
+    parser.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto")
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto")
+    args = parser.parse_args(argv)
+    try:
+        report = measure(args.duration, args.warmup, args.concurrency, args.records, args.http, args.loop)
+    except ValueError as err:
+        parser.error(str(err))
     print(json.dumps(report, indent=2))
-    return 0 if result["ok"] and not result["errors"] else 1
+    return 0 if report["ok"] and not report["errors"] else 1
 
 
 if __name__ == "__main__":
