@@ -1,0 +1,180 @@
+"""Run a DAG file with ``dag.test()`` in the test process and read back what happened.
+
+Airflow 3.3's ``dag.test()`` needs a DAG that was parsed from a file of a DAG bundle: it re-syncs
+the ``dags-folder`` bundle to the metadata DB and refuses DAG objects built in a test ("dag is not
+serialized"). So: write the DAG source into ``[core] dags_folder`` (``tests/conftest.py`` points
+it to ``$AIRFLOW_HOME/dags``), parse that file with a ``BundleDagBag``, and call ``dag.test()`` on
+the parsed DAG. Tasks run in this process (deferred tasks run their trigger inline, then resume),
+so connections given as ``AIRFLOW_CONN_*`` environment variables are seen by them.
+
+Needs the migrated metadata DB: use the ``airflow_db`` fixture in tests that call these helpers.
+Every ``dag.test()`` re-parses every file in the folder, so put related DAGs in one file.
+
+    path = write_dag_file(SOURCE, "my_dags.py")
+    result = run_dag(path, "my_dag", conn_env={"AIRFLOW_CONN_CONFIRMA_DEFAULT": conn_json})
+    assert result.task_states == {"submit": "success", "wait": "success"}
+    summary = result.xcom("wait")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import textwrap
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+DAGS_FOLDER_BUNDLE = "dags-folder"
+
+
+def dags_folder() -> Path:
+    """The configured ``[core] dags_folder`` (created when missing)."""
+    from airflow.configuration import conf
+
+    folder = Path(conf.get("core", "dags_folder")).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_dag_file(source: str, filename: str) -> Path:
+    """Write ``source`` (dedented) as ``filename`` in the DAGs folder; returns the path."""
+    if "/" in filename or not filename.endswith(".py"):
+        raise ValueError(f"filename must be a plain *.py name, got {filename!r}")
+    path = dags_folder() / filename
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def load_dag(path: Path, dag_id: str) -> Any:
+    """Parse ``path`` as part of the DAGs-folder bundle and return its DAG ``dag_id``.
+
+    An import error of the file fails with the parser's message.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bundle = DagBundlesManager().get_bundle(DAGS_FOLDER_BUNDLE)
+    bag = BundleDagBag(dag_folder=path, bundle_path=Path(bundle.path), bundle_name=bundle.name)
+    if bag.import_errors:
+        raise AssertionError(f"{path.name} failed to parse: {bag.import_errors}")
+    if dag_id not in bag.dags:
+        raise AssertionError(f"{path.name} has no DAG {dag_id!r}; it has {sorted(bag.dags)}")
+    return bag.dags[dag_id]
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str] | None) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {name: os.environ.get(name) for name in values or {}}
+    os.environ.update(values or {})
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+@dataclass
+class TaskResult:
+    state: str | None
+    try_number: int
+
+
+@dataclass
+class DagTestResult:
+    """A finished ``dag.test()`` run: its state, each task's state and every XCom it pushed."""
+
+    dag_id: str
+    run_id: str
+    state: str
+    tasks: dict[str, TaskResult]
+    #: task_id -> {key: value}
+    xcoms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: asset events the run emitted: {"task_id", "uri", "extra"}, in order
+    asset_events: list[dict[str, Any]] = field(default_factory=list)
+    dag_run: Any = None
+
+    @property
+    def task_states(self) -> dict[str, str | None]:
+        return {task_id: t.state for task_id, t in self.tasks.items()}
+
+    def xcom(self, task_id: str, key: str = "return_value") -> Any:
+        """The XCom value, or ``KeyError`` naming what was pushed."""
+        try:
+            return self.xcoms[task_id][key]
+        except KeyError:
+            raise KeyError(f"no XCom {key!r} from {task_id!r}; pushed: {self.xcoms}") from None
+
+
+def read_run(dag_run: Any) -> DagTestResult:
+    """Task states, try numbers, XComs and asset events of a DAG run, read from the metadata DB."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        tis = dag_run.get_task_instances(session=session)
+        tasks = {
+            ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": TaskResult(
+                str(ti.state) if ti.state is not None else None, ti.try_number
+            )
+            for ti in tis
+        }
+        xcoms: dict[str, dict[str, Any]] = {}
+        for row in session.scalars(XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id)):
+            xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
+        events = [
+            {"task_id": task_id, "uri": uri, "extra": extra}
+            for task_id, uri, extra in session.execute(
+                select(AssetEvent.source_task_id, AssetModel.uri, AssetEvent.extra)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetEvent.source_dag_id == dag_run.dag_id, AssetEvent.source_run_id == dag_run.run_id)
+                .order_by(AssetEvent.id)
+            )
+        ]
+    return DagTestResult(
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        state=str(dag_run.state),
+        tasks=tasks,
+        xcoms=xcoms,
+        asset_events=events,
+        dag_run=dag_run,
+    )
+
+
+def run_dag(
+    path: Path,
+    dag_id: str,
+    *,
+    conn_env: Mapping[str, str] | None = None,
+    run_conf: dict[str, Any] | None = None,
+    logical_date: datetime | None = None,
+) -> DagTestResult:
+    """Parse ``dag_id`` from ``path`` and run it once with ``dag.test()``, ``conn_env`` set meanwhile."""
+    with environment(conn_env):
+        dag = load_dag(path, dag_id)
+        kwargs: dict[str, Any] = {"run_conf": run_conf}
+        if logical_date is not None:
+            kwargs["logical_date"] = logical_date
+        dag_run = dag.test(**kwargs)
+        return read_run(dag_run)
+
+
+def run_dag_source(
+    source: str,
+    filename: str,
+    dag_id: str,
+    *,
+    conn_env: Mapping[str, str] | None = None,
+    run_conf: dict[str, Any] | None = None,
+) -> DagTestResult:
+    """:func:`write_dag_file` then :func:`run_dag`."""
+    return run_dag(write_dag_file(source, filename), dag_id, conn_env=conn_env, run_conf=run_conf)
