@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
@@ -87,7 +88,10 @@ class SharedPoller:
         self._subscribers[sub] = interval
         self._wake.set()  # a shorter interval may shorten the current sleep
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"confirma-poller-{self.key!r}")
+            # A fresh context: the poll belongs to no single trigger, so it must not log into
+            # (or carry the log context of) whichever trigger happened to start it.
+            loop = asyncio.get_running_loop()
+            self._task = contextvars.Context().run(loop.create_task, self._run(), name=f"confirma-poller-{self.key!r}")
 
     def _remove(self, sub: Subscription) -> None:
         if self._subscribers.pop(sub, None) is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from typing import Any
 
@@ -214,3 +215,20 @@ async def test_subscription_rounds_carry_records_or_the_exception():
         second.close()
     assert first.poller.closed
     assert polls in (2, 3)
+
+
+async def test_the_poll_does_not_run_in_the_first_subscribers_context():
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+    seen: list[str] = []
+
+    async def fetch(session: Any) -> list[Any]:
+        seen.append(marker.get())
+        return []
+
+    marker.set("trigger-1")  # e.g. the triggerer binds a trigger's log context like this
+    subscription = subscribe(("ctx",), fetch, 0.01)
+    try:
+        await subscription.next_round()
+    finally:
+        subscription.close()
+    assert seen == ["none"]
