@@ -78,4 +78,16 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Confirma Finance",
+                "python-modules": ["airflow_provider_confirma.sensors.payment_sync"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Confirma Finance",
+                "python-modules": ["airflow_provider_confirma.triggers.payment_sync"],
+            }
+        ],
     }
