@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from typing import Any
@@ -164,6 +165,7 @@ class ConfirmaPaymentSyncTrigger(BaseTrigger):
         wait = self.wait
         timeout_seconds = max(0.0, self.end_time - self.started_at)
         last: SyncVerdict | None = None
+        logged = ""
         errors = 0
         subscription = subscribe(self.poll_key(), self._fetch(), self.poll_interval, coalesce=self.coalesce)
         try:
@@ -195,7 +197,10 @@ class ConfirmaPaymentSyncTrigger(BaseTrigger):
                 errors = 0
                 assert current.index is not None
                 last = wait.judge(current.index)
-                self.log.info("Confirma payment sync: %s", last.describe())
+                text = last.describe()
+                # Thousands of waiters share a triggerer: log a change, not every unchanged round.
+                self.log.log(logging.INFO if text != logged else logging.DEBUG, "Confirma payment sync: %s", text)
+                logged = text
                 if last.finished:
                     return verdict_event(last, time.time() - self.started_at)
         finally:

@@ -260,3 +260,14 @@ def test_constructor_validates_kwargs():
         make_trigger(source_identifiers=[])
     with pytest.raises(ValueError, match="max_consecutive_errors"):
         make_trigger(max_consecutive_errors=0)
+
+
+async def test_progress_is_logged_when_it_changes(fake_api: FakeStatusAPI, capsys: pytest.CaptureFixture[str]):
+    fake_api.statuses.update({"a": 1})
+    flipper = asyncio.create_task(flip_after(fake_api, 4, {"b": 1}))
+    assert (await first_event(make_trigger()))["status"] == "success"
+    await flipper
+    out = capsys.readouterr().out
+    assert out.count("Confirma payment sync: 1/2 synced; waiting: b; failed: -; not yet listed: b") == 1
+    assert out.count("Confirma payment sync: 2/2 synced") == 1
+    assert len(fake_api.calls) >= 5
