@@ -4,7 +4,9 @@ Starts the sandbox through its CLI (a subprocess, pinned to one CPU where the OS
 ``--records`` payments, then hammers the status endpoint from an aiohttp client (pinned to the other
 CPUs) with ``--concurrency`` keep-alive connections for ``--duration`` seconds after a warm-up.
 Loopback only, bounded in time. Prints one JSON object: requests/s, latency percentiles, errors,
-and the CLI's start-up time (ready = accepting connections).
+the server's CPU time in the measured window (so requests per server-CPU-second, the one-core
+capacity even when other processes share the machine), and the CLI's start-up time (ready =
+accepting connections).
 
     python -m benchmarks.sandbox_throughput --duration 5 --concurrency 32
 """
@@ -31,6 +33,16 @@ from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
 MAX_DURATION = 60.0
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``), else ``None``."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pin(pid: int, cpus: set[int]) -> bool:
     if not hasattr(os, "sched_setaffinity") or not cpus:
         return False
@@ -41,7 +53,9 @@ def _pin(pid: int, cpus: set[int]) -> bool:
     return True
 
 
-async def _load(url: str, key: str, concurrency: int, warmup: float, duration: float) -> dict[str, Any]:
+async def _load(
+    url: str, key: str, concurrency: int, warmup: float, duration: float, server_pid: int
+) -> dict[str, Any]:
     headers = {"X-Api-Key": key, "Accept": "application/json"}
     latencies: list[float] = []
     counts = {"ok": 0, "errors": 0, "bytes": 0}
@@ -71,14 +85,26 @@ async def _load(url: str, key: str, concurrency: int, warmup: float, duration: f
                     else:
                         counts["errors"] += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        cpu: list[float | None] = []
+
+        async def sample_server_cpu() -> None:
+            await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+            cpu.append(_cpu_seconds(server_pid))
+            await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+            cpu.append(_cpu_seconds(server_pid))
+
+        await asyncio.gather(sample_server_cpu(), *(worker() for _ in range(concurrency)))
     latencies.sort()
+    server_cpu = cpu[1] - cpu[0] if len(cpu) == 2 and cpu[0] is not None and cpu[1] is not None else None
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 3) if latencies else 0.0
 
     return {
         "requests_per_second": round(counts["ok"] / duration, 1),
+        # the server's capacity on one core, whatever else ran on the machine
+        "requests_per_server_cpu_second": round(counts["ok"] / server_cpu, 1) if server_cpu else None,
+        "server_cpu_share": round(server_cpu / duration, 3) if server_cpu is not None else None,
         "ok": counts["ok"],
         "errors": counts["errors"],
         "body_bytes": counts["bytes"] // max(counts["ok"], 1),
@@ -124,7 +150,7 @@ def measure(
             )
             response.raise_for_status()
         url = sandbox.api_url + Endpoint.PAYMENT_SYNC_STATUS.path
-        result = asyncio.run(_load(url, config.api_key, concurrency, warmup, duration))
+        result = asyncio.run(_load(url, config.api_key, concurrency, warmup, duration, sandbox.process.pid))
         server_counts = sandbox.stats()["responses"].get(f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}", {})
         startup = sandbox.startup_seconds
     if cpus:
