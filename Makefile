@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/uv pyproject.toml constraints.txt
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m airflow_provider_confirma.demo
+	$(BIN)/python scripts/demo.py
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .
