@@ -51,9 +51,10 @@ def main() -> int:
     from airflow_provider_confirma.sandbox.server import SandboxProcess
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="confirma-demo-") as home, SandboxProcess(
-        SandboxConfig(sync_delay=4.0)
-    ) as sandbox:
+    with (
+        tempfile.TemporaryDirectory(prefix="confirma-demo-") as home,
+        SandboxProcess(SandboxConfig(sync_delay=4.0)) as sandbox,
+    ):
         step(f"Confirma sandbox listening on {sandbox.url}", started)
         env = {
             **os.environ,
