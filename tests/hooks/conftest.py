@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,6 +189,15 @@ def tls_server(test_ca: TestCA) -> Iterator[JsonServer]:
 class RawServer:
     base: str
     accepted: int = 0
+
+    def accepted_settled(self, expected: int, timeout: float = 2.0) -> int:
+        """The accept count once it reaches ``expected`` (the kernel completes a connect before the
+        server thread accepts it), or after ``timeout``; a short grace period catches extra ones."""
+        deadline = time.monotonic() + timeout
+        while self.accepted < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)
+        return self.accepted
 
 
 def _raw_server(behaviour: str) -> Iterator[RawServer]:

@@ -226,7 +226,7 @@ async def test_async_real_reset_and_silence(loopback_hook, resetting_server, han
     with pytest.raises(ConfirmaTransportError) as info:
         await loopback_hook(hanging_server.base, conn_id="hangs", hook_timeout=0.2).aget_payment_sync_status()
     assert info.value.kind == "timeout"
-    assert hanging_server.accepted == TINY_POLICY.max_attempts
+    assert hanging_server.accepted_settled(TINY_POLICY.max_attempts) == TINY_POLICY.max_attempts
 
 
 # -- errors ----------------------------------------------------------------------------------------
