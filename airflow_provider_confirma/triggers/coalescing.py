@@ -4,8 +4,9 @@ The sync status endpoints return every record of the client, so concurrent waits
 triggerer on the same connection and the same query need one request per interval, not one each.
 A :class:`SharedPoller` is a dedicated task that polls while it has subscribers and stops when the
 last one leaves. Each poll is published as a :class:`PollRound` (the indexed records or the
-exception) to every subscriber at once; each subscriber waits on the round's ``asyncio.Event``
-through its own waiter, so cancelling one subscriber never cancels the poll or disturbs the others.
+exception) to every subscriber, woken in slices so the loop stays responsive; each subscriber waits
+on an ``asyncio.Event`` of the round through its own waiter, so cancelling one subscriber never
+cancels the poll or disturbs the others.
 Nothing is shared across event loops or keys (the caller puts connection id, endpoint and query
 into the key). A poller registered nowhere gives the same behaviour without sharing.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import itertools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
@@ -36,20 +38,49 @@ Fetch = Callable[["aiohttp.ClientSession"], Awaitable[list[Any]]]
 
 #: How many times in a row a subscriber follows a stopped poller to a new one before giving up.
 MAX_REJOINS = 3
+#: A round wakes its subscribers in this many slices, one event-loop iteration each, so thousands
+#: of waiters judging a response never block the loop in one go.
+FANOUT_SLICES = 16
 
 
 class PollerStopped(Exception):
     """The shared poller ended (cancelled) before publishing this round; the wait may rejoin."""
 
 
+def _slices() -> tuple[asyncio.Event, ...]:
+    return tuple(asyncio.Event() for _ in range(FANOUT_SLICES))
+
+
 @dataclass(eq=False)
 class PollRound:
-    """The result of one poll, published to every subscriber at once: records or an exception."""
+    """The result of one poll, published to every subscriber: records or an exception."""
 
-    done: asyncio.Event = field(default_factory=asyncio.Event)
     index: dict[str, SyncRecord] | None = None
     error: BaseException | None = None
     number: int = 0
+    #: set once the result is final
+    published: bool = False
+    slices: tuple[asyncio.Event, ...] = field(default_factory=_slices)
+
+    async def wait(self, slice_no: int) -> None:
+        await self.slices[slice_no % FANOUT_SLICES].wait()
+
+    def publish_now(self) -> None:
+        """Wake every subscriber at once (used when the poller stops)."""
+        self.published = True
+        for event in self.slices:
+            event.set()
+
+    async def publish(self) -> None:
+        """Wake the subscribers slice by slice, yielding to the event loop in between."""
+        self.published = True
+        try:
+            for event in self.slices:
+                event.set()
+                await asyncio.sleep(0)
+        finally:  # cancelled half-way: nobody may be left waiting on a published round
+            for event in self.slices:
+                event.set()
 
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoller]] = (
@@ -132,7 +163,7 @@ class SharedPoller:
             self.polls += 1
             self._last_end = loop.time()
             self._next = PollRound(number=current.number + 1)
-            current.done.set()
+            await current.publish()
             await self._sleep()
 
     async def _sleep(self) -> None:
@@ -153,18 +184,21 @@ class SharedPoller:
         if self._registry is not None and self._registry.get(self.key) is self:
             del self._registry[self.key]
         pending = self._next
-        if not pending.done.is_set():
+        if not pending.published:
             pending.error = PollerStopped("the shared status poller stopped")
-            pending.done.set()
+            pending.publish_now()
 
 
 class Subscription:
     """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
 
+    _serial = itertools.count()
+
     def __init__(self, key: Hashable, fetch: Fetch, interval: float, coalesce: bool) -> None:
         if not interval > 0:
             raise ValueError(f"poll interval must be > 0, got {interval!r}")
         self.key, self._fetch, self.interval, self.coalesce = key, fetch, interval, coalesce
+        self._slice = next(self._serial) % FANOUT_SLICES
         self.closed = False
         self.poller = self._join()
 
@@ -189,7 +223,7 @@ class Subscription:
             if self.poller.closed:
                 self.poller = self._join()
             current = self.poller._next
-            await current.done.wait()
+            await current.wait(self._slice)
             if isinstance(current.error, PollerStopped) and not self.closed and rejoins < MAX_REJOINS:
                 rejoins += 1
                 continue

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
+import sys
 import time
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -37,6 +37,16 @@ from airflow_provider_confirma.triggers.sync_wait import (
 )
 
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
+
+_T = TypeVar("_T")
+
+
+async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
+    """``awaitable`` or ``asyncio.TimeoutError`` after ``seconds``; no extra task per wait on 3.11+."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -174,7 +184,7 @@ class ConfirmaPaymentSyncTrigger(BaseTrigger):
                 if remaining <= 0:
                     break
                 try:
-                    current = await asyncio.wait_for(subscription.next_round(), remaining)
+                    current = await _within(subscription.next_round(), remaining)
                 except asyncio.TimeoutError:
                     break
                 if current.error is not None:
@@ -198,9 +208,9 @@ class ConfirmaPaymentSyncTrigger(BaseTrigger):
                 assert current.index is not None
                 last = wait.judge(current.index)
                 text = last.describe()
-                # Thousands of waiters share a triggerer: log a change, not every unchanged round.
-                self.log.log(logging.INFO if text != logged else logging.DEBUG, "Confirma payment sync: %s", text)
-                logged = text
+                if text != logged:  # thousands of waiters share a triggerer: log changes only
+                    self.log.info("Confirma payment sync: %s", text)
+                    logged = text
                 if last.finished:
                     return verdict_event(last, time.time() - self.started_at)
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_confirma.triggers.coalescing import PollRound, active_pollers, subscribe
+from airflow_provider_confirma.triggers.coalescing import FANOUT_SLICES, PollRound, active_pollers, subscribe
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, OTHER_HOST, FakeStatusAPI
 
@@ -232,3 +232,34 @@ async def test_the_poll_does_not_run_in_the_first_subscribers_context():
     finally:
         subscription.close()
     assert seen == ["none"]
+
+
+async def test_a_round_wakes_every_slice_even_if_publishing_is_cancelled_half_way():
+    current = PollRound(index={})
+    waiters = [asyncio.create_task(current.wait(n)) for n in range(FANOUT_SLICES)]
+    await asyncio.sleep(0)
+    publisher = asyncio.create_task(current.publish())
+    await asyncio.sleep(0)  # the first slice is set, then the publisher yields
+    assert not all(event.is_set() for event in current.slices)
+    publisher.cancel()
+    await asyncio.wait_for(asyncio.gather(*waiters), 1)
+    assert all(event.is_set() for event in current.slices)
+
+
+async def test_a_round_wakes_its_waiters_one_slice_per_loop_iteration():
+    current = PollRound(index={})
+    woken: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await current.wait(n)
+        woken.append(n)
+
+    tasks = [asyncio.create_task(waiter(n)) for n in range(FANOUT_SLICES * 2)]
+    await asyncio.sleep(0)
+    publisher = asyncio.create_task(current.publish())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert 0 < len(woken) < len(tasks)  # some slices woke, not yet all
+    await publisher
+    await asyncio.gather(*tasks)
+    assert sorted(woken) == list(range(FANOUT_SLICES * 2))
