@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 USER_AGENT = "airflow-provider-confirma"
+#: A connection test answers a person in the UI: two attempts within 5 seconds.
+TEST_CONNECTION_RETRY_POLICY = RetryPolicy(max_attempts=2, max_total_seconds=5.0, backoff_max=1.0)
 
 
 def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
@@ -307,13 +309,19 @@ class ConfirmaHook(BaseHook):
         return parse_status_body(Endpoint.PAYMENT_SYNC_STATUS, body)
 
     def test_connection(self) -> tuple[bool, str]:
-        """A side-effect-free GET /validate; the message never contains the key."""
+        """A side-effect-free GET /validate; the message never contains the key.
+
+        Retries briefly (:data:`TEST_CONNECTION_RETRY_POLICY`): someone is waiting in the UI.
+        """
+        policy, self.retry_policy = self.retry_policy, TEST_CONNECTION_RETRY_POLICY
         try:
             body = self.validate_token()
         except ConfirmaError as exc:
             return False, str(exc)
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, f"{type(exc).__name__}: could not reach the Confirma API"
+        finally:
+            self.retry_policy = policy
         if isinstance(body, Mapping) and body.get("isValid") is True:
             return True, str(body.get("message") or "API key is valid")
         message = body.get("message") if isinstance(body, Mapping) else None

@@ -37,7 +37,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaServerError,
     ConfirmaTransportError,
 )
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.confirma import TEST_CONNECTION_RETRY_POLICY, ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, encode_json
 from airflow_provider_confirma.models import LedgerSyncRecord, PaymentSyncRecord
 
@@ -603,6 +603,15 @@ def test_test_connection_unreachable(loopback_hook, closed_port_base):
     ok, message = loopback_hook(closed_port_base).test_connection()
     assert ok is False
     assert message == "Confirma API GET /validate failed: connect (connection refused or unreachable)"
+
+
+def test_test_connection_retries_briefly_then_restores_the_policy(hook, rsps):
+    rsps.get(VALIDATE_URL, status=503)
+    ok, message = hook.test_connection()
+    assert ok is False and "HTTP 503" in message
+    # Someone waits in the UI: two attempts, not the hook's five.
+    assert len(rsps.calls) == 2
+    assert hook.retry_policy is not TEST_CONNECTION_RETRY_POLICY
 
 
 def test_test_connection_bad_configuration(confirma_conn_env):
