@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from enum import Enum
 from typing import Any
 
@@ -86,6 +87,13 @@ def parse_date(value: Any, field_name: str) -> Date | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{field_name} is not a date string: {value!r}")
+    if len(value) == 10:  # fast path for the usual YYYY-MM-DD (status bodies hold thousands)
+        try:
+            plain = date.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return Date(plain.year, plain.month, plain.day)
     parsed = pendulum.parse(value, strict=False)
     if isinstance(parsed, pendulum.DateTime):
         return parsed.date()

@@ -138,6 +138,22 @@ def test_parse_date_passes_none_and_empty_through():
     assert parse_date("2026-03-01T10:00:00.000Z", "d") == pendulum.date(2026, 3, 1)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2026-02-01", (2026, 2, 1)), ("2024-02-29", (2024, 2, 29)), ("20260201", (2026, 2, 1))],
+)
+def test_parse_date_plain_dates_are_pendulum_dates(text, expected):
+    parsed = parse_date(text, "d")
+    assert type(parsed) is pendulum.Date
+    assert parsed == pendulum.date(*expected)
+
+
+@pytest.mark.parametrize("text", ["2026-02-30", "2026-13-01", "not a date"])
+def test_parse_date_rejects_impossible_dates(text):
+    with pytest.raises(ValueError):
+        parse_date(text, "paymentDate")
+
+
 # -- status vocabulary -----------------------------------------------------------------------------
 def test_default_sets_follow_the_docs():
     sets = StatusSets()
