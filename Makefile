@@ -30,7 +30,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks.run
 
 e2e: $(VENV)/.installed
-	bash scripts/e2e.sh
+	$(BIN)/python scripts/e2e.py
 
 # Refresh the pins from a fresh resolution (run when pyproject.toml's dependencies change).
 constraints: $(BIN)/uv
