@@ -10,6 +10,7 @@ vocabulary of :mod:`.sync_wait`: success, failed, timeout or error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import sys
 import time
@@ -22,7 +23,7 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_retryable
 from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
-from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, subscribe
+from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, Subscription, subscribe
 from airflow_provider_confirma.triggers.sync_wait import (
     DEFAULT_MAX_XCOM_RECORDS,
     SyncVerdict,
@@ -173,46 +174,49 @@ class ConfirmaPaymentSyncTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
-        timeout_seconds = max(0.0, self.end_time - self.started_at)
-        last: SyncVerdict | None = None
-        logged = ""
-        errors = 0
+        seen: list[SyncVerdict] = []  # the latest verdict, for the timeout event
         subscription = subscribe(self.poll_key(), self._fetch(), self.poll_interval, coalesce=self.coalesce)
         try:
-            while True:
-                remaining = self.end_time - time.time()
-                if remaining <= 0:
-                    break
-                try:
-                    current = await _within(subscription.next_round(), remaining)
-                except asyncio.TimeoutError:
-                    break
-                if current.error is not None:
-                    exc = current.error
-                    if not is_transient(exc):
-                        return error_event(f"Confirma payment sync status poll failed: {describe_error(exc)}")
-                    errors += 1
-                    self.log.warning(
-                        "Confirma payment sync status poll failed (%d/%d in a row): %s",
-                        errors,
-                        self.max_consecutive_errors,
-                        describe_error(exc),
-                    )
-                    if errors >= self.max_consecutive_errors:
-                        return error_event(
-                            f"Confirma payment sync status poll failed {errors} times in a row; "
-                            f"last error: {describe_error(exc)}"
-                        )
-                    continue
-                errors = 0
-                assert current.index is not None
-                last = wait.judge(current.index)
-                text = last.describe()
-                if text != logged:  # thousands of waiters share a triggerer: log changes only
-                    self.log.info("Confirma payment sync: %s", text)
-                    logged = text
-                if last.finished:
-                    return verdict_event(last, time.time() - self.started_at)
+            remaining = self.end_time - time.time()
+            if remaining > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    # One deadline for the whole wait, not a timer per round.
+                    return await _within(self._poll(subscription, wait, seen), remaining)
         finally:
             subscription.close()
-        return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)
+        timeout_seconds = max(0.0, self.end_time - self.started_at)
+        return timeout_event(wait.noun, timeout_seconds, seen[-1] if seen else None, time.time() - self.started_at)
+
+    async def _poll(self, subscription: Subscription, wait: SyncWait, seen: list[SyncVerdict]) -> dict[str, Any]:
+        """Judge each round until a verdict or an error ends the wait; returns that event."""
+        logged = ""
+        errors = 0
+        while True:
+            current = await subscription.next_round()
+            if current.error is not None:
+                exc = current.error
+                if not is_transient(exc):
+                    return error_event(f"Confirma payment sync status poll failed: {describe_error(exc)}")
+                errors += 1
+                self.log.warning(
+                    "Confirma payment sync status poll failed (%d/%d in a row): %s",
+                    errors,
+                    self.max_consecutive_errors,
+                    describe_error(exc),
+                )
+                if errors >= self.max_consecutive_errors:
+                    return error_event(
+                        f"Confirma payment sync status poll failed {errors} times in a row; "
+                        f"last error: {describe_error(exc)}"
+                    )
+                continue
+            errors = 0
+            assert current.index is not None
+            verdict = wait.judge(current.index)
+            seen[:] = [verdict]
+            text = verdict.describe()
+            if text != logged:  # thousands of waiters share a triggerer: log changes only
+                self.log.info("Confirma payment sync: %s", text)
+                logged = text
+            if verdict.finished:
+                return verdict_event(verdict, time.time() - self.started_at)
