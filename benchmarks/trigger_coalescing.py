@@ -3,9 +3,10 @@
 Starts the sandbox CLI as a subprocess (loopback only), stores ``--records`` payments that stay
 pending, then runs ``--waiters`` ``ConfirmaPaymentSyncTrigger`` instances in one asyncio loop, as a
 triggerer does, for ``--duration`` seconds (they end with their timeout event). Each waits for one
-payment. Prints one JSON object per configuration: the status requests the API received, requests
-per poll round, this process's CPU time per round, and the event loop's lag (a 10 ms ticker; the
-triggerer warns when its loop is blocked for more than 0.2 s).
+payment. Prints one JSON object: the status requests the API received, requests per poll round,
+and, separately for start-up (the first ``STEADY_AFTER`` intervals, when every waiter subscribes
+and first logs) and the steady state, this process's CPU time and the event loop's lag (a 10 ms
+ticker; the triggerer warns when its loop is blocked for more than 0.2 s).
 
     python -m benchmarks.trigger_coalescing --waiters 1000 --duration 5
 """
@@ -27,6 +28,8 @@ from typing import Any
 
 MAX_DURATION = 60.0
 CONN_ID = "confirma_bench"
+#: poll intervals of start-up before the steady state is measured
+STEADY_AFTER = 2.5
 
 
 def _submit(api_url: str, key: str, records: int) -> None:
@@ -55,23 +58,22 @@ def _submit(api_url: str, key: str, records: int) -> None:
 
 
 async def _run(waiters: int, records: int, interval: float, duration: float, coalesce: bool) -> dict[str, Any]:
-    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 
     # After Airflow configured logging: measure the polling, not 1 log line per waiter.
     logging.getLogger("airflow_provider_confirma").setLevel(logging.WARNING)
     # A running triggerer has the secrets backends loaded: warm them up outside the measurement.
     await ConfirmaHook(CONN_ID).aget_settings()
-    lags: list[float] = []
+    loop = asyncio.get_running_loop()
+    lags: list[tuple[float, float]] = []  # (when, lag)
     done = asyncio.Event()
 
     async def ticker() -> None:
-        loop = asyncio.get_running_loop()
         while not done.is_set():
             before = loop.time()
             await asyncio.sleep(0.01)
-            lags.append(loop.time() - before - 0.01)
+            lags.append((before, loop.time() - before - 0.01))
 
     async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> str:
         gen = trigger.run()
@@ -80,6 +82,15 @@ async def _run(waiters: int, records: int, interval: float, duration: float, coa
         finally:
             await gen.aclose()
         return str(event.payload["status"])
+
+    # Start-up (every waiter subscribes and judges its first round) is measured apart from the
+    # steady state, which starts STEADY_AFTER poll intervals in.
+    steady_after = STEADY_AFTER * interval
+    cpu_marks: dict[str, float] = {}
+
+    async def mark_steady() -> None:
+        await asyncio.sleep(steady_after)
+        cpu_marks["steady"] = time.process_time()
 
     started = time.time()
     triggers = [
@@ -94,21 +105,31 @@ async def _run(waiters: int, records: int, interval: float, duration: float, coa
         for i in range(waiters)
     ]
     tick = asyncio.create_task(ticker())
-    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    marker = asyncio.create_task(mark_steady())
+    t0, cpu_start = loop.time(), time.process_time()
     statuses = await asyncio.gather(*(first_event(t) for t in triggers))
-    cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+    cpu_end = time.process_time()
     done.set()
     await tick
-    lags.sort()
+    await marker
+
+    def lag_stats(values: list[float]) -> dict[str, float | None]:
+        values = sorted(values)
+        if not values:
+            return {"p50": None, "p99": None, "max": None}
+        return {
+            "p50": round(statistics.median(values) * 1000, 2),
+            "p99": round(values[int(0.99 * (len(values) - 1))] * 1000, 2),
+            "max": round(values[-1] * 1000, 2),
+        }
+
+    steady_rounds = max(1.0, (duration - steady_after) / interval)
     return {
         "events": {s: statuses.count(s) for s in sorted(set(statuses))},
-        "cpu_seconds": round(cpu, 3),
-        "wall_seconds": round(wall, 3),
-        "loop_lag_ms": {
-            "p50": round(statistics.median(lags) * 1000, 2) if lags else None,
-            "p99": round(lags[int(0.99 * (len(lags) - 1))] * 1000, 2) if lags else None,
-            "max": round(lags[-1] * 1000, 2) if lags else None,
-        },
+        "startup_cpu_seconds": round(cpu_marks["steady"] - cpu_start, 3),
+        "startup_loop_lag_ms": lag_stats([lag for when, lag in lags if when - t0 < steady_after]),
+        "steady_cpu_ms_per_round": round((cpu_end - cpu_marks["steady"]) * 1000 / steady_rounds, 2),
+        "steady_loop_lag_ms": lag_stats([lag for when, lag in lags if when - t0 >= steady_after]),
     }
 
 
@@ -116,8 +137,8 @@ def measure(waiters: int, records: int, interval: float, duration: float, coales
     """One bounded run against a fresh sandbox subprocess; returns the report."""
     if not 1 <= waiters <= 20000 or not 1 <= records <= 5000 or not 0 < duration <= MAX_DURATION:
         raise ValueError("need 1 <= waiters <= 20000, 1 <= records <= 5000, 0 < duration <= 60")
-    if not 0.05 <= interval <= duration:
-        raise ValueError("need 0.05 <= interval <= duration")
+    if interval < 0.05 or duration < (STEADY_AFTER + 2) * interval:
+        raise ValueError(f"need interval >= 0.05 and duration >= {STEADY_AFTER + 2} intervals")
     from airflow_provider_confirma.endpoints import Endpoint
     from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
 
@@ -138,7 +159,6 @@ def measure(waiters: int, records: int, interval: float, duration: float, coales
         "status_requests": requests_seen,
         "requests_per_round": round(requests_seen / rounds, 2),
         **result,
-        "cpu_ms_per_round": round(result["cpu_seconds"] * 1000 / rounds, 2),
         "trigger_log_level": "WARNING",
         "cpus": os.cpu_count(),
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
