@@ -94,7 +94,10 @@ def parse_date(value: Any, field_name: str) -> Date | None:
             pass
         else:
             return Date(plain.year, plain.month, plain.day)
-    parsed = pendulum.parse(value, strict=False)
+    try:
+        parsed = pendulum.parse(value, strict=False)
+    except ValueError:  # pendulum's ParserError does not name the field
+        raise ValueError(f"{field_name} is not a date: {value!r}") from None
     if isinstance(parsed, pendulum.DateTime):
         return parsed.date()
     if isinstance(parsed, Date):
