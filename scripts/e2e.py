@@ -523,6 +523,9 @@ def run(settings: Settings, report: Report) -> None:
             scan(home, key, key_core, canary, canary_core, triggers, report, settings)
         succeeded = not report.failed
     finally:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short (every wait in it is bounded).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if processes is not None:
             processes.stop_all()
             processes.sweep()
