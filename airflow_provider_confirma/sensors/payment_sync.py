@@ -54,6 +54,9 @@ from airflow_provider_confirma.triggers.sync_wait import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: task state store key of the transient-error count in reschedule mode (each poke is a new process)
+ERROR_STREAK_KEY = "confirma_payment_sync_error_streak"
+
 
 class ConfirmaPaymentSyncSensor(BaseSensorOperator):
     """Wait until payments submitted to Confirma are synced (GET /accounting/payment).
@@ -71,7 +74,8 @@ class ConfirmaPaymentSyncSensor(BaseSensorOperator):
         shows a failed payment; with ``False`` keep waiting (a tracked failed payment may still sync).
     :param max_xcom_records: cap of the records listed in the XCom summary.
     :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
-        row before the task fails; also bounds the trigger.
+        row before the task fails; also bounds the trigger. In reschedule mode, where every poke is
+        a new process, the count is kept in the task state store for the current try.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
         connection and query in the same triggerer.
@@ -175,16 +179,30 @@ class ConfirmaPaymentSyncSensor(BaseSensorOperator):
                 return first.timestamp()
         return time.time()
 
+    def _streak_store(self, context: Context) -> Any:
+        """Where reschedule mode keeps the error count between pokes (``None`` in the other modes)."""
+        if not self.reschedule or self.deferrable:
+            return None
+        return context.get("task_state_store")
+
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One status request, judged; logs the progress every time."""
         if self._started_at is None:
             self._started_at = time.time()
+        store = self._streak_store(context)
+        try_number = context["ti"].try_number if store is not None else None
+        if store is not None:
+            saved = store.get(ERROR_STREAK_KEY)
+            same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
+            self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
         try:
             records = self.hook.get_payment_sync_status(self._rendered_params())
         except Exception as exc:
             if not is_transient(exc):
                 raise
             self._consecutive_errors += 1
+            if store is not None:
+                store.set(ERROR_STREAK_KEY, {"try_number": try_number, "errors": self._consecutive_errors})
             self.log.warning(
                 "Confirma payment sync status poll failed (%d/%d in a row): %s",
                 self._consecutive_errors,
@@ -197,6 +215,8 @@ class ConfirmaPaymentSyncSensor(BaseSensorOperator):
                     f"last error: {describe_error(exc)}"
                 ) from exc
             return False
+        if store is not None and self._consecutive_errors:
+            store.delete(ERROR_STREAK_KEY)
         self._consecutive_errors = 0
         verdict = self.sync_wait.judge(index_records(records))
         self.log.info("Confirma payment sync: %s", verdict.describe())
