@@ -290,8 +290,13 @@ class ConfirmaHook(BaseHook):
 
     def get_ledger_sync_status(self, params: Mapping[str, Any] | None = None) -> list[LedgerSyncRecord]:
         """GET /accounting/ledger as typed records (204 → empty list)."""
-        body = self.request(Endpoint.LEDGER_SYNC_STATUS, params=params)
-        return parse_status_body(Endpoint.LEDGER_SYNC_STATUS, body)
+        return self.get_sync_status(Endpoint.LEDGER_SYNC_STATUS, params)
+
+    async def aget_ledger_sync_status(
+        self, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
+    ) -> list[LedgerSyncRecord]:
+        """Async twin of :meth:`get_ledger_sync_status` (for triggers)."""
+        return await self.aget_sync_status(Endpoint.LEDGER_SYNC_STATUS, params, session=session)
 
     def submit_payments(self, body: Mapping[str, Any]) -> Any:
         """POST /accounting/payment (``{"payments": [...]}``). Never retried once sent."""
@@ -299,14 +304,28 @@ class ConfirmaHook(BaseHook):
 
     def get_payment_sync_status(self, params: Mapping[str, Any] | None = None) -> list[PaymentSyncRecord]:
         """GET /accounting/payment as typed records (204 → empty list)."""
-        body = self.request(Endpoint.PAYMENT_SYNC_STATUS, params=params)
-        return parse_status_body(Endpoint.PAYMENT_SYNC_STATUS, body)
+        return self.get_sync_status(Endpoint.PAYMENT_SYNC_STATUS, params)
 
     async def aget_payment_sync_status(
         self, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
     ) -> list[PaymentSyncRecord]:
-        body = await self.arequest(Endpoint.PAYMENT_SYNC_STATUS, params=params, session=session)
-        return parse_status_body(Endpoint.PAYMENT_SYNC_STATUS, body)
+        """Async twin of :meth:`get_payment_sync_status` (for triggers)."""
+        return await self.aget_sync_status(Endpoint.PAYMENT_SYNC_STATUS, params, session=session)
+
+    def get_sync_status(self, endpoint: Endpoint, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """A sync status endpoint (:data:`STATUS_RECORDS`: payment or ledger) as typed records."""
+        _check_status_endpoint(endpoint)
+        return parse_status_body(endpoint, self.request(endpoint, params=params))
+
+    async def aget_sync_status(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, Any] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> list[Any]:
+        """Async twin of :meth:`get_sync_status`: what a sync trigger polls."""
+        _check_status_endpoint(endpoint)
+        return parse_status_body(endpoint, await self.arequest(endpoint, params=params, session=session))
 
     def test_connection(self) -> tuple[bool, str]:
         """A side-effect-free GET /validate; the message never contains the key.
@@ -332,6 +351,13 @@ STATUS_RECORDS: dict[Endpoint, tuple[str, type[Any]]] = {
     Endpoint.PAYMENT_SYNC_STATUS: ("payments", PaymentSyncRecord),
     Endpoint.LEDGER_SYNC_STATUS: ("ledgers", LedgerSyncRecord),
 }
+
+
+def _check_status_endpoint(endpoint: Endpoint) -> None:
+    if endpoint not in STATUS_RECORDS:
+        raise ConfirmaConfigError(
+            f"{endpoint.value} is not a sync status endpoint; expected one of {sorted(e.value for e in STATUS_RECORDS)}"
+        )
 
 
 def parse_status_body(endpoint: Endpoint, body: Any) -> list[Any]:
