@@ -1,286 +1,33 @@
 """``ConfirmaPaymentSyncSensor``: wait until submitted payments are synced to the accounting system.
 
-Owns the sensor's argument handling (parse-time and post-render validation), its three modes
-(poke, reschedule, deferrable) and how a verdict or trigger event ends the task. The verdict itself
-comes from :mod:`airflow_provider_confirma.triggers.sync_wait`, shared with the trigger.
+Reads GET /accounting/payment; arguments, modes, validation, events, the XCom summary and the
+asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Collection, Mapping, Sequence
-from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
-
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import (
-    AirflowException,
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-)
-
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params
-from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
-from airflow_provider_confirma.triggers.payment_sync import (
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ConfirmaPaymentSyncTrigger,
-    describe_error,
-    is_transient,
-    retry_policy_from,
-)
-from airflow_provider_confirma.triggers.sync_wait import (
-    DEFAULT_MAX_XCOM_RECORDS,
-    EVENT_FAILED,
-    EVENT_SUCCESS,
-    EVENT_TIMEOUT,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    SyncWait,
-    check_count,
-    check_positive,
-    check_query_params,
-    index_records,
-    is_template,
-    normalize_identifiers,
-    read_event,
-)
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
+from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 
 #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
 ERROR_STREAK_KEY = "confirma_payment_sync_error_streak"
 
 
-class ConfirmaPaymentSyncSensor(BaseSensorOperator):
+class ConfirmaPaymentSyncSensor(ConfirmaSyncStatusSensor):
     """Wait until payments submitted to Confirma are synced (GET /accounting/payment).
 
-    :param source_identifiers: the payment identifiers to wait for: a list, one string, or the
-        submit operator's XCom (a list, or a dict with an ``identifiers`` key). Templated. When
-        omitted, wait until no payment returned by the status endpoint is pending.
-    :param confirma_conn_id: the ``confirma`` connection.
-    :param query_params: query parameters of the status request (templated; passed through, since
-        the docs do not list them).
-    :param success_statuses: status codes meaning synced (default ``{1}``).
-    :param pending_statuses: status codes meaning still queued (default ``{0}``). Any other value
-        is a failure.
-    :param fail_on_sync_failure: fail the task at once, without retries, at the first poll that
-        shows a failed payment; with ``False`` keep waiting (a tracked failed payment may still sync).
-    :param max_xcom_records: cap of the records listed in the XCom summary.
-    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
-        row before the task fails; also bounds the trigger. In reschedule mode, where every poke is
-        a new process, the count is kept in the task state store for the current try.
-    :param deferrable: wait in the triggerer instead of a worker slot.
-    :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
-        connection and query in the same triggerer.
-    :param emit_asset: declare ``confirma://accounting/payment`` as an outlet, so downstream DAGs
-        can be scheduled on synced payments.
-    :param http_retry_policy: the hook's per-request retry bounds (a ``RetryPolicy`` of
-        :mod:`~airflow_provider_confirma.hooks.http_policy` or a dict of its fields). Not Airflow's
-        task-level ``retry_policy``, which keeps its meaning.
+    ``source_identifiers`` are ``paymentIdentifier`` values, e.g. ``ConfirmaSubmitPaymentsOperator``'s
+    XCom. With ``emit_asset``, the outlet is ``confirma://accounting/payment``. Other arguments as
+    :class:`~.base.ConfirmaSyncStatusSensor`; waits deferred in :class:`ConfirmaPaymentSyncTrigger`.
     """
 
-    template_fields: Sequence[str] = ("source_identifiers", "query_params")
-    template_fields_renderers = {"query_params": "json"}
-    ui_color = "#d8eef2"
+    status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
+    asset = PAYMENT_SYNC_ASSET
+    noun = "payment"
+    error_streak_key = ERROR_STREAK_KEY
+    trigger_class = ConfirmaPaymentSyncTrigger
 
-    def __init__(
-        self,
-        *,
-        source_identifiers: Any = None,
-        confirma_conn_id: str = ConfirmaHook.default_conn_name,
-        query_params: Mapping[str, Any] | str | None = None,
-        success_statuses: Collection[int] = DEFAULT_SUCCESS_STATUSES,
-        pending_statuses: Collection[int] = DEFAULT_PENDING_STATUSES,
-        fail_on_sync_failure: bool = True,
-        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        coalesce: bool = True,
-        emit_asset: bool = False,
-        http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if emit_asset:
-            outlets = kwargs.pop("outlets", None)
-            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets else [])
-            if PAYMENT_SYNC_ASSET not in outlets:
-                outlets.append(PAYMENT_SYNC_ASSET)
-            kwargs["outlets"] = outlets
-        super().__init__(**kwargs)
-        task = f"{type(self).__name__} '{self.task_id}'"
-        try:
-            if not isinstance(confirma_conn_id, str) or not confirma_conn_id:
-                raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
-            check_positive(self.poke_interval, "poke_interval")
-            check_positive(self.timeout, "timeout")
-            self.status_sets = StatusSets.build(success_statuses, pending_statuses)
-            self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
-            self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
-            self.http_retry_policy = retry_policy_from(http_retry_policy)
-            # Validate now what is already known; templates and XComs are checked after rendering.
-            if not is_template(source_identifiers):
-                normalize_identifiers(source_identifiers)
-            if not is_template(query_params):
-                check_query_params(query_params)
-        except (ConfirmaConfigError, TypeError, ValueError) as err:
-            raise ConfirmaConfigError(f"{task}: {err}") from None
-        self.source_identifiers = source_identifiers
-        self.confirma_conn_id = confirma_conn_id
-        self.query_params = query_params
-        self.fail_on_sync_failure = fail_on_sync_failure
-        self.deferrable = deferrable
-        self.coalesce = coalesce
-        self.emit_asset = emit_asset
-        self._consecutive_errors = 0
-        self._started_at: float | None = None
 
-    # -- arguments after rendering -------------------------------------------------------------
-    def _rendered_wait(self) -> SyncWait:
-        try:
-            identifiers = normalize_identifiers(self.source_identifiers)
-        except ConfirmaConfigError as err:
-            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
-        return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records)
-
-    def _rendered_params(self) -> dict[str, Any]:
-        try:
-            return check_query_params(self.query_params)
-        except ConfirmaConfigError as err:
-            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
-
-    @cached_property
-    def hook(self) -> ConfirmaHook:
-        return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
-
-    @cached_property
-    def sync_wait(self) -> SyncWait:
-        return self._rendered_wait()
-
-    # -- execution -----------------------------------------------------------------------------
-    def execute(self, context: Context) -> Any:
-        self.sync_wait  # noqa: B018 - validate the rendered arguments before the first request
-        self._rendered_params()
-        self._started_at = self._wait_started_at(context)
-        if self.deferrable:
-            return self._execute_deferrable(context)
-        return super().execute(context)
-
-    def _wait_started_at(self, context: Context) -> float:
-        if self.reschedule and not self.deferrable:
-            first = context["ti"].get_first_reschedule_date(context)
-            if first is not None:
-                return first.timestamp()
-        return time.time()
-
-    def _streak_store(self, context: Context) -> Any:
-        """Where reschedule mode keeps the error count between pokes (``None`` in the other modes)."""
-        if not self.reschedule or self.deferrable:
-            return None
-        return context.get("task_state_store")
-
-    def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One status request, judged; logs the progress every time."""
-        if self._started_at is None:
-            self._started_at = time.time()
-        store = self._streak_store(context)
-        try_number = context["ti"].try_number if store is not None else None
-        if store is not None:
-            saved = store.get(ERROR_STREAK_KEY)
-            same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
-            self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
-        try:
-            records = self.hook.get_payment_sync_status(self._rendered_params())
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            self._consecutive_errors += 1
-            if store is not None:
-                store.set(ERROR_STREAK_KEY, {"try_number": try_number, "errors": self._consecutive_errors})
-            self.log.warning(
-                "Confirma payment sync status poll failed (%d/%d in a row): %s",
-                self._consecutive_errors,
-                self.max_consecutive_errors,
-                describe_error(exc),
-            )
-            if self._consecutive_errors >= self.max_consecutive_errors:
-                raise AirflowException(
-                    f"Confirma payment sync status poll failed {self._consecutive_errors} times in a row; "
-                    f"last error: {describe_error(exc)}"
-                ) from exc
-            return False
-        if store is not None and self._consecutive_errors:
-            store.delete(ERROR_STREAK_KEY)
-        self._consecutive_errors = 0
-        verdict = self.sync_wait.judge(index_records(records))
-        self.log.info("Confirma payment sync: %s", verdict.describe())
-        if verdict.outcome == OUTCOME_FAILED:
-            raise AirflowFailException(verdict.failure_message())
-        if verdict.outcome == OUTCOME_SUCCESS:
-            return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
-        return False
-
-    def _execute_deferrable(self, context: Context) -> Any:
-        """Check once on the worker; defer with the remaining sensor timeout if not done."""
-        assert self._started_at is not None
-        try:
-            done = self.poke(context)
-        except (AirflowFailException, AirflowSensorTimeout) as exc:
-            if self.soft_fail or self.never_fail:
-                flag = "soft_fail" if self.soft_fail else "never_fail"
-                raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
-            raise
-        if isinstance(done, PokeReturnValue) and done:
-            return done.xcom_value
-        remaining = self._started_at + self.timeout - time.time()
-        if remaining <= 0:
-            message = f"Sensor has timed out after the first check; timeout is {self.timeout}s"
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            raise AirflowSensorTimeout(message)
-        self.defer(
-            trigger=self.build_trigger(),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=remaining),
-        )
-
-    def build_trigger(self) -> ConfirmaPaymentSyncTrigger:
-        """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
-        started = self._started_at if self._started_at is not None else time.time()
-        wait = self.sync_wait
-        return ConfirmaPaymentSyncTrigger(
-            confirma_conn_id=self.confirma_conn_id,
-            source_identifiers=list(wait.identifiers) if wait.identifiers is not None else None,
-            success_statuses=sorted(self.status_sets.success),
-            pending_statuses=sorted(self.status_sets.pending),
-            query_params=clean_params(self._rendered_params()),
-            poll_interval=self.poke_interval,
-            end_time=started + self.timeout,
-            started_at=started,
-            fail_on_sync_failure=self.fail_on_sync_failure,
-            max_xcom_records=self.max_xcom_records,
-            max_consecutive_errors=self.max_consecutive_errors,
-            coalesce=self.coalesce,
-            retry_policy=self.http_retry_policy,
-        )
-
-    def execute_complete(self, context: Context, event: Any = None) -> Any:
-        """Resume from the trigger: accept only success / failed / timeout / error events."""
-        try:
-            checked = read_event(event)
-        except ValueError as err:
-            raise AirflowException(f"{type(self).__name__} '{self.task_id}': {err}") from None
-        if checked.status == EVENT_SUCCESS:
-            self.log.info("Confirma payment sync: %s", checked.message)
-            return checked.summary
-        if checked.status == EVENT_FAILED:
-            raise AirflowFailException(checked.message)
-        if checked.status == EVENT_TIMEOUT:
-            raise AirflowSensorTimeout(checked.message)
-        raise AirflowException(checked.message)
+__all__ = ["ERROR_STREAK_KEY", "ConfirmaPaymentSyncSensor"]

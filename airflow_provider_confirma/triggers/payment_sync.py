@@ -1,222 +1,37 @@
 """``ConfirmaPaymentSyncTrigger``: the deferred wait of ``ConfirmaPaymentSyncSensor``.
 
-Polls GET /accounting/payment through ``ConfirmaHook.aget_payment_sync_status`` (aiohttp, the
-hook's retry and Retry-After policy, the connection resolved asynchronously) and judges each
-response with the sensor's own :class:`~.sync_wait.SyncWait`. Concurrent waits on one connection
-and query share one poll per interval (:mod:`.coalescing`). Emits exactly one event from the closed
-vocabulary of :mod:`.sync_wait`: success, failed, timeout or error.
+Polls GET /accounting/payment; everything else is :class:`~.base.ConfirmaSyncStatusTrigger`'s
+(the hook's async reader, the shared :class:`~.sync_wait.SyncWait` verdict, coalesced polls, one
+event from the closed vocabulary). The helpers below are re-exported from :mod:`.base` for callers
+that import them from here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
-from typing import Any, TypeVar
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
-
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_retryable
-from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
-from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, Subscription, subscribe
-from airflow_provider_confirma.triggers.sync_wait import (
-    DEFAULT_MAX_XCOM_RECORDS,
-    SyncVerdict,
-    SyncWait,
-    check_count,
-    check_positive,
-    check_query_params,
-    error_event,
-    normalize_identifiers,
-    timeout_event,
-    verdict_event,
+from airflow_provider_confirma.triggers.base import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ConfirmaSyncStatusTrigger,
+    describe_error,
+    is_transient,
+    retry_policy_from,
 )
 
-DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 
-_T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    """``awaitable`` or ``asyncio.TimeoutError`` after ``seconds``; no extra task per wait on 3.11+."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth another poll: what the hook retries for a GET (transport, 429, 5xx)."""
-    return isinstance(exc, PollerStopped) or is_retryable("GET", exc)
-
-
-def describe_error(exc: BaseException) -> str:
-    """An error for a message or log line; the hook's exceptions never carry the key."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None) -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it)."""
-    if value is None or isinstance(value, RetryPolicy):
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"retry_policy must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
-    return RetryPolicy(**value)
-
-
-class ConfirmaPaymentSyncTrigger(BaseTrigger):
+class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
     """Wait until the given payments (or all pending ones) are synced, failed, or time is up.
 
-    :param confirma_conn_id: the ``confirma`` connection.
-    :param source_identifiers: identifiers to wait for; ``None`` waits until nothing is pending.
-    :param success_statuses: status codes meaning synced.
-    :param pending_statuses: status codes meaning still queued; any other code is a failure.
-    :param query_params: query parameters of the status request, passed through as strings.
-    :param poll_interval: seconds between the end of one poll and the start of the next.
-    :param end_time: epoch seconds at which the trigger emits a ``timeout`` event.
-    :param started_at: epoch seconds the wait began (for the summary's ``waited_seconds``).
-    :param fail_on_sync_failure: emit ``failed`` at the first failed payment; else keep waiting.
-    :param max_xcom_records: cap of the records listed in the event summary.
-    :param max_consecutive_errors: transient poll errors in a row before an ``error`` event.
-    :param coalesce: share one poll with concurrent triggers of the same connection and query.
-    :param retry_policy: fields of the hook's :class:`RetryPolicy` (``None``: the default).
+    Polls ``GET /accounting/payment``; arguments as :class:`~.base.ConfirmaSyncStatusTrigger`.
     """
 
-    def __init__(
-        self,
-        *,
-        confirma_conn_id: str = ConfirmaHook.default_conn_name,
-        source_identifiers: Sequence[str] | None = None,
-        success_statuses: Collection[int] = DEFAULT_SUCCESS_STATUSES,
-        pending_statuses: Collection[int] = DEFAULT_PENDING_STATUSES,
-        query_params: Mapping[str, Any] | None = None,
-        poll_interval: float = 60.0,
-        end_time: float,
-        started_at: float | None = None,
-        fail_on_sync_failure: bool = True,
-        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
-        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
-        coalesce: bool = True,
-        retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
-    ) -> None:
-        super().__init__()
-        if not isinstance(confirma_conn_id, str) or not confirma_conn_id:
-            raise ValueError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
-        self.confirma_conn_id = confirma_conn_id
-        identifiers = normalize_identifiers(source_identifiers)
-        self.source_identifiers: list[str] | None = list(identifiers) if identifiers is not None else None
-        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
-        self.query_params: dict[str, Any] = clean_params(check_query_params(query_params))
-        self.poll_interval = check_positive(poll_interval, "poll_interval")
-        self.end_time = check_positive(end_time, "end_time")
-        self.started_at = float(started_at) if started_at is not None else time.time()
-        self.fail_on_sync_failure = bool(fail_on_sync_failure)
-        self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
-        self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
-        self.coalesce = bool(coalesce)
-        self.retry_policy = retry_policy_from(retry_policy)
+    status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
+    noun = "payment"
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        """JSON-safe primitives only; the key is resolved from the connection at run time."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "confirma_conn_id": self.confirma_conn_id,
-                "source_identifiers": list(self.source_identifiers) if self.source_identifiers is not None else None,
-                "success_statuses": sorted(self.status_sets.success),
-                "pending_statuses": sorted(self.status_sets.pending),
-                "query_params": {k: list(v) if isinstance(v, list) else v for k, v in self.query_params.items()},
-                "poll_interval": self.poll_interval,
-                "end_time": self.end_time,
-                "started_at": self.started_at,
-                "fail_on_sync_failure": self.fail_on_sync_failure,
-                "max_xcom_records": self.max_xcom_records,
-                "max_consecutive_errors": self.max_consecutive_errors,
-                "coalesce": self.coalesce,
-                "retry_policy": dataclasses.asdict(self.retry_policy) if self.retry_policy is not None else None,
-            },
-        )
 
-    # -- polling -------------------------------------------------------------------------------
-    @property
-    def wait(self) -> SyncWait:
-        identifiers = tuple(self.source_identifiers) if self.source_identifiers is not None else None
-        return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records)
-
-    def poll_key(self) -> tuple[Any, ...]:
-        """What makes two waits share a poll: endpoint, connection, query and retry policy."""
-        policy = dataclasses.astuple(self.retry_policy) if self.retry_policy is not None else None
-        return (
-            Endpoint.PAYMENT_SYNC_STATUS.value,
-            self.confirma_conn_id,
-            tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items())),
-            policy,
-        )
-
-    def _fetch(self) -> Fetch:
-        hook = ConfirmaHook(self.confirma_conn_id, retry_policy=self.retry_policy)
-        params = dict(self.query_params)
-
-        async def fetch(session: Any) -> list[Any]:
-            return await hook.aget_payment_sync_status(params, session=session)
-
-        return fetch
-
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        event = await self._wait_for_event()
-        yield TriggerEvent(event)
-
-    async def _wait_for_event(self) -> dict[str, Any]:
-        wait = self.wait
-        seen: list[SyncVerdict] = []  # the latest verdict, for the timeout event
-        subscription = subscribe(self.poll_key(), self._fetch(), self.poll_interval, coalesce=self.coalesce)
-        try:
-            remaining = self.end_time - time.time()
-            if remaining > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    # One deadline for the whole wait, not a timer per round.
-                    return await _within(self._poll(subscription, wait, seen), remaining)
-        finally:
-            subscription.close()
-        timeout_seconds = max(0.0, self.end_time - self.started_at)
-        return timeout_event(wait.noun, timeout_seconds, seen[-1] if seen else None, time.time() - self.started_at)
-
-    async def _poll(self, subscription: Subscription, wait: SyncWait, seen: list[SyncVerdict]) -> dict[str, Any]:
-        """Judge each round until a verdict or an error ends the wait; returns that event."""
-        logged = ""
-        errors = 0
-        while True:
-            current = await subscription.next_round()
-            if current.error is not None:
-                exc = current.error
-                if not is_transient(exc):
-                    return error_event(f"Confirma payment sync status poll failed: {describe_error(exc)}")
-                errors += 1
-                self.log.warning(
-                    "Confirma payment sync status poll failed (%d/%d in a row): %s",
-                    errors,
-                    self.max_consecutive_errors,
-                    describe_error(exc),
-                )
-                if errors >= self.max_consecutive_errors:
-                    return error_event(
-                        f"Confirma payment sync status poll failed {errors} times in a row; "
-                        f"last error: {describe_error(exc)}"
-                    )
-                continue
-            errors = 0
-            assert current.index is not None
-            verdict = wait.judge(current.index)
-            seen[:] = [verdict]
-            text = verdict.describe()
-            if text != logged:  # thousands of waiters share a triggerer: log changes only
-                self.log.info("Confirma payment sync: %s", text)
-                logged = text
-            if verdict.finished:
-                return verdict_event(verdict, time.time() - self.started_at)
+__all__ = [
+    "DEFAULT_MAX_CONSECUTIVE_ERRORS",
+    "ConfirmaPaymentSyncTrigger",
+    "describe_error",
+    "is_transient",
+    "retry_policy_from",
+]

@@ -147,7 +147,9 @@ def test_success(mode, dag_file, sandbox):
     assert all(r["status"] == 1 and r["syncDate"] for r in summary["records"])
     assert summary["waited_seconds"] >= POKE_INTERVAL  # it saw them pending first
     assert KEY_MARKER not in repr(result.xcoms)
-    assert result.asset_events == [{"task_id": "wait", "uri": PAYMENT_SYNC_ASSET_URI, "extra": {}}]
+    # The asset event names what synced (in deferrable mode, set in execute_complete).
+    extra = {"synced": 3, "identifiers": ["ok-0", "ok-1", "ok-2"]}
+    assert result.asset_events == [{"task_id": "wait", "uri": PAYMENT_SYNC_ASSET_URI, "extra": extra}]
     # The rendered query parameters reached the status endpoint.
     queries = sandbox.stats()["queries"][STATUS_KEY]
     assert queries and all(q["fromDate"].startswith("20") for q in queries)

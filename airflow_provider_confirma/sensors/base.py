@@ -1,0 +1,329 @@
+"""``ConfirmaSyncStatusSensor``: wait until submitted records are synced, for one status endpoint.
+
+Owns the sync sensors' argument handling (parse-time and post-render validation), their three modes
+(poke, reschedule, deferrable), how a verdict or trigger event ends the task, and the asset event a
+successful wait emits. The verdict itself comes from :mod:`airflow_provider_confirma.triggers.sync_wait`,
+shared with the trigger. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the
+status endpoint, the asset, the noun and the trigger class.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection, Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
+
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params
+from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
+from airflow_provider_confirma.triggers.base import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    ConfirmaSyncStatusTrigger,
+    describe_error,
+    is_transient,
+    retry_policy_from,
+)
+from airflow_provider_confirma.triggers.sync_wait import (
+    DEFAULT_MAX_XCOM_RECORDS,
+    EVENT_FAILED,
+    EVENT_SUCCESS,
+    EVENT_TIMEOUT,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    SyncWait,
+    check_count,
+    check_positive,
+    check_query_params,
+    index_records,
+    is_template,
+    normalize_identifiers,
+    read_event,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: How many identifiers the asset event's extra names (as the status operators' events do).
+ASSET_EXTRA_IDENTIFIERS = 100
+
+
+class ConfirmaSyncStatusSensor(BaseSensorOperator):
+    """Wait until records submitted to Confirma are synced (a sync status endpoint).
+
+    Not used directly: a subclass sets :attr:`status_endpoint`, :attr:`asset`, :attr:`noun` and
+    :attr:`trigger_class`.
+
+    :param source_identifiers: the identifiers to wait for: a list, one string, or the submit
+        operator's XCom (a list, or a dict with an ``identifiers`` key). Templated. When omitted,
+        wait until no record returned by the status endpoint is pending.
+    :param confirma_conn_id: the ``confirma`` connection.
+    :param query_params: query parameters of the status request (templated; passed through, since
+        the docs do not list them).
+    :param success_statuses: status codes meaning synced (default ``{1}``).
+    :param pending_statuses: status codes meaning still queued (default ``{0}``). Any other value
+        is a failure.
+    :param fail_on_sync_failure: fail the task at once, without retries, at the first poll that
+        shows a failed record; with ``False`` keep waiting (a tracked failed record may still sync).
+    :param max_xcom_records: cap of the records listed in the XCom summary.
+    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
+        row before the task fails; also bounds the trigger. In reschedule mode, where every poke is
+        a new process, the count is kept in the task state store for the current try.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
+        connection and query in the same triggerer.
+    :param emit_asset: declare the endpoint's asset (e.g. ``confirma://accounting/payment``) as an
+        outlet, so downstream DAGs can be scheduled on synced records. A successful wait's asset
+        event carries ``{"synced": <count>, "identifiers": [<up to 100 synced identifiers>]}``.
+    :param http_retry_policy: the hook's per-request retry bounds (a ``RetryPolicy`` of
+        :mod:`~airflow_provider_confirma.hooks.http_policy` or a dict of its fields). Not Airflow's
+        task-level ``retry_policy``, which keeps its meaning.
+    """
+
+    #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
+    status_endpoint: ClassVar[Endpoint]
+    #: the asset declared as an outlet with ``emit_asset``
+    asset: ClassVar[Asset]
+    #: what the records are, in messages ("payment", "ledger")
+    noun: ClassVar[str]
+    #: the trigger of the deferred wait (polls the same endpoint)
+    trigger_class: ClassVar[type[ConfirmaSyncStatusTrigger]]
+    #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
+    error_streak_key: ClassVar[str]
+
+    template_fields: Sequence[str] = ("source_identifiers", "query_params")
+    template_fields_renderers = {"query_params": "json"}
+    ui_color = "#d8eef2"
+
+    def __init__(
+        self,
+        *,
+        source_identifiers: Any = None,
+        confirma_conn_id: str = ConfirmaHook.default_conn_name,
+        query_params: Mapping[str, Any] | str | None = None,
+        success_statuses: Collection[int] = DEFAULT_SUCCESS_STATUSES,
+        pending_statuses: Collection[int] = DEFAULT_PENDING_STATUSES,
+        fail_on_sync_failure: bool = True,
+        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        coalesce: bool = True,
+        emit_asset: bool = False,
+        http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
+            raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
+        if emit_asset:
+            outlets = kwargs.pop("outlets", None)
+            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets else [])
+            if self.asset not in outlets:
+                outlets.append(self.asset)
+            kwargs["outlets"] = outlets
+        super().__init__(**kwargs)
+        task = f"{type(self).__name__} '{self.task_id}'"
+        try:
+            if not isinstance(confirma_conn_id, str) or not confirma_conn_id:
+                raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
+            check_positive(self.poke_interval, "poke_interval")
+            check_positive(self.timeout, "timeout")
+            self.status_sets = StatusSets.build(success_statuses, pending_statuses)
+            self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
+            self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
+            self.http_retry_policy = retry_policy_from(http_retry_policy)
+            # Validate now what is already known; templates and XComs are checked after rendering.
+            if not is_template(source_identifiers):
+                normalize_identifiers(source_identifiers)
+            if not is_template(query_params):
+                check_query_params(query_params)
+        except (ConfirmaConfigError, TypeError, ValueError) as err:
+            raise ConfirmaConfigError(f"{task}: {err}") from None
+        self.source_identifiers = source_identifiers
+        self.confirma_conn_id = confirma_conn_id
+        self.query_params = query_params
+        self.fail_on_sync_failure = fail_on_sync_failure
+        self.deferrable = deferrable
+        self.coalesce = coalesce
+        self.emit_asset = emit_asset
+        self._consecutive_errors = 0
+        self._started_at: float | None = None
+
+    # -- arguments after rendering -------------------------------------------------------------
+    def _rendered_wait(self) -> SyncWait:
+        try:
+            identifiers = normalize_identifiers(self.source_identifiers)
+        except ConfirmaConfigError as err:
+            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
+        return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
+
+    def _rendered_params(self) -> dict[str, Any]:
+        try:
+            return check_query_params(self.query_params)
+        except ConfirmaConfigError as err:
+            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
+
+    @cached_property
+    def hook(self) -> ConfirmaHook:
+        return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
+
+    @cached_property
+    def sync_wait(self) -> SyncWait:
+        return self._rendered_wait()
+
+    # -- execution -----------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        self.sync_wait  # noqa: B018 - validate the rendered arguments before the first request
+        self._rendered_params()
+        self._started_at = self._wait_started_at(context)
+        if self.deferrable:
+            return self._succeeded(context, self._execute_deferrable(context))
+        return self._succeeded(context, super().execute(context))
+
+    def _succeeded(self, context: Context, summary: Any) -> Any:
+        """The summary of a finished wait; with ``emit_asset``, it also fills the asset event's extra."""
+        if self.emit_asset and isinstance(summary, Mapping):
+            context["outlet_events"][self.asset].extra = self.asset_extra(summary)
+        return summary
+
+    def asset_extra(self, summary: Mapping[str, Any]) -> dict[str, Any]:
+        """``{"synced", "identifiers"}`` of a success summary, the keys the status operators use.
+
+        ``identifiers`` lists up to 100 synced records of the summary (so at most ``max_xcom_records``).
+        """
+        synced = [
+            str(record["sourceIdentifier"])
+            for record in summary.get("records") or []
+            if isinstance(record, Mapping) and record.get("status") in self.status_sets.success
+        ]
+        counts = summary.get("counts")
+        count = counts.get("synced") if isinstance(counts, Mapping) else None
+        return {
+            "synced": count if isinstance(count, int) else len(synced),
+            "identifiers": synced[:ASSET_EXTRA_IDENTIFIERS],
+        }
+
+    def _wait_started_at(self, context: Context) -> float:
+        if self.reschedule and not self.deferrable:
+            first = context["ti"].get_first_reschedule_date(context)
+            if first is not None:
+                return first.timestamp()
+        return time.time()
+
+    def _streak_store(self, context: Context) -> Any:
+        """Where reschedule mode keeps the error count between pokes (``None`` in the other modes)."""
+        if not self.reschedule or self.deferrable:
+            return None
+        return context.get("task_state_store")
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One status request, judged; logs the progress every time."""
+        if self._started_at is None:
+            self._started_at = time.time()
+        store = self._streak_store(context)
+        try_number = context["ti"].try_number if store is not None else None
+        if store is not None:
+            saved = store.get(self.error_streak_key)
+            same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
+            self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
+        try:
+            records = self.hook.get_sync_status(self.status_endpoint, self._rendered_params())
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self._consecutive_errors += 1
+            if store is not None:
+                store.set(self.error_streak_key, {"try_number": try_number, "errors": self._consecutive_errors})
+            self.log.warning(
+                "Confirma %s sync status poll failed (%d/%d in a row): %s",
+                self.noun,
+                self._consecutive_errors,
+                self.max_consecutive_errors,
+                describe_error(exc),
+            )
+            if self._consecutive_errors >= self.max_consecutive_errors:
+                raise AirflowException(
+                    f"Confirma {self.noun} sync status poll failed {self._consecutive_errors} times in a row; "
+                    f"last error: {describe_error(exc)}"
+                ) from exc
+            return False
+        if store is not None and self._consecutive_errors:
+            store.delete(self.error_streak_key)
+        self._consecutive_errors = 0
+        verdict = self.sync_wait.judge(index_records(records))
+        self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
+        if verdict.outcome == OUTCOME_FAILED:
+            raise AirflowFailException(verdict.failure_message())
+        if verdict.outcome == OUTCOME_SUCCESS:
+            return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
+        return False
+
+    def _execute_deferrable(self, context: Context) -> Any:
+        """Check once on the worker; defer with the remaining sensor timeout if not done."""
+        assert self._started_at is not None
+        try:
+            done = self.poke(context)
+        except (AirflowFailException, AirflowSensorTimeout) as exc:
+            if self.soft_fail or self.never_fail:
+                flag = "soft_fail" if self.soft_fail else "never_fail"
+                raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
+            raise
+        if isinstance(done, PokeReturnValue) and done:
+            return done.xcom_value
+        remaining = self._started_at + self.timeout - time.time()
+        if remaining <= 0:
+            message = f"Sensor has timed out after the first check; timeout is {self.timeout}s"
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        self.defer(
+            trigger=self.build_trigger(),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining),
+        )
+
+    def build_trigger(self) -> ConfirmaSyncStatusTrigger:
+        """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
+        started = self._started_at if self._started_at is not None else time.time()
+        wait = self.sync_wait
+        return self.trigger_class(
+            confirma_conn_id=self.confirma_conn_id,
+            source_identifiers=list(wait.identifiers) if wait.identifiers is not None else None,
+            success_statuses=sorted(self.status_sets.success),
+            pending_statuses=sorted(self.status_sets.pending),
+            query_params=clean_params(self._rendered_params()),
+            poll_interval=self.poke_interval,
+            end_time=started + self.timeout,
+            started_at=started,
+            fail_on_sync_failure=self.fail_on_sync_failure,
+            max_xcom_records=self.max_xcom_records,
+            max_consecutive_errors=self.max_consecutive_errors,
+            coalesce=self.coalesce,
+            retry_policy=self.http_retry_policy,
+        )
+
+    def execute_complete(self, context: Context, event: Any = None) -> Any:
+        """Resume from the trigger: accept only success / failed / timeout / error events."""
+        try:
+            checked = read_event(event)
+        except ValueError as err:
+            raise AirflowException(f"{type(self).__name__} '{self.task_id}': {err}") from None
+        if checked.status == EVENT_SUCCESS:
+            self.log.info("Confirma %s sync: %s", self.noun, checked.message)
+            return self._succeeded(context, checked.summary)
+        if checked.status == EVENT_FAILED:
+            raise AirflowFailException(checked.message)
+        if checked.status == EVENT_TIMEOUT:
+            raise AirflowSensorTimeout(checked.message)
+        raise AirflowException(checked.message)

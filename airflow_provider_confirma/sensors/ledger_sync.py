@@ -1,0 +1,31 @@
+"""``ConfirmaLedgerSyncSensor``: wait until submitted ledger documents are synced to the accounting system.
+
+Reads GET /accounting/ledger; arguments, modes, validation, events, the XCom summary and the
+asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
+"""
+
+from __future__ import annotations
+
+from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
+from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
+
+
+class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
+    """Wait until ledger documents submitted to Confirma are synced (GET /accounting/ledger).
+
+    ``source_identifiers`` are ``ledgerIdentifier`` values, e.g. ``ConfirmaSubmitLedgerOperator``'s
+    XCom (``[ledgerIdentifier]``). With ``emit_asset``, the outlet is ``confirma://accounting/ledger``.
+    Other arguments as :class:`~.base.ConfirmaSyncStatusSensor`; waits deferred in
+    :class:`ConfirmaLedgerSyncTrigger`.
+    """
+
+    status_endpoint = Endpoint.LEDGER_SYNC_STATUS
+    asset = LEDGER_SYNC_ASSET
+    noun = "ledger"
+    error_streak_key = "confirma_ledger_sync_error_streak"
+    trigger_class = ConfirmaLedgerSyncTrigger
+
+
+__all__ = ["ConfirmaLedgerSyncSensor"]
