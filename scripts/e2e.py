@@ -307,8 +307,9 @@ def sandbox_configs(key: str) -> dict[str, SandboxConfig]:
             }
         ),
         "confirma_e2e_down": SandboxConfig.from_dict({"api_key": key, "chaos": {"error_503": 1.0}}),
+        # settled on command too, so that its sensor always defers before the failure shows
         "confirma_e2e_failing": SandboxConfig(
-            api_key=key, sync_delay=4, failure_pattern=".", failure_description="Sync failed: e2e rejected"
+            api_key=key, sync_delay=never, failure_pattern=".", failure_description="Sync failed: e2e rejected"
         ),
     }
 
@@ -493,6 +494,8 @@ def run(settings: Settings, report: Report) -> None:
         )
         settled = sync_box.sync_now()
         report.check(settled == 3, f"sandbox settled the 3 submitted payments after the restart ({settled})")
+        failed = sandboxes["confirma_e2e_failing"].sync_now()
+        report.check(failed == 3, f"failing sandbox failed its 3 payments after the restart ({failed})")
 
         with report.phase("all runs finished"):
 
