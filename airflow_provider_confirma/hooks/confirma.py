@@ -83,6 +83,15 @@ def _requests_transport_error(method: str, path: str, exc: requests.RequestExcep
     return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
 
 
+def check_timeout(value: Any, name: str = "timeout") -> float | None:
+    """``None``, or a positive finite number of seconds; anything else is refused naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfirmaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
     """The connection's secrets, to blank out of error excerpts should a server echo them."""
     return tuple(s for s in (settings.api_key, settings.provisioning_token) if s)
@@ -110,12 +119,8 @@ class ConfirmaHook(BaseHook):
         logger_name: str | None = None,
     ) -> None:
         super().__init__(logger_name=logger_name)
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
-        ):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.confirma_conn_id = confirma_conn_id
-        self.timeout = timeout
+        self.timeout = check_timeout(timeout)
         self.retry_policy = retry_policy or RetryPolicy()
         self._settings: ConfirmaConnectionSettings | None = None
 

@@ -34,9 +34,10 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaServerError,
     ConfirmaTransportError,
 )
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, check_timeout
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.json_codec import decode_json
+from airflow_provider_confirma.triggers.base import retry_policy_from
 from airflow_provider_confirma.validation import ValidationIssue, format_issues
 
 if TYPE_CHECKING:
@@ -230,7 +231,14 @@ def _date_text(value: Any, name: str) -> str | None:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
-        return value.strip() or None
+        text = value.strip()
+        if not text:
+            return None
+        try:  # a date or an ISO date-time as text (e.g. a rendered "{{ ds }}" or "{{ data_interval_start }}")
+            parsed = date.fromisoformat(text) if len(text) <= 10 else datetime.fromisoformat(text).date()
+            return parsed.isoformat()
+        except ValueError:
+            raise ConfirmaConfigError(f"{name} must be a date (YYYY-MM-DD), got {value!r}") from None
     raise ConfirmaConfigError(f"{name} must be a date, a datetime or text, got {type(value).__name__}")
 
 
@@ -329,7 +337,8 @@ class ConfirmaBaseOperator(BaseOperator):
 
     :param confirma_conn_id: the ``confirma`` connection (API key, environment or host).
     :param request_timeout: per-request timeout in seconds (default: the connection's ``timeout``).
-    :param http_retry_policy: retry bounds of GET requests (POSTs are never retried once they may have arrived).
+    :param http_retry_policy: retry bounds of GET requests, a ``RetryPolicy`` or a dict of its fields (POSTs
+        are never retried once they may have arrived).
     :param max_records: lists pushed to XCom are cut to this many items; the summary says how many
         were left out.
     """
@@ -339,16 +348,21 @@ class ConfirmaBaseOperator(BaseOperator):
         *,
         confirma_conn_id: str = DEFAULT_CONN_ID,
         request_timeout: float | None = None,
-        http_retry_policy: RetryPolicy | None = None,
+        http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0:
             raise ConfirmaConfigError(f"max_records must be a non-negative integer, got {max_records!r}")
+        if not isinstance(confirma_conn_id, str) or not confirma_conn_id.strip():
+            raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
         self.confirma_conn_id = confirma_conn_id
-        self.request_timeout = request_timeout
-        self.http_retry_policy = http_retry_policy
+        self.request_timeout = check_timeout(request_timeout, "request_timeout")
+        try:
+            self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
+        except (TypeError, ValueError) as err:
+            raise ConfirmaConfigError(str(err)) from None
         self.max_records = max_records
 
     @cached_property

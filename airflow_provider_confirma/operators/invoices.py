@@ -150,8 +150,12 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         params: dict[str, Any] = {}
-        if self.case_id not in (None, ""):
+        if self.case_id is not None and str(self.case_id).strip():
             params[self.case_id_param] = self.case_id
+        elif not self.query_params:
+            raise ConfirmaConfigError(
+                f"case_id rendered to {self.case_id!r} and no query_params: nothing names the case to read"
+            )
         params.update(self.query_params or {})
         body = self.hook.get_case_details(params)
         self.log.info("Fetched case details for %s", params)

@@ -142,7 +142,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self.status_sets = StatusSets.build(success_statuses, pending_statuses)
             self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
             self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
-            self.http_retry_policy = retry_policy_from(http_retry_policy)
+            self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
             # Validate now what is already known; templates and XComs are checked after rendering.
             if not is_template(source_identifiers):
                 normalize_identifiers(source_identifiers)

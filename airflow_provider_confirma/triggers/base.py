@@ -63,13 +63,20 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None) -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it)."""
+def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
+    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); errors name ``name``."""
     if value is None or isinstance(value, RetryPolicy):
         return value
     if not isinstance(value, Mapping):
-        raise TypeError(f"retry_policy must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
-    return RetryPolicy(**value)
+        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(RetryPolicy)]
+    unknown = sorted(str(key) for key in value if key not in known)
+    if unknown:
+        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    try:
+        return RetryPolicy(**value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 class ConfirmaSyncStatusTrigger(BaseTrigger):
