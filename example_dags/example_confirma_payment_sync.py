@@ -77,9 +77,12 @@ def example_confirma_payment_sync() -> None:
 def example_confirma_payment_sync_consumer() -> None:
     @task
     def on_synced_payments(**context: Any) -> int:
-        """Runs when payments were synced; the asset event's extra names them."""
+        """Runs when payments were synced; each asset event's extra counts and names them."""
         events = context["triggering_asset_events"][PAYMENT_SYNC_ASSET]
-        count = sum(int(event.extra.get("count", 0)) for event in events)
+        count = 0
+        for event in events:
+            count += event.extra["synced"]
+            print(f"{event.extra['synced']} payments synced: {', '.join(event.extra['identifiers'])}")
         print(f"{count} payments synced to the accounting system")
         return count
 

@@ -19,8 +19,9 @@ from airflow_provider_confirma.operators.payments import ConfirmaGetPaymentsOper
 
 @dag(
     dag_id="example_confirma_reconciliation",
-    # A data interval that covers the day that has just ended: payments and settlements of that day.
-    schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
+    # Daily at midnight UTC; the data interval is the day that has just ended, which the operators
+    # send as fromDate = toDate = that day. Consecutive runs never overlap.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["example", "confirma"],
