@@ -81,13 +81,19 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "Confirma Finance",
-                "python-modules": ["airflow_provider_confirma.sensors.payment_sync"],
+                "python-modules": [
+                    "airflow_provider_confirma.sensors.payment_sync",
+                    "airflow_provider_confirma.sensors.ledger_sync",
+                ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "Confirma Finance",
-                "python-modules": ["airflow_provider_confirma.triggers.payment_sync"],
+                "python-modules": [
+                    "airflow_provider_confirma.triggers.payment_sync",
+                    "airflow_provider_confirma.triggers.ledger_sync",
+                ],
             }
         ],
     }
