@@ -190,6 +190,8 @@ SHAPES: dict[str, tuple[Reply, str, str]] = {
         "1/1 synced",
     ),
     "missing_list_then_records": (Reply(200, {"items": []}), "success", "1/1 synced"),
+    "missing_optional_fields": (records_reply({"sourceIdentifier": "t-1", "status": 1}), "success", "1/1 synced"),
+    "bad_date": (records_reply(record("t-1", syncDate="yesterday")), "error", "syncDate is not a date: 'yesterday'"),
 }
 
 
