@@ -50,22 +50,23 @@ def scale_plan(quick: bool = False, window: float = 15.0, short_window: float = 
             asdict(ScaleConfig(client, 20, interval=1.0, warmup=1.0, window=2.0, records=RECORDS))
             for client in ("http-provider", "confirma", "confirma-coalesced", "aiohttp")
         ]
+
+    def config(client: str, waiters: int, interval: float = 1.0, length: float = short_window, **kw: Any) -> Any:
+        # the waiters start over one interval; the warm-up lets every one of them poll twice more
+        warmup = max(4.0, 2 * interval)
+        return ScaleConfig(client, waiters, interval, warmup=warmup, window=length, records=RECORDS, **kw)
+
     plan: list[ScaleConfig] = []
     for waiters in (250, 1000, 2500, 5000):
         headline = waiters == 1000
-        length = window if headline else short_window
         for client in ("http-provider", "confirma", "confirma-coalesced"):
-            w = window if client == "confirma-coalesced" and waiters == 5000 else length
-            plan.append(ScaleConfig(client, waiters, interval=1.0, warmup=4.0, window=w, records=RECORDS))
+            long = headline or (client == "confirma-coalesced" and waiters == 5000)
+            plan.append(config(client, waiters, length=window if long else short_window))
         if headline:
-            plan.append(ScaleConfig("aiohttp", waiters, interval=1.0, warmup=4.0, window=window, records=RECORDS))
-            plan.append(
-                ScaleConfig(
-                    "http-provider", waiters, 1.0, warmup=4.0, window=window, records=RECORDS, quiet_anchor=True
-                )
-            )
+            plan.append(config("aiohttp", waiters))
+            plan.append(config("http-provider", waiters, quiet_anchor=True))
     for client in ("http-provider", "confirma"):
-        plan.append(ScaleConfig(client, 5000, interval=5.0, warmup=10.0, window=window, records=RECORDS))
+        plan.append(config(client, 5000, interval=5.0, length=window))
     return [asdict(c) for c in plan]
 
 

@@ -287,12 +287,12 @@ async def _mark(cfg: ScaleConfig, target: Target) -> _Mark:
     return mark
 
 
-async def _run(cfg: ScaleConfig, target: Target) -> dict[str, Any]:
+async def _run(cfg: ScaleConfig, target: Target, teardown: bool) -> dict[str, Any]:
     with GcPauses() as pauses:
-        return await _run_measured(cfg, target, pauses)
+        return await _run_measured(cfg, target, pauses, teardown)
 
 
-async def _run_measured(cfg: ScaleConfig, target: Target, pauses: GcPauses) -> dict[str, Any]:
+async def _run_measured(cfg: ScaleConfig, target: Target, pauses: GcPauses, teardown: bool) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     client = _client(cfg, target)
     _Evaluations.count = 0
@@ -317,13 +317,14 @@ async def _run_measured(cfg: ScaleConfig, target: Target, pauses: GcPauses) -> d
     rss_after = rss_bytes()
     finished_early = [t for t in tasks if t.done()]
     failures = sorted({repr(t.exception())[:200] for t in finished_early if not t.cancelled() and t.exception()})
-    for task in tasks:
-        task.cancel()
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-    await ticker.stop()
-    if client.close is not None:
-        await client.close()
+    if teardown:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        await ticker.stop()
+        if client.close is not None:
+            await client.close()
 
     elapsed = last.loop_time - first.loop_time
     cpu = last.cpu - first.cpu
@@ -368,7 +369,16 @@ async def _run_measured(cfg: ScaleConfig, target: Target, pauses: GcPauses) -> d
     }
 
 
-def measure(cfg: ScaleConfig, target: Target) -> dict[str, Any]:
-    """Run one configuration in this process's own new event loop (connections from the env)."""
+def measure(cfg: ScaleConfig, target: Target, teardown: bool = True) -> dict[str, Any]:
+    """Run one configuration in this process's own new event loop (connections from the env).
+
+    ``teardown=False`` leaves the waiters running and the loop open when the measurement is done:
+    for a child process that exits right after (cancelling thousands of saturated waiters takes
+    longer than the window).
+    """
     cfg.check()
-    return asyncio.run(_run(cfg, target))
+    if teardown:
+        return asyncio.run(_run(cfg, target, teardown=True))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop.run_until_complete(_run(cfg, target, teardown=False))
