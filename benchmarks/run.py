@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import import_cost
 
             results["imports"] = import_cost.measure(
-                runs=3 if args.quick else 7, cpu=cpus[-1] if len(cpus) > 1 else None
+                runs=3 if args.quick else 5, cpu=cpus[-1] if len(cpus) > 1 else None
             )
             print(
                 "imports:",
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 large_response.measure,
                 sizes,
                 (0, 10, 1000),
-                1 if args.quick else 3,
+                1 if args.quick else 2,
                 timeout=300,
                 log_path=str(logs / "large.log"),
             )
