@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import traceback
 
 import aiohttp
@@ -68,11 +69,17 @@ def async_hook(staging_conn, no_sync_connection) -> ConfirmaHook:
 
 @pytest.fixture
 def recorded_async_sleeps(monkeypatch) -> list[float]:
-    """tenacity's async sleeps (it calls ``asyncio.sleep``), recorded and not slept."""
+    """tenacity's async sleeps (it calls ``asyncio.sleep``), recorded and not slept.
+
+    Only this thread's: a session sandbox (uvicorn in a background thread) sleeps too.
+    """
     real_sleep = asyncio.sleep
     sleeps: list[float] = []
+    test_thread = threading.get_ident()
 
     async def fake_sleep(delay, *args, **kwargs):
+        if threading.get_ident() != test_thread:
+            return await real_sleep(delay, *args, **kwargs)
         if delay:
             sleeps.append(delay)
         await real_sleep(0)
