@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import requests
 from airflow.sdk import BaseHook
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
@@ -42,6 +41,7 @@ from airflow_provider_confirma.models import (
 
 if TYPE_CHECKING:
     import aiohttp
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
 
 def _requests_transport_error(method: str, path: str, exc: requests.RequestException) -> ConfirmaTransportError:
     """Classify a requests failure; ``connect`` only when the request provably was never sent."""
+    import requests
+
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConfirmaTransportError(method, path, "connect", "connect timeout")
     if isinstance(exc, requests.exceptions.Timeout):
@@ -166,6 +168,8 @@ class ConfirmaHook(BaseHook):
     @cached_property
     def session(self) -> requests.Session:
         """One keep-alive session per hook; TLS verification always on."""
+        import requests  # lazy: DAG files import the operators and sensors, not the transport
+
         session = requests.Session()
         session.verify = self.settings.verify
         return session
@@ -182,6 +186,8 @@ class ConfirmaHook(BaseHook):
         use_provisioning_token: bool = False,
     ) -> Any:
         """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty)."""
+        import requests
+
         settings = self.settings
         method, path = endpoint.method, endpoint.path
         headers = self._headers(settings, use_provisioning_token)
