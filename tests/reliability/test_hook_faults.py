@@ -101,13 +101,13 @@ async def test_get_transient_fault_outlasting_the_retries_raises_naming_it(sandb
 async def test_get_read_timeout_is_retried_then_succeeds(sandbox, flavour):
     store_payments(sandbox, ["h-1"])
     seed = latency_seed([True, False])
-    sandbox.set_chaos(latency_ms=600, latency_rate=0.1, seed=seed, methods=["GET"])
+    sandbox.set_chaos(latency_ms=1000, latency_rate=0.1, seed=seed, methods=["GET"])
     started = time.monotonic()
-    records = await read_status(ConfirmaHook(timeout=0.25, retry_policy=policy(3)), flavour)
+    records = await read_status(ConfirmaHook(timeout=0.5, retry_policy=policy(3)), flavour)
     assert [r.source_identifier for r in records] == ["h-1"]
     assert gets(sandbox) == 2
     assert sandbox.stats()["chaos"] == {"latency": 1}
-    assert time.monotonic() - started >= 0.25  # the first attempt waited for its timeout
+    assert time.monotonic() - started >= 0.5  # the first attempt waited for its timeout
     answered(sandbox)
 
 

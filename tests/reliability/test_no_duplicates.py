@@ -135,8 +135,8 @@ def test_payments_after_a_post_read_timeout(dag_file, sandbox):
     # The first POST outlasts the read timeout (the sandbox drops it when its client leaves); the
     # retry finds nothing known and sends once more.
     seed = latency_seed([True, False, False], rate=0.3, method="POST", path=Endpoint.SUBMIT_PAYMENTS.path)
-    sandbox.set_chaos(latency_ms=800, latency_rate=0.3, seed=seed, methods=["POST"])
-    result = run(dag_file, "confirma_nodup_payments", sandbox, timeout=0.3)
+    sandbox.set_chaos(latency_ms=1200, latency_rate=0.3, seed=seed, methods=["POST"])
+    result = run(dag_file, "confirma_nodup_payments", sandbox, timeout=0.5)
     assert result.task_states == {"submit": "success", "wait": "success"}
     assert result.tasks["submit"].try_number == 2
     assert sandbox.stats()["requests"][POST_KEY] == 2

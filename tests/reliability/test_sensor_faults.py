@@ -42,8 +42,8 @@ from tests.reliability.helpers import (
 
 MODES = ("poke", "reschedule", "deferrable")
 #: the status GET's timeout (connection extra) and the latency that makes a request outlast it
-CONN_TIMEOUT = 0.4
-LATENCY_MS = 1000
+CONN_TIMEOUT = 0.75
+LATENCY_MS = 1500
 WRONG_KEY = "ck_wrong_SECRET_sensor_reliability_3a9b"
 
 #: fail-fast chain: task -> (connection id, final state, message fragment in the task's log)

@@ -113,10 +113,10 @@ async def test_transient_fault_persisting_ends_in_an_error_event_naming_it(sandb
 
 
 async def test_read_timeout_is_retried_then_succeeds(sandbox, confirma_conn_env):
-    confirma_conn_env("confirma_default", conn_json(sandbox.url, sandbox.api_key, timeout=0.2))
+    confirma_conn_env("confirma_default", conn_json(sandbox.url, sandbox.api_key, timeout=0.5))
     store_payments(sandbox, ["t-1"])
     seed = latency_seed([True, True, True, False, False, False])
-    sandbox.set_chaos(latency_ms=500, latency_rate=0.1, seed=seed, methods=["GET"])
+    sandbox.set_chaos(latency_ms=1200, latency_rate=0.1, seed=seed, methods=["GET"])
     payload = await first_event(make_trigger())
     assert payload["status"] == "success"
     assert gets(sandbox) == 4
