@@ -31,7 +31,6 @@ def test_every_wait_ends_right_with_no_loss_and_no_duplicate(report, coalesce):
     assert run["post_requests"] == 1
     assert run["duplicates"] == 0
     assert run["faulted_requests"] > 0
-    assert run["poll_errors_after_retries"] <= 2  # the hook's retries absorb nearly every fault
 
 
 def test_faults_hit_the_share_asked_for_and_each_was_retried(report):
