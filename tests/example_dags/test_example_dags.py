@@ -115,8 +115,8 @@ def test_example_dags_parse_without_import_errors(airflow_db):
 
 
 # -- payment sync, and the consumer it triggers ----------------------------------------------------
-def unpause(dag_id: str) -> None:
-    """Make ``dag_id`` eligible for asset-triggered runs, with no stale queue entry for it."""
+def set_paused(dag_id: str, paused: bool) -> None:
+    """Pause or unpause ``dag_id`` (synced to the DB first) and drop any queued run of it."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
     from airflow.models.asset import AssetDagRunQueue
@@ -131,8 +131,19 @@ def unpause(dag_id: str) -> None:
     assert dag_id in bag.dags, bag.import_errors
     sync_bag_to_db(bag, bundle.name, bundle.version)
     with create_session() as session:
-        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=False))
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
         session.execute(delete(AssetDagRunQueue).where(AssetDagRunQueue.target_dag_id == dag_id))
+
+
+@pytest.fixture
+def consumer_unpaused(airflow_db) -> Iterator[Path]:
+    """The payment example installed, its consumer unpaused (as when deployed), paused again after."""
+    path = install_example("example_confirma_payment_sync.py")
+    set_paused(CONSUMER, False)
+    try:
+        yield path
+    finally:
+        set_paused(CONSUMER, True)  # later DAG runs emitting the payment asset queue nothing
 
 
 def queued_asset_uris(dag_id: str) -> list[str]:
@@ -187,9 +198,8 @@ def run_asset_triggered(path: Path, dag_id: str) -> Any:
     return read_run(run), consumed
 
 
-def test_payment_sync_example_runs_and_triggers_its_consumer(airflow_db, sandbox):
-    path = install_example("example_confirma_payment_sync.py")
-    unpause(CONSUMER)
+def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, sandbox):
+    path = consumer_unpaused
     with settle_after_gets(sandbox, Endpoint.PAYMENT_SYNC_STATUS) as seen:
         result = run_dag(path, "example_confirma_payment_sync", conn_env=sandbox.conn_env())
     assert result.task_states == {"submit_payments": "success", "wait_for_sync": "success", "report": "success"}
