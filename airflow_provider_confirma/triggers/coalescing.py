@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import itertools
 import logging
+import sys
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -43,44 +44,66 @@ MAX_REJOINS = 3
 FANOUT_SLICES = 16
 
 
+async def _at_most(awaitable: Awaitable[Any], seconds: float) -> None:
+    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``; no task per wait on 3.11+."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout(seconds):
+            await awaitable
+    else:  # pragma: no cover - Python 3.10
+        await asyncio.wait_for(awaitable, seconds)
+
+
 class PollerStopped(Exception):
     """The shared poller ended (cancelled) before publishing this round; the wait may rejoin."""
 
 
-def _slices() -> tuple[asyncio.Event, ...]:
-    return tuple(asyncio.Event() for _ in range(FANOUT_SLICES))
-
-
 @dataclass(eq=False)
 class PollRound:
-    """The result of one poll, published to every subscriber: records or an exception."""
+    """The result of one poll, published to every subscriber: records or an exception.
+
+    A slice's event is created by its first waiter, so a round with one subscriber (every round
+    of ``coalesce=False``) costs one event and no extra loop iteration.
+    """
 
     index: dict[str, SyncRecord] | None = None
     error: BaseException | None = None
     number: int = 0
     #: set once the result is final
     published: bool = False
-    slices: tuple[asyncio.Event, ...] = field(default_factory=_slices)
+    _events: dict[int, asyncio.Event] = field(default_factory=dict, repr=False)
+    _complete: bool = field(default=False, repr=False)
+
+    @property
+    def slices(self) -> tuple[asyncio.Event, ...]:
+        """The events of the slices waited on so far, in slice order."""
+        return tuple(self._events[n] for n in sorted(self._events))
 
     async def wait(self, slice_no: int) -> None:
-        await self.slices[slice_no % FANOUT_SLICES].wait()
+        if self._complete:
+            return
+        key = slice_no % FANOUT_SLICES
+        event = self._events.get(key)
+        if event is None:
+            event = self._events[key] = asyncio.Event()
+        await event.wait()
 
     def publish_now(self) -> None:
-        """Wake every subscriber at once (used when the poller stops)."""
+        """Wake every subscriber at once (used when the poller stops, and to finish a publish)."""
         self.published = True
-        for event in self.slices:
+        self._complete = True
+        for event in self._events.values():
             event.set()
 
     async def publish(self) -> None:
         """Wake the subscribers slice by slice, yielding to the event loop in between."""
         self.published = True
         try:
-            for event in self.slices:
-                event.set()
-                await asyncio.sleep(0)
+            for position, key in enumerate(sorted(self._events)):
+                if position:
+                    await asyncio.sleep(0)
+                self._events[key].set()
         finally:  # cancelled half-way: nobody may be left waiting on a published round
-            for event in self.slices:
-                event.set()
+            self.publish_now()
 
 
 _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, SharedPoller]] = (
@@ -174,7 +197,7 @@ class SharedPoller:
                 return
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await _at_most(self._wake.wait(), delay)
 
     def _close(self) -> None:
         """Deregister and release waiters of the unpublished round (idempotent, synchronous)."""

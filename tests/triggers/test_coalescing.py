@@ -263,3 +263,24 @@ async def test_a_round_wakes_its_waiters_one_slice_per_loop_iteration():
     await publisher
     await asyncio.gather(*tasks)
     assert sorted(woken) == list(range(FANOUT_SLICES * 2))
+
+
+async def test_a_round_with_one_waiter_creates_one_event_and_publishes_without_yielding():
+    # every round of coalesce=False has exactly one subscriber: no fan-out cost per poll
+    current = PollRound(index={})
+    waiter = asyncio.create_task(current.wait(5))
+    await asyncio.sleep(0)
+    assert len(current.slices) == 1
+    publishing = current.publish()
+    with pytest.raises(StopIteration):
+        publishing.send(None)  # finished at once: no event-loop iteration spent
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_waiting_on_a_published_round_returns_at_once_for_any_slice():
+    current = PollRound(index={})
+    await current.publish()
+    await asyncio.wait_for(asyncio.gather(*(current.wait(n) for n in range(FANOUT_SLICES + 3))), 1)
+    stopped = PollRound()
+    stopped.publish_now()
+    await asyncio.wait_for(stopped.wait(7), 1)
