@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 import pendulum
@@ -81,6 +82,13 @@ class StatusSets:
         return {"success": sorted(self.success), "pending": sorted(self.pending)}
 
 
+@lru_cache(maxsize=4096)
+def _plain_date(value: str) -> Date:
+    """``YYYY-MM-DD`` as a pendulum ``Date`` (immutable, so shared): a status body repeats few dates."""
+    plain = date.fromisoformat(value)
+    return Date(plain.year, plain.month, plain.day)
+
+
 def parse_date(value: Any, field_name: str) -> Date | None:
     """An ISO date (or date-time) from the API as a pendulum ``Date``; ``None`` stays ``None``."""
     if value is None or value == "":
@@ -89,11 +97,9 @@ def parse_date(value: Any, field_name: str) -> Date | None:
         raise ValueError(f"{field_name} is not a date string: {value!r}")
     if len(value) == 10:  # fast path for the usual YYYY-MM-DD (status bodies hold thousands)
         try:
-            plain = date.fromisoformat(value)
+            return _plain_date(value)
         except ValueError:
             pass
-        else:
-            return Date(plain.year, plain.month, plain.day)
     try:
         parsed = pendulum.parse(value, strict=False)
     except ValueError:  # pendulum's ParserError does not name the field
@@ -109,7 +115,7 @@ def _iso(value: Date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyncRecord:
     """Fields common to the accounting sync status records (payments and ledgers)."""
 
@@ -122,7 +128,7 @@ class SyncRecord:
         return status_sets.classify(self.status)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PaymentSyncRecord(SyncRecord):
     """One entry of ``GET /accounting/payment`` (``payments[]``)."""
 
@@ -133,12 +139,11 @@ class PaymentSyncRecord(SyncRecord):
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> PaymentSyncRecord:
         common = _common_fields(raw)
-        known = {"sourceIdentifier", "status", "description", "syncDate", "invoiceNumber", "paymentDate"}
         return cls(
             **common,
             invoice_number=_opt_str(raw.get("invoiceNumber")),
             payment_date=parse_date(raw.get("paymentDate"), "paymentDate"),
-            extra={k: v for k, v in raw.items() if k not in known},
+            extra=_extra(raw, _PAYMENT_KEYS),
         )
 
     def to_xcom(self) -> dict[str, Any]:
@@ -152,7 +157,7 @@ class PaymentSyncRecord(SyncRecord):
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LedgerSyncRecord(SyncRecord):
     """One entry of ``GET /accounting/ledger`` (``ledgers[]``)."""
 
@@ -164,21 +169,12 @@ class LedgerSyncRecord(SyncRecord):
     @classmethod
     def from_api(cls, raw: Mapping[str, Any]) -> LedgerSyncRecord:
         common = _common_fields(raw)
-        known = {
-            "sourceIdentifier",
-            "status",
-            "description",
-            "syncDate",
-            "documentDate",
-            "documentName",
-            "documentStatus",
-        }
         return cls(
             **common,
             document_date=parse_date(raw.get("documentDate"), "documentDate"),
             document_name=_opt_str(raw.get("documentName")),
             document_status=_opt_str(raw.get("documentStatus")),
-            extra={k: v for k, v in raw.items() if k not in known},
+            extra=_extra(raw, _LEDGER_KEYS),
         )
 
     def to_xcom(self) -> dict[str, Any]:
@@ -191,6 +187,18 @@ class LedgerSyncRecord(SyncRecord):
             "status": self.status,
             "description": self.description,
         }
+
+
+_COMMON_KEYS = frozenset({"sourceIdentifier", "status", "description", "syncDate"})
+_PAYMENT_KEYS = _COMMON_KEYS | {"invoiceNumber", "paymentDate"}
+_LEDGER_KEYS = _COMMON_KEYS | {"documentDate", "documentName", "documentStatus"}
+
+
+def _extra(raw: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """The fields of ``raw`` outside ``known`` (kept aside, never an error)."""
+    if raw.keys() <= known:
+        return {}
+    return {k: v for k, v in raw.items() if k not in known}
 
 
 def _opt_str(value: Any) -> str | None:
@@ -281,21 +289,39 @@ def evaluate_sync(
     latest: dict[str, SyncRecord] = {}
     for record in records:
         latest[record.source_identifier] = record
+    return evaluate_index(latest, status_sets, identifiers)
+
+
+def evaluate_index(
+    index: Mapping[str, SyncRecord],
+    status_sets: StatusSets,
+    identifiers: Sequence[str] | None = None,
+) -> SyncProgress:
+    """:func:`evaluate_sync` over records already indexed by identifier (one record each).
+
+    One pass over the tracked identifiers: a trigger judges one shared index for every waiter.
+    """
     progress = SyncProgress()
-    tracked = list(dict.fromkeys(identifiers)) if identifiers is not None else list(latest)
+    tracked: Iterable[str] = dict.fromkeys(identifiers) if identifiers is not None else index
+    synced, pending, failed, missing = progress.synced, progress.pending, progress.failed, progress.missing
+    records = progress.records
+    success_codes, pending_codes = status_sets.success, status_sets.pending
     for ident in tracked:
-        found = latest.get(ident)
+        found = index.get(ident)
         if found is None:
-            progress.missing.append(ident)
+            missing.append(ident)
             continue
-        progress.records[ident] = found
-        state = found.state(status_sets)
-        if state is SyncState.SYNCED:
-            progress.synced.append(ident)
-        elif state is SyncState.PENDING:
-            progress.pending.append(ident)
+        records[ident] = found
+        status = found.status
+        if type(status) is not int:  # None, bool or anything odd: classify() decides (FAILED)
+            state = status_sets.classify(status)
+            (synced if state is SyncState.SYNCED else pending if state is SyncState.PENDING else failed).append(ident)
+        elif status in success_codes:
+            synced.append(ident)
+        elif status in pending_codes:
+            pending.append(ident)
         else:
-            progress.failed.append(ident)
+            failed.append(ident)
     return progress
 
 
@@ -309,7 +335,10 @@ def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) 
         return []
     if not isinstance(body, Mapping):
         raise ValueError(f"expected a JSON object with a '{list_key}' list, got {type(body).__name__}")
-    items = body.get(list_key)
+    if list_key not in body:
+        # Not "no records": a submit that trusted it would resend what Confirma already has.
+        raise ValueError(f"expected a JSON object with a '{list_key}' list, got keys {sorted(body)[:10]}")
+    items = body[list_key]
     if items is None:
         return []
     if not isinstance(items, list):

@@ -13,6 +13,7 @@ from airflow_provider_confirma.models import (
     PaymentSyncRecord,
     StatusSets,
     SyncState,
+    evaluate_index,
     evaluate_sync,
     parse_date,
     parse_sync_records,
@@ -127,9 +128,16 @@ def test_bad_shapes_raise_value_error_naming_the_problem(body, problem):
     assert problem in str(info.value)
 
 
-@pytest.mark.parametrize("body", [None, {}, {"payments": None}, {"payments": []}])
+@pytest.mark.parametrize("body", [None, {"payments": None}, {"payments": []}])
 def test_empty_bodies_mean_no_records(body):
     assert parse_sync_records(body, "payments", PaymentSyncRecord) == []
+
+
+@pytest.mark.parametrize("body", [{}, {"ledgers": []}, {"items": [], "page": 1}])
+def test_an_object_without_the_list_is_not_an_empty_result(body):
+    # Reading it as "no records" would let a submit resend what Confirma already has.
+    with pytest.raises(ValueError, match="expected a JSON object with a 'payments' list, got keys"):
+        parse_sync_records(body, "payments", PaymentSyncRecord)
 
 
 def test_parse_date_passes_none_and_empty_through():
@@ -254,3 +262,40 @@ def test_describe_and_failure_details_are_bounded():
     assert text.endswith("(+27 more)")
     assert len(progress.failure_details()) == 10
     assert len(progress.failure_details(limit=2)) == 2
+
+
+def test_evaluate_index_judges_like_evaluate_sync():
+    # what a trigger judges for each waiter: the shared index of one response
+    sets = StatusSets.build(success=[1, 7], pending=[0])
+    records = [payment(str(i), status) for i, status in enumerate([1, 0, 2, None, True, 7, "1", 0.0])]
+    index = {r.source_identifier: r for r in records}
+    for identifiers in (None, ["0", "1", "2", "3", "4", "5", "6", "7", "missing", "0"], ["5"], ["nope"]):
+        expected = evaluate_sync(records, sets, identifiers)
+        got = evaluate_index(index, sets, identifiers)
+        assert (got.synced, got.pending, got.failed, got.missing) == (
+            expected.synced,
+            expected.pending,
+            expected.failed,
+            expected.missing,
+        )
+        assert list(got.records) == list(expected.records)
+    progress = evaluate_index(index, sets, None)
+    assert progress.synced == ["0", "5"] and progress.pending == ["1"]
+    assert progress.failed == ["2", "3", "4", "6", "7"]  # True, "1" and 0.0 are not status codes
+
+
+def test_records_keep_no_instance_dict_and_stay_frozen():
+    # status bodies hold up to 100k records: one GC-tracked object each, not two
+    record = PaymentSyncRecord.from_api(PAYMENTS_BODY["payments"][0])
+    assert not hasattr(record, "__dict__")
+    with pytest.raises(AttributeError):
+        record.status = 1  # type: ignore[misc]
+    assert record.extra == {}
+    assert PaymentSyncRecord.from_api({**PAYMENTS_BODY["payments"][0], "x": 1}).extra == {"x": 1}
+
+
+def test_plain_dates_are_shared_and_still_validated():
+    first, second = parse_date("2026-02-01", "paymentDate"), parse_date("2026-02-01", "syncDate")
+    assert first is second and first == pendulum.Date(2026, 2, 1)
+    with pytest.raises(ValueError, match="syncDate"):
+        parse_date("2026-02-30", "syncDate")

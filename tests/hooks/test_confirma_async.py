@@ -158,7 +158,7 @@ async def test_async_uri_connection_with_string_extras(confirma_conn_env, no_syn
     confirma_conn_env("async_uri", f"confirma://:{TEST_API_KEY}@/?environment=production&timeout=4")
     hook = ConfirmaHook("async_uri", retry_policy=TINY_POLICY)
     with aioresponses() as mock:
-        mock.get("https://integrations.confirmafinance.com/api/v1/partner/accounting/payment", payload={})
+        mock.get("https://integrations.confirmafinance.com/api/v1/partner/accounting/payment", payload={"payments": []})
         assert await hook.aget_payment_sync_status() == []
     ((_, _, kwargs),) = all_calls(mock)
     assert kwargs["timeout"].total == 4.0

@@ -192,7 +192,7 @@ SHAPES: dict[str, tuple[Reply, Any]] = {
         Reply(200, {"payments": [record("p-1", targetSystem="Netvisor", retries=2)], "nextPage": None}),
         SyncState.SYNCED,
     ),
-    "missing_list": (Reply(200, {"items": []}), SyncState.MISSING),
+    "missing_list": (Reply(200, {"items": []}), "expected a JSON object with a 'payments' list, got keys ['items']"),
     "list_not_a_list": (Reply(200, {"payments": {"sourceIdentifier": "p-1"}}), "'payments' is not a list"),
     "bad_date": (
         records_reply(record("p-1", syncDate="yesterday")),

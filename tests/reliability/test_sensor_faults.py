@@ -56,7 +56,7 @@ FAIL_FAST: dict[str, tuple[str, str, str]] = {
     "missing_status": ("confirma_shape_missing_status", "failed", "fs-1 (status None: Mystery state)"),
     "missing_identifier": ("confirma_shape_missing_identifier", "failed", "record has no sourceIdentifier"),
     "extra_fields": ("confirma_shape_extra_fields", "success", "1/1 synced"),
-    "missing_list": ("confirma_shape_missing_list", "success", "1/1 synced"),
+    "missing_list": ("confirma_shape_missing_list", "failed", "expected a JSON object with a 'payments' list"),
 }
 PENDING = records_reply(record("fs-1", status=0))
 SHAPE_REPLIES: dict[str, list[Reply]] = {
@@ -65,7 +65,7 @@ SHAPE_REPLIES: dict[str, list[Reply]] = {
     "missing_status": [PENDING, records_reply(record("fs-1", status=None))],
     "missing_identifier": [PENDING, records_reply({"status": 1, "description": "no id"})],
     "extra_fields": [PENDING, Reply(200, {"payments": [record("fs-1", targetSystem="Netvisor")], "page": 1})],
-    "missing_list": [PENDING, Reply(200, {}), records_reply(record("fs-1"))],
+    "missing_list": [PENDING, Reply(200, {})],
 }
 
 DAG_SOURCE = '''

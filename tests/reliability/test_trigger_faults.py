@@ -189,7 +189,7 @@ SHAPES: dict[str, tuple[Reply, str, str]] = {
         "success",
         "1/1 synced",
     ),
-    "missing_list_then_records": (Reply(200, {"items": []}), "success", "1/1 synced"),
+    "missing_list": (Reply(200, {"items": []}), "error", "expected a JSON object with a 'payments' list"),
     "missing_optional_fields": (records_reply({"sourceIdentifier": "t-1", "status": 1}), "success", "1/1 synced"),
     "bad_date": (records_reply(record("t-1", syncDate="yesterday")), "error", "syncDate is not a date: 'yesterday'"),
 }
@@ -199,8 +199,6 @@ SHAPES: dict[str, tuple[Reply, str, str]] = {
 async def test_response_shapes(shape_server: ShapeServer, confirma_conn_env, shape):
     reply, status, fragment = SHAPES[shape]
     replies = [PENDING, reply]
-    if shape == "missing_list_then_records":
-        replies.append(records_reply(record("t-1")))
     scenario = f"trigger-{shape}"
     confirma_conn_env("confirma_shape", conn_json(shape_server.script(scenario, *replies), "shape-key"))
     payload = await first_event(make_trigger(confirma_conn_id="confirma_shape"))
