@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
-from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, evaluate_sync
+from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, evaluate_index
 
 #: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
 EVENT_SUCCESS = "success"
@@ -161,11 +161,7 @@ class SyncWait:
 
         Costs O(len(identifiers)) with identifiers, so thousands of waiters can share a response.
         """
-        if self.identifiers is None:
-            progress = evaluate_sync(index.values(), self.status_sets, None)
-        else:
-            found = [index[i] for i in self.identifiers if i in index]
-            progress = evaluate_sync(found, self.status_sets, self.identifiers)
+        progress = evaluate_index(index, self.status_sets, self.identifiers)
         if progress.failed and self.fail_on_sync_failure:
             outcome = OUTCOME_FAILED
         elif self.identifiers is None:
