@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 BODY_EXCERPT_CHARS = 200
 
@@ -34,6 +34,10 @@ class ConfirmaError(AirflowException):
 
 class ConfirmaConfigError(ConfirmaError, ValueError):
     """A connection or argument is missing or invalid; the message names the field."""
+
+
+class ConfirmaArgumentError(ConfirmaConfigError, AirflowFailException):
+    """A task argument is invalid once rendered; fails without retry (same input, same error)."""
 
 
 class ConfirmaTransportError(ConfirmaError):

@@ -27,6 +27,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
+    ConfirmaArgumentError,
     ConfirmaClientError,
     ConfirmaConfigError,
     ConfirmaError,
@@ -165,7 +166,7 @@ def has_templates(value: Any) -> bool:
     return callable(getattr(value, "resolve", None))
 
 
-class ConfirmaPayloadError(ConfirmaConfigError, AirflowFailException):
+class ConfirmaPayloadError(ConfirmaArgumentError):
     """A payload broke the documented rules; nothing was sent. Fails without retry (same input, same error)."""
 
 

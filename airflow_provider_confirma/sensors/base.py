@@ -25,7 +25,7 @@ from airflow.sdk.exceptions import (
 )
 
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
 from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params
 from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
@@ -165,14 +165,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         try:
             identifiers = normalize_identifiers(self.source_identifiers)
         except ConfirmaConfigError as err:
-            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
+            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
         return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
 
     def _rendered_params(self) -> dict[str, Any]:
         try:
             return check_query_params(self.query_params)
         except ConfirmaConfigError as err:
-            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
+            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
 
     @cached_property
     def hook(self) -> ConfirmaHook:

@@ -117,12 +117,15 @@ def test_templates_and_xcom_args_are_checked_after_rendering():
 def test_rendered_values_are_validated_naming_the_argument(api: responses.RequestsMock):
     sensor = make_sensor(source_identifiers="{{ something }}")
     sensor.source_identifiers = "[]"  # what the template rendered to
-    with pytest.raises(ConfirmaConfigError, match="'wait_sync': rendered source_identifiers is empty"):
+    with pytest.raises(ConfirmaConfigError, match="'wait_sync': rendered source_identifiers is empty") as info:
         sensor.execute({})
+    # A retry would render the same input: fail without using up the task's retries.
+    assert isinstance(info.value, AirflowFailException)
     sensor = make_sensor(query_params="{{ params.q }}")
     sensor.query_params = "fromDate=2026-01-01"
-    with pytest.raises(ConfirmaConfigError, match="'wait_sync': rendered query_params must be a dict"):
+    with pytest.raises(ConfirmaConfigError, match="'wait_sync': rendered query_params must be a dict") as info:
         sensor.execute({})
+    assert isinstance(info.value, AirflowFailException)
     assert len(api.calls) == 0  # validation happens before any request
 
 
