@@ -28,7 +28,11 @@ LAG_LIMIT_MS = 200.0
 
 def label(row: dict[str, Any]) -> str:
     text = LABELS.get(row["client"], row["client"])
-    return text + ", per-poll warning silenced" if row.get("quiet_anchor") else text
+    if row.get("quiet_anchor"):
+        text += ", per-poll warning silenced"
+    if row.get("gc_freeze"):
+        text += ", **gc.freeze()** after start-up"
+    return text
 
 
 def _n(value: Any, digits: int = 1, suffix: str = "") -> str:
@@ -49,6 +53,7 @@ def _find(
             and row.get("waiters") == waiters
             and row.get("interval") == interval
             and bool(row.get("quiet_anchor")) == quiet
+            and not row.get("gc_freeze")
             and "error" not in row
         ):
             return row
@@ -284,7 +289,11 @@ def tables(r: dict[str, Any]) -> str:
 # -- chart ------------------------------------------------------------------------------------------
 def chart(r: dict[str, Any], path: Path) -> bool:
     """CPU per poll and loop lag against waiters (the sweep's interval); ``False`` without results."""
-    ok = [row for row in r.get("scale", []) if "error" not in row and not row.get("quiet_anchor")]
+    ok = [
+        row
+        for row in r.get("scale", [])
+        if "error" not in row and not row.get("quiet_anchor") and not row.get("gc_freeze")
+    ]
     if not ok:
         return False
     intervals = {row["interval"] for row in ok}

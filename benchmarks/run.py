@@ -64,7 +64,8 @@ def scale_plan(quick: bool = False, window: float = 15.0, short_window: float = 
             plan.append(config(client, waiters, length=window if long else short_window))
         if headline:
             plan.append(config("aiohttp", waiters))
-            plan.append(config("http-provider", waiters, quiet_anchor=True))
+            plan.append(config("http-provider", waiters, gc_freeze=True))
+            plan.append(config("confirma", waiters, gc_freeze=True))
     for client in ("http-provider", "confirma"):
         plan.append(config(client, 5000, interval=5.0, length=window))
     return [asdict(c) for c in plan]
@@ -144,7 +145,7 @@ def _scale_and_poke(sections: set[str], quick: bool, window: float, cpus: list[i
 def _scale_line(r: dict[str, Any]) -> str:
     if "error" in r:
         return f"  {r['client']:<20} N={r['waiters']:<5} ERROR {r['error'][-300:]}"
-    name = r["client"] + (" (quiet)" if r.get("quiet_anchor") else "")
+    name = r["client"] + (" (quiet)" if r.get("quiet_anchor") else "") + (" (gc frozen)" if r.get("gc_freeze") else "")
     return (
         f"  {name:<22} N={r['waiters']:<5} every {r['interval']:g}s: "
         f"{r['polls_per_s']:>7.1f} polls/s ({r['pct_of_ideal']:5.1f}% of ideal) "

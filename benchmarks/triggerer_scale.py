@@ -66,6 +66,9 @@ class ScaleConfig:
     records: int = 10
     #: silence the anchor's per-poll warning (``[Try 1 of 3] Request ... failed``)
     quiet_anchor: bool = False
+    #: ``gc.freeze()`` the start-up heap (Airflow's imports) before the waiters start, as Airflow's
+    #: DAG processor does before it forks; the triggerer does not, so the default is off
+    gc_freeze: bool = False
 
     def check(self) -> None:
         if self.client not in CLIENTS:
@@ -298,6 +301,8 @@ async def _run_measured(cfg: ScaleConfig, target: Target, pauses: GcPauses, tear
     _Evaluations.count = 0
     await client.warm()
     gc.collect()
+    if cfg.gc_freeze:
+        gc.freeze()
     rss_before = rss_bytes()
     ticker = LagTicker(0.05)
     ticker.start()
