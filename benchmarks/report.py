@@ -353,7 +353,7 @@ def chart(r: dict[str, Any], path: Path) -> bool:
     cpu_ax.legend(fontsize=8, loc="center right")
     handles, labels = lag_ax.get_legend_handles_labels()
     keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab != "p99"]
-    lag_ax.legend([h for h, _ in keep], [lab for _, lab in keep], fontsize=8, loc="center right")
+    lag_ax.legend([h for h, _ in keep], [lab for _, lab in keep], fontsize=8, loc="lower right")
     m = r.get("machine", {})
     fig.suptitle(
         f"ConfirmaPaymentSyncTrigger vs HttpSensorTrigger, N waiters in one asyncio loop - {m.get('cpu_model')}, "
