@@ -209,6 +209,15 @@ async def _read_json(request: Request) -> Any:
         return error_response(400, f"malformed JSON body: {err}")
 
 
+async def _read_valid_json(request: Request, validate: Callable[[Any], list[ValidationIssue]]) -> Any:
+    """The JSON body if it passes ``validate``, else the error ``Response`` (415 / 400 / 422)."""
+    body = await _read_json(request)
+    if isinstance(body, Response):
+        return body
+    issues = validate(body)
+    return _invalid(issues) if issues else body
+
+
 def _invalid(issues: list[ValidationIssue]) -> Response:
     return error_response(
         422,
@@ -230,22 +239,16 @@ def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) ->
         return json_response({"Message": state.renew()})
 
     async def create_client(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_valid_json(request, validate_client_payload)
         if isinstance(body, Response):
             return body
-        issues = validate_client_payload(body)
-        if issues:
-            return _invalid(issues)
         return json_response(state.create_client(body))
 
     # -- invoices --
     async def create_invoice(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_valid_json(request, validate_invoice_payload)
         if isinstance(body, Response):
             return body
-        issues = validate_invoice_payload(body)
-        if issues:
-            return _invalid(issues)
         info, duplicate, rejected = state.submit_invoice(body)
         if rejected:
             return error_response(409, f"duplicate invoice number {info.number}", duplicates=[str(info.number)])
@@ -259,12 +262,9 @@ def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) ->
         )
 
     async def create_invoice_action(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_valid_json(request, validate_invoice_action_payload)
         if isinstance(body, Response):
             return body
-        issues = validate_invoice_action_payload(body)
-        if issues:
-            return _invalid(issues)
         queued = state.submit_actions(body["actions"])
         return json_response({"message": f"{len(queued)} action(s) queued", "actions": queued})
 
@@ -277,42 +277,33 @@ def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) ->
             return error_response(404, "case not found")
         return json_response(case)
 
-    async def distribution_info(request: Request) -> Response:
-        try:
-            return json_response(state.distribution(_query(request)))
-        except ValueError as err:
-            return error_response(400, str(err))
+    def query_reader(read: Callable[[dict[str, str]], Any]) -> Callable[[Request], Awaitable[Response]]:
+        """A GET handler answering ``read(query)``; a query ``read`` refuses (ValueError) is a 400."""
 
+        async def handler(request: Request) -> Response:
+            try:
+                return json_response(read(_query(request)))
+            except ValueError as err:
+                return error_response(400, str(err))
+
+        return handler
+
+    distribution_info = query_reader(state.distribution)
     # -- payments --
-    async def payments(request: Request) -> Response:
-        try:
-            return json_response(state.payments(_query(request)))
-        except ValueError as err:
-            return error_response(400, str(err))
-
-    async def settlements(request: Request) -> Response:
-        try:
-            return json_response(state.settlements(_query(request)))
-        except ValueError as err:
-            return error_response(400, str(err))
+    payments = query_reader(state.payments)
+    settlements = query_reader(state.settlements)
 
     # -- accounting --
     async def submit_ledger(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_valid_json(request, validate_ledger_payload)
         if isinstance(body, Response):
             return body
-        issues = validate_ledger_payload(body)
-        if issues:
-            return _invalid(issues)
         return _submitted("ledgers", state.submit_ledger(body["ledgers"]))
 
     async def submit_payments(request: Request) -> Response:
-        body = await _read_json(request)
+        body = await _read_valid_json(request, validate_payments_payload)
         if isinstance(body, Response):
             return body
-        issues = validate_payments_payload(body)
-        if issues:
-            return _invalid(issues)
         return _submitted("payments", state.submit_payments(body["payments"]))
 
     handlers: dict[Endpoint, Callable[[Request], Awaitable[Response]]] = {
