@@ -7,7 +7,7 @@ every other value, including a missing or non-integer one, counts as not success
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
@@ -229,8 +229,20 @@ class SyncProgress:
     pending: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    #: record per tracked identifier (latest seen), in tracking order
-    records: dict[str, SyncRecord] = field(default_factory=dict)
+    #: the tracked identifiers that have a record, in tracking order
+    found: list[str] = field(default_factory=list)
+    #: the response's records by identifier (typed when read, see :class:`StatusIndex`)
+    index: Mapping[str, SyncRecord] = field(default_factory=dict, repr=False)
+
+    @property
+    def records(self) -> dict[str, SyncRecord]:
+        """Record per tracked identifier that has one, in tracking order (each one typed)."""
+        return {ident: self.index[ident] for ident in self.found}
+
+    def record_list(self, limit: int | None = None) -> list[SyncRecord]:
+        """The first ``limit`` records of :attr:`records`; only those are typed."""
+        found = self.found if limit is None else self.found[:limit]
+        return [self.index[ident] for ident in found]
 
     @property
     def total(self) -> int:
@@ -252,28 +264,27 @@ class SyncProgress:
     def describe(self, limit: int = 5) -> str:
         """A one-line progress text such as ``3/5 synced; waiting: a, b; failed: -``."""
         waiting = self.pending + self.missing
-        failed = [f"{i} ({self.records[i].description or 'no description'})" for i in self.failed]
+        failed = [f"{i} ({self.index[i].description or 'no description'})" for i in self.failed[: limit + 1]]
         return (
             f"{len(self.synced)}/{self.total} synced; waiting: {_bounded(waiting, limit)}; "
-            f"failed: {_bounded(failed, limit)}"
+            f"failed: {_bounded(failed, limit, len(self.failed))}"
         )
 
     def failure_details(self, limit: int = 10) -> list[dict[str, Any]]:
-        return [
-            {
-                "sourceIdentifier": i,
-                "status": self.records[i].status,
-                "description": self.records[i].description,
-            }
-            for i in self.failed[:limit]
-        ]
+        details = []
+        for ident in self.failed[:limit]:
+            record = self.index[ident]
+            details.append({"sourceIdentifier": ident, "status": record.status, "description": record.description})
+        return details
 
 
-def _bounded(items: Sequence[str], limit: int) -> str:
-    if not items:
+def _bounded(items: Sequence[str], limit: int, total: int | None = None) -> str:
+    """The first ``limit`` items, and how many more of ``total`` (default ``len(items)``)."""
+    total = len(items) if total is None else total
+    if not total:
         return "-"
     shown = ", ".join(items[:limit])
-    return shown if len(items) <= limit else f"{shown} (+{len(items) - limit} more)"
+    return shown if total <= limit else f"{shown} (+{total - limit} more)"
 
 
 def evaluate_sync(
@@ -300,19 +311,22 @@ def evaluate_index(
     """:func:`evaluate_sync` over records already indexed by identifier (one record each).
 
     One pass over the tracked identifiers: a trigger judges one shared index for every waiter.
+    A :class:`StatusIndex` is judged on its raw ``status`` values, without typing a record.
     """
-    progress = SyncProgress()
+    progress = SyncProgress(index=index)
     tracked: Iterable[str] = dict.fromkeys(identifiers) if identifiers is not None else index
     synced, pending, failed, missing = progress.synced, progress.pending, progress.failed, progress.missing
-    records = progress.records
+    found_ids = progress.found
     success_codes, pending_codes = status_sets.success, status_sets.pending
+    raw = index.raw if isinstance(index, StatusIndex) else None
+    lookup: Mapping[str, Any] = raw if raw is not None else index
     for ident in tracked:
-        found = index.get(ident)
+        found = lookup.get(ident)
         if found is None:
             missing.append(ident)
             continue
-        records[ident] = found
-        status = found.status
+        found_ids.append(ident)
+        status = found.get("status") if raw is not None else found.status
         if type(status) is not int:  # None, bool or anything odd: classify() decides (FAILED)
             state = status_sets.classify(status)
             (synced if state is SyncState.SYNCED else pending if state is SyncState.PENDING else failed).append(ident)
@@ -325,12 +339,55 @@ def evaluate_index(
     return progress
 
 
-def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> list[Any]:
-    """Records from a status response body (``None`` for 204 means no records).
+class StatusIndex(Mapping[str, SyncRecord]):
+    """The records of one status response by identifier, each typed only when it is read.
 
-    Raises ``ValueError`` naming the problem when the body is not ``{list_key: [...]}`` or a record
-    lacks its ``sourceIdentifier``; unknown extra fields are kept aside, never an error.
+    Judging a wait reads just the ``status`` of the tracked identifiers from the decoded JSON
+    (:func:`evaluate_index`), so a 100,000-record response costs no typed record, and the plain
+    dicts of the JSON give the garbage collector nothing to follow. Summaries and messages type
+    the few records they show. ``record_type.from_api`` runs on every read (nothing is cached), so
+    a malformed field of a record is reported when a wait shows that record.
     """
+
+    __slots__ = ("list_key", "raw", "record_type")
+
+    def __init__(self, raw: dict[str, Mapping[str, Any]], record_type: type[SyncRecord], list_key: str) -> None:
+        self.raw = raw
+        self.record_type = record_type
+        self.list_key = list_key
+
+    def __getitem__(self, ident: str) -> SyncRecord:
+        item = self.raw[ident]
+        try:
+            return self.record_type.from_api(item)  # type: ignore[attr-defined]
+        except ValueError as err:
+            raise ValueError(f"{self.list_key} record {ident!r}: {err}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __contains__(self, ident: object) -> bool:
+        return ident in self.raw
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self.raw)} {self.list_key})"
+
+
+def _identifier(item: Any, list_key: str, position: int) -> str:
+    """The ``sourceIdentifier`` of one raw record as a string, else ``ValueError`` naming it."""
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{list_key}[{position}]: record is not an object: {type(item).__name__}")
+    ident = item.get("sourceIdentifier")
+    if not isinstance(ident, (str, int)) or isinstance(ident, bool) or str(ident) == "":
+        raise ValueError(f"{list_key}[{position}]: record has no sourceIdentifier")
+    return str(ident)
+
+
+def _status_items(body: Any, list_key: str) -> list[Any]:
+    """The record list of a status response body (``None`` for 204 means none), else ``ValueError``."""
     if body is None:
         return []
     if not isinstance(body, Mapping):
@@ -343,8 +400,32 @@ def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) 
         return []
     if not isinstance(items, list):
         raise ValueError(f"'{list_key}' is not a list")
+    return items
+
+
+def index_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> StatusIndex:
+    """A :class:`StatusIndex` of a status response body; the last record of an identifier wins.
+
+    Every record must be an object with a ``sourceIdentifier`` (``ValueError`` names the first
+    that is not); its other fields are read when the record is shown.
+    """
+    raw: dict[str, Mapping[str, Any]] = {}
+    for position, item in enumerate(_status_items(body, list_key)):
+        ident = item.get("sourceIdentifier") if type(item) is dict else None
+        if type(ident) is not str or not ident:  # the usual case is a non-empty string: checked once
+            ident = _identifier(item, list_key, position)
+        raw[ident] = item
+    return StatusIndex(raw, record_type, list_key)
+
+
+def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> list[Any]:
+    """Typed records from a status response body (``None`` for 204 means no records).
+
+    Raises ``ValueError`` naming the problem when the body is not ``{list_key: [...]}`` or a record
+    lacks its ``sourceIdentifier``; unknown extra fields are kept aside, never an error.
+    """
     out = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(_status_items(body, list_key)):
         try:
             out.append(record_type.from_api(item))  # type: ignore[attr-defined]
         except ValueError as err:

@@ -41,8 +41,34 @@ RECORDS = 10
 BUDGET_SECONDS = 600.0
 
 
-def scale_plan(quick: bool = False, window: float = 15.0, short_window: float = 10.0) -> list[dict[str, Any]]:
-    """The client configurations, in run order (clients interleaved so drift hits all alike)."""
+def scale_plan(
+    quick: bool = False, window: float = 15.0, short_window: float = 10.0, only: str | None = None
+) -> list[dict[str, Any]]:
+    """The client configurations, in run order (clients interleaved so drift hits all alike).
+
+    ``only`` keeps the configurations matching any of its comma-separated ``client:waiters[:interval]``
+    (e.g. ``confirma:1000,aiohttp:1000``), for a quick look at one row while working on it.
+    """
+    plan = _full_plan(quick, window, short_window)
+    if not only:
+        return plan
+    wanted = [item.strip().split(":") for item in only.split(",") if item.strip()]
+    for parts in wanted:
+        if not 2 <= len(parts) <= 3 or not parts[1].isdigit():
+            raise ValueError(f"--only takes client:waiters[:interval], got {':'.join(parts)!r}")
+
+    def matches(row: dict[str, Any], parts: list[str]) -> bool:
+        return (
+            row["client"] == parts[0]
+            and row["waiters"] == int(parts[1])
+            and (len(parts) == 2 or row["interval"] == float(parts[2]))
+            and not row["gc_freeze"]
+        )
+
+    return [row for row in plan if any(matches(row, parts) for parts in wanted)]
+
+
+def _full_plan(quick: bool, window: float, short_window: float) -> list[dict[str, Any]]:
     from benchmarks.triggerer_scale import ScaleConfig
 
     if quick:
@@ -71,7 +97,9 @@ def scale_plan(quick: bool = False, window: float = 15.0, short_window: float = 
     return [asdict(c) for c in plan]
 
 
-def _scale_and_poke(sections: set[str], quick: bool, window: float, cpus: list[int], logs: Path) -> dict[str, Any]:
+def _scale_and_poke(
+    sections: set[str], quick: bool, window: float, cpus: list[int], logs: Path, only: str | None = None
+) -> dict[str, Any]:
     from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
     from benchmarks import poke_efficiency, triggerer_scale
     from benchmarks.common import bench_payments, run_forked, submit_payments
@@ -109,7 +137,7 @@ def _scale_and_poke(sections: set[str], quick: bool, window: float, cpus: list[i
         }
         if "scale" in sections:
             runs = []
-            for number, raw in enumerate(scale_plan(quick, window), start=1):
+            for number, raw in enumerate(scale_plan(quick, window, only=only), start=1):
                 cfg = triggerer_scale.ScaleConfig(**raw)
                 began = time.monotonic()
                 log_path = logs / f"scale-{number:02d}-{cfg.client}-{cfg.waiters}.log"
@@ -173,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", default=str(REPO / "docs" / "benchmarks.md"), help="markdown to regenerate")
     parser.add_argument("--chart", default=str(REPO / "docs" / "benchmarks.png"), help="chart to regenerate")
     parser.add_argument("--no-docs", action="store_true", help="write the JSON only")
+    parser.add_argument("--only", help="scale rows to run, e.g. confirma:1000,aiohttp:1000 (implies --no-docs)")
     args = parser.parse_args(argv)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
@@ -218,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             )
         if sections & {"scale", "poke"}:
-            results.update(_scale_and_poke(sections, args.quick, args.window, cpus, logs))
+            results.update(_scale_and_poke(sections, args.quick, args.window, cpus, logs, args.only))
         if "large" in sections:
             from benchmarks import large_response
             from benchmarks.common import run_forked
@@ -245,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     text = json.dumps(results, indent=2, default=str)
     (out_dir / f"bench-{stamp}.json").write_text(text)
-    (out_dir / "latest.json").write_text(text)
+    if not args.only:  # a partial run never stands in for the full one
+        (out_dir / "latest.json").write_text(text)
     print(f"results: {out_dir / f'bench-{stamp}.json'} ({results['elapsed_seconds']} s)")
-    if not args.no_docs:
+    if not args.no_docs and not args.only:
         from benchmarks import report
 
         report.write_docs(results, Path(args.docs), Path(args.chart))

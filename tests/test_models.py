@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pendulum
 import pytest
@@ -15,6 +16,7 @@ from airflow_provider_confirma.models import (
     SyncState,
     evaluate_index,
     evaluate_sync,
+    index_sync_records,
     parse_date,
     parse_sync_records,
 )
@@ -299,3 +301,71 @@ def test_plain_dates_are_shared_and_still_validated():
     assert first is second and first == pendulum.Date(2026, 2, 1)
     with pytest.raises(ValueError, match="syncDate"):
         parse_date("2026-02-30", "syncDate")
+
+
+# -- StatusIndex: records by identifier, typed when read ---------------------------------------------
+def test_status_index_judges_raw_statuses_like_typed_records():
+    index = index_sync_records(PAYMENTS_BODY, "payments", PaymentSyncRecord)
+    typed = {r.source_identifier: r for r in parse_sync_records(PAYMENTS_BODY, "payments", PaymentSyncRecord)}
+    for identifiers in (None, ["pay-0001", "pay-0002", "nope"]):
+        raw_progress = evaluate_index(index, StatusSets(), identifiers)
+        typed_progress = evaluate_index(typed, StatusSets(), identifiers)
+        assert raw_progress.counts() == typed_progress.counts()
+        assert raw_progress.found == typed_progress.found
+        assert raw_progress.records == typed_progress.records  # typed on read, equal field by field
+        assert raw_progress.describe() == typed_progress.describe()
+
+
+def test_status_index_reads_odd_statuses_as_failed_and_numeric_identifiers_as_text():
+    body = {"payments": [{"sourceIdentifier": 7, "status": True}, {"sourceIdentifier": "s", "status": "1"}]}
+    index = index_sync_records(body, "payments", PaymentSyncRecord)
+    assert list(index) == ["7", "s"] and "7" in index and len(index) == 2
+    progress = evaluate_index(index, StatusSets(), ["7", "s"])
+    assert progress.failed == ["7", "s"]
+    assert index["7"].source_identifier == "7" and index["7"].status is None
+
+
+def test_status_index_last_record_of_an_identifier_wins():
+    body = {"payments": [{"sourceIdentifier": "a", "status": 0}, {"sourceIdentifier": "a", "status": 1}]}
+    index = index_sync_records(body, "payments", PaymentSyncRecord)
+    assert evaluate_index(index, StatusSets(), ["a"]).synced == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"payments": [{"status": 1}]}, "payments[0]: record has no sourceIdentifier"),
+        ({"payments": [{"sourceIdentifier": "a"}, "x"]}, "payments[1]: record is not an object: str"),
+        ({"payments": [{"sourceIdentifier": ""}]}, "payments[0]: record has no sourceIdentifier"),
+        ({"payments": [{"sourceIdentifier": True}]}, "payments[0]: record has no sourceIdentifier"),
+        ({"payments": "x"}, "'payments' is not a list"),
+        ({"ledgers": []}, "expected a JSON object with a 'payments' list"),
+    ],
+)
+def test_status_index_refuses_what_it_cannot_index(body: Any, problem: str):
+    with pytest.raises(ValueError) as err:
+        index_sync_records(body, "payments", PaymentSyncRecord)
+    assert str(err.value) == problem or problem in str(err.value)
+
+
+def test_status_index_types_only_what_is_read_and_names_a_bad_record_then():
+    body = {
+        "payments": [
+            {"sourceIdentifier": "good", "status": 1, "paymentDate": "2026-02-01"},
+            {"sourceIdentifier": "bad", "status": 0, "paymentDate": "not a date"},
+        ]
+    }
+    index = index_sync_records(body, "payments", PaymentSyncRecord)  # no date is parsed yet
+    progress = evaluate_index(index, StatusSets(), ["good"])
+    assert progress.done and progress.record_list(5)[0].payment_date == pendulum.Date(2026, 2, 1)
+    with pytest.raises(ValueError, match="payments record 'bad': paymentDate is not a date"):
+        index["bad"]
+
+
+def test_record_list_types_at_most_the_limit():
+    body = {"payments": [{"sourceIdentifier": f"p{i}", "status": 1} for i in range(5)]}
+    body["payments"].append({"sourceIdentifier": "p5", "status": 1, "syncDate": "garbage"})
+    progress = evaluate_index(index_sync_records(body, "payments", PaymentSyncRecord), StatusSets())
+    assert [r.source_identifier for r in progress.record_list(3)] == ["p0", "p1", "p2"]
+    with pytest.raises(ValueError, match="p5"):
+        progress.record_list()

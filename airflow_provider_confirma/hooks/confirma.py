@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
+import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
@@ -32,10 +34,13 @@ from airflow_provider_confirma.hooks.http_policy import (
     clean_params,
     encode_json,
     interpret_response,
+    is_retryable,
 )
 from airflow_provider_confirma.models import (
     LedgerSyncRecord,
     PaymentSyncRecord,
+    StatusIndex,
+    index_sync_records,
     parse_sync_records,
 )
 
@@ -245,17 +250,30 @@ class ConfirmaHook(BaseHook):
         timeout = self._timeout(settings)
         query = clean_params(params)
         ssl_ctx = _ssl_context(settings.verify)
+        url, secrets = settings.url(path), _secrets(settings)
+        began = time.monotonic()
 
         async with contextlib.AsyncExitStack() as stack:
             if session is None:
                 session = await stack.enter_async_context(shared_client_session())
+            # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a
+            # second in a busy triggerer) builds no retry machinery. A retryable failure hands over
+            # to tenacity with the same policy, which sees that failure as its first attempt.
+            try:
+                return await _aiohttp_attempt(session, method, path, url, query, headers, timeout, ssl_ctx, secrets)
+            except Exception as exc:
+                if self.retry_policy.max_attempts < 2 or not is_retryable(method, exc):
+                    raise
+                first: Exception | None = exc
             async for attempt in AsyncRetrying(
-                before_sleep=lambda rs: _log_retry(rs, method, path), **self.retry_policy.tenacity_kwargs(method)
+                before_sleep=lambda rs: _log_retry(rs, method, path),
+                **self.retry_policy.tenacity_kwargs(method, elapsed=time.monotonic() - began),
             ):
                 with attempt:
-                    return await _aiohttp_attempt(
-                        session, method, path, settings.url(path), query, headers, timeout, ssl_ctx, _secrets(settings)
-                    )
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
+                    return await _aiohttp_attempt(session, method, path, url, query, headers, timeout, ssl_ctx, secrets)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- endpoints ----------------------------------------------------------------------------
@@ -328,15 +346,33 @@ class ConfirmaHook(BaseHook):
         _check_status_endpoint(endpoint)
         return parse_status_body(endpoint, self.request(endpoint, params=params))
 
+    def get_status_index(self, endpoint: Endpoint, params: Mapping[str, Any] | None = None) -> StatusIndex:
+        """A sync status endpoint as a :class:`StatusIndex` (records by identifier, typed on read).
+
+        What a sensor's poke judges: cheaper than :meth:`get_sync_status` for large responses.
+        """
+        _check_status_endpoint(endpoint)
+        return index_status_body(endpoint, self.request(endpoint, params=params))
+
     async def aget_sync_status(
         self,
         endpoint: Endpoint,
         params: Mapping[str, Any] | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> list[Any]:
-        """Async twin of :meth:`get_sync_status`: what a sync trigger polls."""
+        """Async twin of :meth:`get_sync_status`."""
         _check_status_endpoint(endpoint)
         return parse_status_body(endpoint, await self.arequest(endpoint, params=params, session=session))
+
+    async def aget_status_index(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, Any] | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> StatusIndex:
+        """Async twin of :meth:`get_status_index`: what a sync trigger polls."""
+        _check_status_endpoint(endpoint)
+        return index_status_body(endpoint, await self.arequest(endpoint, params=params, session=session))
 
     def test_connection(self) -> tuple[bool, str]:
         """A side-effect-free GET /validate; the message never contains the key.
@@ -377,7 +413,21 @@ def parse_status_body(endpoint: Endpoint, body: Any) -> list[Any]:
     try:
         return parse_sync_records(body, list_key, record_type)
     except ValueError as err:
-        raise ConfirmaResponseError(endpoint.method, endpoint.path, 200, "", f"unexpected response: {err}") from None
+        raise unreadable_status(endpoint, err) from None
+
+
+def index_status_body(endpoint: Endpoint, body: Any) -> StatusIndex:
+    """:func:`parse_status_body` as a :class:`StatusIndex` (records typed when read)."""
+    list_key, record_type = STATUS_RECORDS[endpoint]
+    try:
+        return index_sync_records(body, list_key, record_type)
+    except ValueError as err:
+        raise unreadable_status(endpoint, err) from None
+
+
+def unreadable_status(endpoint: Endpoint, err: ValueError) -> ConfirmaResponseError:
+    """The error of a status response (or one of its records) that cannot be read."""
+    return ConfirmaResponseError(endpoint.method, endpoint.path, 200, "", f"unexpected response: {err}")
 
 
 # -- async transport ------------------------------------------------------------------------------
@@ -400,7 +450,7 @@ async def _aiohttp_attempt(
             url,
             params=query,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
+            timeout=_client_timeout(timeout),
             ssl=ssl_ctx,
             allow_redirects=False,
         ) as resp:
@@ -417,6 +467,14 @@ async def _aiohttp_attempt(
     except aiohttp.ClientError as exc:
         raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
     return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """The aiohttp timeout of one attempt (immutable, so one per value): connect at most 10 s."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
 
 
 _SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}

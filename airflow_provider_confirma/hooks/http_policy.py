@@ -65,11 +65,16 @@ class RetryPolicy:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
-    def tenacity_kwargs(self, method: str) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call of ``method``."""
+    def tenacity_kwargs(self, method: str, elapsed: float = 0.0) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call of ``method``.
+
+        ``elapsed``: seconds the call already spent before the retry loop began (its time budget
+        is ``max_total_seconds`` in all).
+        """
         return {
             "retry": retry_if_exception(lambda exc: is_retryable(method, exc)),
-            "stop": stop_after_attempt(self.max_attempts) | stop_before_delay(self.max_total_seconds),
+            "stop": stop_after_attempt(self.max_attempts)
+            | stop_before_delay(max(0.0, self.max_total_seconds - elapsed)),
             "wait": _WaitRetryAfterOrBackoff(self),
             "reraise": True,
         }

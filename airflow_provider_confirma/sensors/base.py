@@ -26,7 +26,7 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook
+from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params
 from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
 from airflow_provider_confirma.triggers.base import (
@@ -47,7 +47,6 @@ from airflow_provider_confirma.triggers.sync_wait import (
     check_count,
     check_positive,
     check_query_params,
-    index_records,
     is_template,
     normalize_identifiers,
     read_event,
@@ -238,7 +237,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
             self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
         try:
-            records = self.hook.get_sync_status(self.status_endpoint, self._rendered_params())
+            index = self.hook.get_status_index(self.status_endpoint, self._rendered_params())
         except Exception as exc:
             if not is_transient(exc):
                 raise
@@ -261,7 +260,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         if store is not None and self._consecutive_errors:
             store.delete(self.error_streak_key)
         self._consecutive_errors = 0
-        verdict = self.sync_wait.judge(index_records(records))
+        try:
+            return self._judge(index)
+        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
+            raise unreadable_status(self.status_endpoint, err) from None
+
+    def _judge(self, index: Mapping[str, Any]) -> bool | PokeReturnValue:
+        assert self._started_at is not None
+        verdict = self.sync_wait.judge(index)
         self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())

@@ -22,13 +22,18 @@ from typing import Any, ClassVar, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook
+from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_retryable
-from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
-from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, Subscription, subscribe
+from airflow_provider_confirma.models import (
+    DEFAULT_PENDING_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
+    StatusIndex,
+    StatusSets,
+    SyncRecord,
+)
+from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, PollRound, Subscription, subscribe
 from airflow_provider_confirma.triggers.sync_wait import (
     DEFAULT_MAX_XCOM_RECORDS,
-    SyncVerdict,
     SyncWait,
     check_count,
     check_positive,
@@ -140,6 +145,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
         self.coalesce = bool(coalesce)
         self.retry_policy = retry_policy_from(retry_policy)
+        #: the progress line logged last, and transient poll errors in a row (run state)
+        self._logged, self._errors = "", 0
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """JSON-safe primitives only; the key is resolved from the connection at run time."""
@@ -183,8 +190,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         params = dict(self.query_params)
         endpoint = self.status_endpoint
 
-        async def fetch(session: Any) -> list[Any]:
-            return await hook.aget_sync_status(endpoint, params, session=session)
+        async def fetch(session: Any) -> StatusIndex:
+            return await hook.aget_status_index(endpoint, params, session=session)
 
         return fetch
 
@@ -194,7 +201,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
-        seen: list[SyncVerdict] = []  # the latest verdict, for the timeout event
+        # The latest response, for the timeout event: judged again then, so no verdict is kept
+        # alive between polls (thousands of waiters would keep thousands of them).
+        seen: list[Mapping[str, SyncRecord]] = []
         subscription = subscribe(self.poll_key(), self._fetch(), self.poll_interval, coalesce=self.coalesce)
         try:
             remaining = self.end_time - time.time()
@@ -202,42 +211,58 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 with contextlib.suppress(asyncio.TimeoutError):
                     # One deadline for the whole wait, not a timer per round.
                     return await _within(self._poll(subscription, wait, seen), remaining)
+            timeout_seconds = max(0.0, self.end_time - self.started_at)
+            last = wait.judge(seen[-1]) if seen else None
+            return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)
+        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
+            return self._poll_failed(unreadable_status(self.status_endpoint, err))
         finally:
-            subscription.close()
-        timeout_seconds = max(0.0, self.end_time - self.started_at)
-        return timeout_event(wait.noun, timeout_seconds, seen[-1] if seen else None, time.time() - self.started_at)
+            await subscription.aclose()
 
-    async def _poll(self, subscription: Subscription, wait: SyncWait, seen: list[SyncVerdict]) -> dict[str, Any]:
+    def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
+        return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
+
+    async def _poll(
+        self, subscription: Subscription, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
+    ) -> dict[str, Any]:
         """Judge each round until a verdict or an error ends the wait; returns that event."""
-        logged = ""
-        errors = 0
+        self._logged, self._errors = "", 0
         while True:
-            current = await subscription.next_round()
-            if current.error is not None:
-                exc = current.error
-                if not is_transient(exc):
-                    return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
-                errors += 1
-                self.log.warning(
-                    "Confirma %s sync status poll failed (%d/%d in a row): %s",
-                    self.noun,
-                    errors,
-                    self.max_consecutive_errors,
-                    describe_error(exc),
+            # Nothing of a round outlives this line: a poll's objects must not survive the sleep.
+            event = self._judge_round(await subscription.next_round(), wait, seen)
+            if event is not None:
+                return event
+
+    def _judge_round(
+        self, current: PollRound, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
+    ) -> dict[str, Any] | None:
+        """The event that one round ends the wait with, or ``None`` to wait on."""
+        if current.error is not None:
+            exc = current.error
+            if not is_transient(exc):
+                return self._poll_failed(exc)
+            self._errors += 1
+            self.log.warning(
+                "Confirma %s sync status poll failed (%d/%d in a row): %s",
+                self.noun,
+                self._errors,
+                self.max_consecutive_errors,
+                describe_error(exc),
+            )
+            if self._errors >= self.max_consecutive_errors:
+                return error_event(
+                    f"Confirma {self.noun} sync status poll failed {self._errors} times in a row; "
+                    f"last error: {describe_error(exc)}"
                 )
-                if errors >= self.max_consecutive_errors:
-                    return error_event(
-                        f"Confirma {self.noun} sync status poll failed {errors} times in a row; "
-                        f"last error: {describe_error(exc)}"
-                    )
-                continue
-            errors = 0
-            assert current.index is not None
-            verdict = wait.judge(current.index)
-            seen[:] = [verdict]
-            text = verdict.describe()
-            if text != logged:  # thousands of waiters share a triggerer: log changes only
-                self.log.info("Confirma %s sync: %s", self.noun, text)
-                logged = text
-            if verdict.finished:
-                return verdict_event(verdict, time.time() - self.started_at)
+            return None
+        self._errors = 0
+        assert current.index is not None
+        seen[:] = [current.index]
+        verdict = wait.judge(current.index)
+        text = verdict.describe()
+        if text != self._logged:  # thousands of waiters share a triggerer: log changes only
+            self.log.info("Confirma %s sync: %s", self.noun, text)
+            self._logged = text
+        if verdict.finished:
+            return verdict_event(verdict, time.time() - self.started_at)
+        return None

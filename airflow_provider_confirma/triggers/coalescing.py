@@ -8,7 +8,7 @@ exception) to every subscriber, woken in slices so the loop stays responsive; ea
 on an ``asyncio.Event`` of the round through its own waiter, so cancelling one subscriber never
 cancels the poll or disturbs the others.
 Nothing is shared across event loops or keys (the caller puts connection id, endpoint and query
-into the key). A poller registered nowhere gives the same behaviour without sharing.
+into the key). Without coalescing, a :class:`Subscription` polls by itself in its waiter's task.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import itertools
 import logging
 import sys
 import weakref
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.hooks.confirma import shared_client_session
-from airflow_provider_confirma.triggers.sync_wait import index_records
 
 if TYPE_CHECKING:
     import aiohttp
@@ -34,8 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: One status request: given the shared HTTP session, return the typed records.
-Fetch = Callable[["aiohttp.ClientSession"], Awaitable[list[Any]]]
+#: One status request: given the shared HTTP session, return the records by identifier.
+Fetch = Callable[["aiohttp.ClientSession"], Awaitable[Mapping[str, Any]]]
 
 #: How many times in a row a subscriber follows a stopped poller to a new one before giving up.
 MAX_REJOINS = 3
@@ -65,7 +64,7 @@ class PollRound:
     of ``coalesce=False``) costs one event and no extra loop iteration.
     """
 
-    index: dict[str, SyncRecord] | None = None
+    index: Mapping[str, SyncRecord] | None = None
     error: BaseException | None = None
     number: int = 0
     #: set once the result is final
@@ -178,7 +177,7 @@ class SharedPoller:
         while self._subscribers:
             current = self._next
             try:
-                current.index = index_records(await self._fetch(session))
+                current.index = await self._fetch(session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -213,7 +212,11 @@ class SharedPoller:
 
 
 class Subscription:
-    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
+    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll.
+
+    Without coalescing there is nothing to share: the waiter polls in its own task (sleep the rest
+    of the interval, then fetch), which costs no poller task, events or timers per round.
+    """
 
     _serial = itertools.count()
 
@@ -223,24 +226,27 @@ class Subscription:
         self.key, self._fetch, self.interval, self.coalesce = key, fetch, interval, coalesce
         self._slice = next(self._serial) % FANOUT_SLICES
         self.closed = False
-        self.poller = self._join()
+        self.poller: SharedPoller | None = self._join() if coalesce else None
+        #: private polling (coalesce off): the loop's shared session while subscribed, the last poll's end
+        self._session: contextlib.AbstractAsyncContextManager[aiohttp.ClientSession] | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._last_end: float | None = None
+        self._rounds = 0
 
     def _join(self) -> SharedPoller:
-        if not self.coalesce:
-            poller = SharedPoller(self.key, self._fetch)
-        else:
-            registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
-            found = registry.get(self.key)
-            if found is None or found.closed:
-                found = registry[self.key] = SharedPoller(self.key, self._fetch, registry)
-            poller = found
-        poller._add(self, self.interval)
-        return poller
+        registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
+        found = registry.get(self.key)
+        if found is None or found.closed:
+            found = registry[self.key] = SharedPoller(self.key, self._fetch, registry)
+        found._add(self, self.interval)
+        return found
 
     async def next_round(self) -> PollRound:
         """The next round published after this call (records or error); rejoins a stopped poller."""
         if self.closed:
             raise RuntimeError("subscription is closed")
+        if self.poller is None:
+            return await self._own_round()
         rejoins = 0
         while True:
             if self.poller.closed:
@@ -252,16 +258,49 @@ class Subscription:
                 continue
             return current
 
+    async def _own_round(self) -> PollRound:
+        """One private poll, ``interval`` seconds after the end of the previous one."""
+        loop = asyncio.get_running_loop()
+        if self._last_end is not None:
+            delay = self._last_end + self.interval - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if self._client is None:
+            self._session = shared_client_session()
+            self._client = await self._session.__aenter__()
+        self._rounds += 1
+        current = PollRound(number=self._rounds, published=True, _complete=True)
+        try:
+            current.index = await self._fetch(self._client)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            current.error = exc
+        finally:
+            self._last_end = loop.time()
+        return current
+
     def close(self) -> None:
-        """Leave the poller (idempotent); the poller stops when its last subscriber leaves."""
+        """Leave the poller (idempotent); the poller stops when its last subscriber leaves.
+
+        A private subscription's hold on the shared session is released by :meth:`aclose`.
+        """
         if self.closed:
             return
         self.closed = True
-        self.poller._remove(self)
+        if self.poller is not None:
+            self.poller._remove(self)
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and release the shared session of private polling (closed by its last user)."""
+        self.close()
+        session, self._session, self._client = self._session, None, None
+        if session is not None:
+            await session.__aexit__(None, None, None)
 
 
 def subscribe(key: Hashable, fetch: Fetch, interval: float, *, coalesce: bool = True) -> Subscription:
-    """Join the poller of ``key`` on the running loop (a private poller when ``coalesce`` is off).
+    """Join the poller of ``key`` on the running loop (private polling when ``coalesce`` is off).
 
     ``fetch`` is used only if this call creates the poller, so every caller of one key must pass
     an equivalent request (same connection, endpoint, query and retry policy).

@@ -204,13 +204,13 @@ class SyncVerdict:
     def summary(self, waited_seconds: float) -> dict[str, Any]:
         """A compact, JSON-safe summary for XCom and trigger events (lists capped)."""
         cap = self.wait.max_xcom_records
-        records = list(self.progress.records.values())
+        found = len(self.progress.found)
         missing = self.progress.missing
         return {
             "outcome": self.outcome,
             "counts": self.progress.counts(),
-            "records": [r.to_xcom() for r in records[:cap]],  # type: ignore[attr-defined]
-            "records_omitted": max(0, len(records) - cap),
+            "records": [r.to_xcom() for r in self.progress.record_list(cap)],  # type: ignore[attr-defined]
+            "records_omitted": max(0, found - cap),
             "missing": missing[:cap],
             "missing_omitted": max(0, len(missing) - cap),
             "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),

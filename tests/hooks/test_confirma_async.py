@@ -175,6 +175,17 @@ async def test_async_retries_503_then_succeeds(async_hook):
     assert len(all_calls(mock)) == 3
 
 
+async def test_async_first_failure_counts_as_the_policys_first_attempt(staging_conn, no_sync_connection, caplog):
+    hook = ConfirmaHook(retry_policy=RetryPolicy(max_attempts=3, backoff_initial=0.01, backoff_max=0.01, jitter=0))
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, status=503, body="busy", repeat=True)
+        with pytest.raises(ConfirmaServerError):
+            await hook.aget_payment_sync_status()
+    assert len(all_calls(mock)) == 3  # not 1 + 3: the bare first attempt is attempt 1 of 3
+    retries = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [m.split(" attempt ")[1].split(" ")[0] for m in retries] == ["1", "2"]
+
+
 async def test_async_retry_after_is_honoured_and_capped(staging_conn, no_sync_connection, recorded_async_sleeps):
     hook = ConfirmaHook(retry_policy=RetryPolicy(max_attempts=4, retry_after_cap=10, max_total_seconds=60))
     with aioresponses() as mock:

@@ -144,6 +144,18 @@ def test_total_time_is_bounded_before_sleeping_past_it():
     assert kwargs["stop"](state) is True
 
 
+def test_time_spent_before_the_retry_loop_counts_against_the_budget():
+    # The hook makes its first attempt before tenacity starts: 55 s of a 60 s budget are gone.
+    kwargs = RetryPolicy(max_total_seconds=60).tenacity_kwargs("GET", elapsed=55)
+    state = failed_state(server_error(retry_after=10), attempt=1, elapsed=0)
+    state.upcoming_sleep = kwargs["wait"](state)
+    assert kwargs["stop"](state) is True
+    state = failed_state(server_error(retry_after=3), attempt=1, elapsed=0)
+    state.upcoming_sleep = kwargs["wait"](state)
+    assert kwargs["stop"](state) is False
+    assert RetryPolicy(max_total_seconds=60).tenacity_kwargs("GET", elapsed=90)["stop"](state) is True
+
+
 def test_total_time_bound_stops_a_real_loop():
     policy = RetryPolicy(max_attempts=10, max_total_seconds=1.0, retry_after_cap=30)
     attempts, sleeps, outcome = run_policy(policy, "GET", [server_error(retry_after=5)] * 10)

@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaAuthError, ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaAuthError, ConfirmaConfigError, ConfirmaResponseError
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
@@ -178,6 +178,18 @@ def test_poke_fails_at_once_naming_failed_payments(api: responses.RequestsMock):
     assert str(err.value) == (
         "Confirma payment sync failed for 1 of 2 record(s): a (status 2: Invoice not found in target)"
     )
+
+
+def test_poke_names_a_record_it_must_show_that_cannot_be_read(api: responses.RequestsMock):
+    records = body({"a": 1, "b": 1})["payments"]
+    records[1]["syncDate"] = "32/13/2026"
+    api.get(URL, json={"payments": records})
+    with pytest.raises(ConfirmaResponseError, match="payments record 'b': syncDate is not a date"):
+        make_sensor().poke({})
+    records[1]["sourceIdentifier"] = "not-tracked"
+    api.replace(responses.GET, URL, json={"payments": [*records, {"sourceIdentifier": "b", "status": 1}]})
+    done = make_sensor().poke({})
+    assert done and done.xcom_value["counts"]["synced"] == 2  # type: ignore[union-attr]
 
 
 def test_poke_keeps_waiting_on_failure_when_told_to(api: responses.RequestsMock, capsys: pytest.CaptureFixture[str]):

@@ -172,6 +172,24 @@ async def test_unexpected_body_shape_is_an_error_event(fake_api: FakeStatusAPI):
     assert "'payments' is not a list" in payload["message"]
 
 
+async def test_a_record_the_event_shows_that_cannot_be_read_is_an_error_event(fake_api: FakeStatusAPI):
+    good = {"sourceIdentifier": "a", "status": 1, "paymentDate": "2026-02-02"}
+    bad = {"sourceIdentifier": "b", "status": 1, "paymentDate": "yesterday-ish"}
+    fake_api.failures.append((200, "application/json", json.dumps({"payments": [good, bad]})))
+    payload = await first_event(make_trigger(source_identifiers=["a", "b"]))
+    assert payload["status"] == "error"
+    assert "payments record 'b': paymentDate is not a date" in payload["message"]
+
+
+async def test_a_malformed_record_nobody_waits_for_does_not_matter(fake_api: FakeStatusAPI):
+    good = {"sourceIdentifier": "a", "status": 1, "paymentDate": "2026-02-02"}
+    other = {"sourceIdentifier": "zz", "status": 0, "paymentDate": "yesterday-ish"}
+    fake_api.failures.append((200, "application/json", json.dumps({"payments": [good, other]})))
+    payload = await first_event(make_trigger(source_identifiers=["a"]))
+    assert payload["status"] == "success"
+    assert payload["summary"]["records"][0]["paymentDate"] == "2026-02-02"
+
+
 async def test_transient_errors_end_after_the_bounded_run(fake_api: FakeStatusAPI):
     fake_api.failures.extend([503] * 10)
     payload = await first_event(make_trigger(max_consecutive_errors=3, poll_interval=0.05))
