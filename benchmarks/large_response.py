@@ -6,10 +6,11 @@ all N identifiers, the case of one sensor after one big submit. The stages are t
 a trigger round runs, timed apart (best of ``repeat``):
 
 * ``decode``: ``http_policy.interpret_response`` (JSON, fractions as ``Decimal``);
-* ``records``: ``ConfirmaHook.parse_status_body`` (typed records);
-* ``index``: ``sync_wait.index_records``;
+* ``index``: ``hooks.confirma.index_status_body``: the records by identifier (a ``StatusIndex``;
+  each record's identifier is checked, its other fields are read when it is shown);
 * ``judge``: ``SyncWait.judge`` (the verdict: failed, since one payment in 100 failed);
-* ``summary``: ``SyncVerdict.summary`` and ``json.dumps`` of it (what goes to XCom / the event).
+* ``summary``: ``SyncVerdict.summary`` and ``json.dumps`` of it (what goes to XCom / the event);
+  only the records it lists (``max_xcom_records``, 10 here) and the failures it names are typed.
 
 Peak memory is ``tracemalloc``'s peak over the whole evaluation (a separate, untimed run).
 XCom sizes are the JSON bytes of the summary of the successful wait on the synced payments (XCom)
@@ -45,40 +46,36 @@ def status_body(records: int) -> bytes:
 
 def _evaluate(body: bytes, identifiers: tuple[str, ...], cap: int) -> tuple[dict[str, float], Any]:
     from airflow_provider_confirma.endpoints import Endpoint
-    from airflow_provider_confirma.hooks.confirma import parse_status_body
+    from airflow_provider_confirma.hooks.confirma import index_status_body
     from airflow_provider_confirma.hooks.http_policy import interpret_response
-    from airflow_provider_confirma.triggers.sync_wait import SyncWait, index_records
+    from airflow_provider_confirma.triggers.sync_wait import SyncWait
 
     endpoint = Endpoint.PAYMENT_SYNC_STATUS
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     decoded = interpret_response(endpoint.method, endpoint.path, 200, "application/json", body)
     t1 = time.perf_counter()
-    records = parse_status_body(endpoint, decoded)
+    index = index_status_body(endpoint, decoded)
     t2 = time.perf_counter()
-    index = index_records(records)
-    t3 = time.perf_counter()
     verdict = SyncWait(identifiers, max_xcom_records=cap).judge(index)
-    t4 = time.perf_counter()
+    t3 = time.perf_counter()
     summary = verdict.summary(1.0)
     size = len(json.dumps(summary, separators=(",", ":")))
-    t5 = time.perf_counter()
-    times.update(decode=t1 - t0, records=t2 - t1, index=t3 - t2, judge=t4 - t3, summary=t5 - t4)
-    times["total"] = t5 - t0
+    t4 = time.perf_counter()
+    times.update(decode=t1 - t0, index=t2 - t1, judge=t3 - t2, summary=t4 - t3)
+    times["total"] = t4 - t0
     return times, (verdict, size)
 
 
 def _summary_sizes(body: bytes, identifiers: tuple[str, ...], caps: tuple[int, ...]) -> dict[str, Any]:
     """Summary JSON sizes: the failed wait (all identifiers) and the successful one (synced only)."""
     from airflow_provider_confirma.endpoints import Endpoint
-    from airflow_provider_confirma.hooks.confirma import parse_status_body
+    from airflow_provider_confirma.hooks.confirma import index_status_body
     from airflow_provider_confirma.hooks.http_policy import interpret_response
-    from airflow_provider_confirma.triggers.sync_wait import SyncWait, index_records
+    from airflow_provider_confirma.triggers.sync_wait import SyncWait
 
     endpoint = Endpoint.PAYMENT_SYNC_STATUS
-    index = index_records(
-        parse_status_body(endpoint, interpret_response("GET", endpoint.path, 200, "application/json", body))
-    )
+    index = index_status_body(endpoint, interpret_response("GET", endpoint.path, 200, "application/json", body))
     synced = tuple(i for i in identifiers if index[i].status == 1)
     out: dict[str, Any] = {}
     for cap in caps:
