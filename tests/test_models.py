@@ -10,6 +10,8 @@ import pytest
 
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.models import (
+    DEFAULT_PENDING_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
     LedgerSyncRecord,
     PaymentSyncRecord,
     StatusSets,
@@ -369,3 +371,9 @@ def test_record_list_types_at_most_the_limit():
     assert [r.source_identifier for r in progress.record_list(3)] == ["p0", "p1", "p2"]
     with pytest.raises(ValueError, match="p5"):
         progress.record_list()
+
+
+def test_status_sets_equal_to_the_defaults_share_the_default_objects():
+    sets = StatusSets.build([1], {"0"})
+    assert sets.success is DEFAULT_SUCCESS_STATUSES and sets.pending is DEFAULT_PENDING_STATUSES
+    assert StatusSets.build([1, 3], [0]).success == frozenset({1, 3})

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 USER_AGENT = "airflow-provider-confirma"
+#: The retry bounds of a hook given none (GETs up to 5 attempts within 60 s).
+DEFAULT_RETRY_POLICY = RetryPolicy()
 #: A connection test answers a person in the UI: two attempts within 5 seconds.
 TEST_CONNECTION_RETRY_POLICY = RetryPolicy(max_attempts=2, max_total_seconds=5.0, backoff_max=1.0)
 
@@ -128,7 +130,7 @@ class ConfirmaHook(BaseHook):
         super().__init__(logger_name=logger_name)
         self.confirma_conn_id = confirma_conn_id
         self.timeout = check_timeout(timeout)
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self._settings: ConfirmaConnectionSettings | None = None
 
     def __repr__(self) -> str:
@@ -501,12 +503,11 @@ _LOOP_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSessio
 ASYNC_POOL_LIMIT = 256
 
 
-@contextlib.asynccontextmanager
-async def shared_client_session() -> AsyncIterator[aiohttp.ClientSession]:
-    """One keep-alive ``aiohttp.ClientSession`` per event loop, shared by all its users.
+async def acquire_client_session() -> aiohttp.ClientSession:
+    """The running loop's shared ``aiohttp.ClientSession``, counted as one more user.
 
     Holds no credentials (the key goes per request), so every trigger in a triggerer can reuse its
-    pooled connections. Closed when its last user leaves.
+    pooled connections. Each call needs one :func:`release_client_session`.
     """
     import aiohttp
 
@@ -517,10 +518,29 @@ async def shared_client_session() -> AsyncIterator[aiohttp.ClientSession]:
         entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}))
         _LOOP_SESSIONS[loop] = entry
     entry.users += 1
+    return entry.session
+
+
+async def release_client_session(session: aiohttp.ClientSession) -> None:
+    """One user of ``session`` is done; the last one closes it."""
+    loop = asyncio.get_running_loop()
+    entry = _LOOP_SESSIONS.get(loop)
+    if entry is None or entry.session is not session:
+        return  # it was closed under its users and replaced: nothing left to release
+    entry.users -= 1
+    if entry.users == 0:
+        del _LOOP_SESSIONS[loop]
+        await entry.session.close()
+
+
+@contextlib.asynccontextmanager
+async def shared_client_session() -> AsyncIterator[aiohttp.ClientSession]:
+    """One keep-alive ``aiohttp.ClientSession`` per event loop, shared by all its users.
+
+    Closed when its last user leaves (:func:`acquire_client_session` as a context manager).
+    """
+    session = await acquire_client_session()
     try:
-        yield entry.session
+        yield session
     finally:
-        entry.users -= 1
-        if entry.users == 0 and _LOOP_SESSIONS.get(loop) is entry:
-            del _LOOP_SESSIONS[loop]
-            await entry.session.close()
+        await release_client_session(session)

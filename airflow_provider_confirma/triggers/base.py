@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -31,7 +32,7 @@ from airflow_provider_confirma.models import (
     StatusSets,
     SyncRecord,
 )
-from airflow_provider_confirma.triggers.coalescing import Fetch, PollerStopped, PollRound, Subscription, subscribe
+from airflow_provider_confirma.triggers.coalescing import PollerStopped, PollRound, Subscription, subscribe
 from airflow_provider_confirma.triggers.sync_wait import (
     DEFAULT_MAX_XCOM_RECORDS,
     SyncWait,
@@ -185,15 +186,13 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             policy,
         )
 
-    def _fetch(self) -> Fetch:
-        hook = ConfirmaHook(self.confirma_conn_id, retry_policy=self.retry_policy)
-        params = dict(self.query_params)
-        endpoint = self.status_endpoint
+    @cached_property
+    def hook(self) -> ConfirmaHook:
+        return ConfirmaHook(self.confirma_conn_id, retry_policy=self.retry_policy)
 
-        async def fetch(session: Any) -> StatusIndex:
-            return await hook.aget_status_index(endpoint, params, session=session)
-
-        return fetch
+    async def _fetch_status(self, session: Any) -> StatusIndex:
+        """One status request on the shared session (a bound method: no closure per waiter)."""
+        return await self.hook.aget_status_index(self.status_endpoint, self.query_params, session=session)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event = await self._wait_for_event()
@@ -204,7 +203,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         # The latest response, for the timeout event: judged again then, so no verdict is kept
         # alive between polls (thousands of waiters would keep thousands of them).
         seen: list[Mapping[str, SyncRecord]] = []
-        subscription = subscribe(self.poll_key(), self._fetch(), self.poll_interval, coalesce=self.coalesce)
+        subscription = subscribe(self.poll_key(), self._fetch_status, self.poll_interval, coalesce=self.coalesce)
         try:
             remaining = self.end_time - time.time()
             if remaining > 0:

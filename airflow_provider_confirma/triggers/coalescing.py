@@ -24,7 +24,11 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confirma.hooks.confirma import shared_client_session
+from airflow_provider_confirma.hooks.confirma import (
+    acquire_client_session,
+    release_client_session,
+    shared_client_session,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -228,7 +232,6 @@ class Subscription:
         self.closed = False
         self.poller: SharedPoller | None = self._join() if coalesce else None
         #: private polling (coalesce off): the loop's shared session while subscribed, the last poll's end
-        self._session: contextlib.AbstractAsyncContextManager[aiohttp.ClientSession] | None = None
         self._client: aiohttp.ClientSession | None = None
         self._last_end: float | None = None
         self._rounds = 0
@@ -241,12 +244,14 @@ class Subscription:
         found._add(self, self.interval)
         return found
 
-    async def next_round(self) -> PollRound:
+    def next_round(self) -> Awaitable[PollRound]:
         """The next round published after this call (records or error); rejoins a stopped poller."""
         if self.closed:
             raise RuntimeError("subscription is closed")
-        if self.poller is None:
-            return await self._own_round()
+        return self._own_round() if self.poller is None else self._shared_round()
+
+    async def _shared_round(self) -> PollRound:
+        assert self.poller is not None
         rejoins = 0
         while True:
             if self.poller.closed:
@@ -266,8 +271,7 @@ class Subscription:
             if delay > 0:
                 await asyncio.sleep(delay)
         if self._client is None:
-            self._session = shared_client_session()
-            self._client = await self._session.__aenter__()
+            self._client = await acquire_client_session()
         self._rounds += 1
         current = PollRound(number=self._rounds, published=True, _complete=True)
         try:
@@ -294,9 +298,9 @@ class Subscription:
     async def aclose(self) -> None:
         """:meth:`close`, and release the shared session of private polling (closed by its last user)."""
         self.close()
-        session, self._session, self._client = self._session, None, None
-        if session is not None:
-            await session.__aexit__(None, None, None)
+        client, self._client = self._client, None
+        if client is not None:
+            await release_client_session(client)
 
 
 def subscribe(key: Hashable, fetch: Fetch, interval: float, *, coalesce: bool = True) -> Subscription:
