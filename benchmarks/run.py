@@ -92,7 +92,7 @@ def _full_plan(quick: bool, window: float, short_window: float) -> list[dict[str
             plan.append(config("aiohttp", waiters))
             plan.append(config("http-provider", waiters, gc_freeze=True))
             plan.append(config("confirma", waiters, gc_freeze=True))
-    for client in ("http-provider", "confirma"):
+    for client in ("http-provider", "confirma", "aiohttp"):
         plan.append(config(client, 5000, interval=5.0, length=window))
     return [asdict(c) for c in plan]
 
