@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import shared_client_session
 from airflow_provider_confirma.triggers.sync_wait import index_records
 
@@ -51,10 +52,6 @@ async def _at_most(awaitable: Awaitable[Any], seconds: float) -> None:
             await awaitable
     else:  # pragma: no cover - Python 3.10
         await asyncio.wait_for(awaitable, seconds)
-
-
-class PollerStopped(Exception):
-    """The shared poller ended (cancelled) before publishing this round; the wait may rejoin."""
 
 
 @dataclass(eq=False)
