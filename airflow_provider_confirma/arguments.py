@@ -151,6 +151,9 @@ def check_status_codes(value: Any, name: str) -> frozenset[int]:
             raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}") from None
     if not out:
         raise ConfirmaConfigError(f"{name} must not be empty")
+    for default in (DEFAULT_SUCCESS_STATUSES, DEFAULT_PENDING_STATUSES):
+        if out == default:
+            return default  # thousands of waits share the default sets
     return frozenset(out)
 
 

@@ -107,6 +107,8 @@ def test_status_sets_default_and_parse_user_input():
     assert check_status_sets(None, None) == (DEFAULT_SUCCESS_STATUSES, DEFAULT_PENDING_STATUSES)
     assert check_status_sets(["1", 3], "0") == (frozenset({1, 3}), frozenset({0}))
     assert check_status_sets(2, {0, 5}) == (frozenset({2}), frozenset({0, 5}))
+    success, pending = check_status_sets([1], ["0"])  # given as the defaults: the shared default sets
+    assert success is DEFAULT_SUCCESS_STATUSES and pending is DEFAULT_PENDING_STATUSES
 
 
 @pytest.mark.parametrize(
