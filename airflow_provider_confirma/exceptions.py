@@ -93,3 +93,11 @@ class ConfirmaServerError(ConfirmaAPIError):
 
 class ConfirmaResponseError(ConfirmaAPIError):
     """A success status with a body we cannot use: malformed JSON, wrong content type or shape."""
+
+
+class PollerStopped(Exception):
+    """The shared poller ended (cancelled) before publishing this round; the wait may rejoin.
+
+    Raised to the waiters of :mod:`airflow_provider_confirma.triggers.coalescing`; a transient
+    poll error (:func:`~airflow_provider_confirma.hooks.http_policy.is_transient`).
+    """

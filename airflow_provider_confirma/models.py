@@ -17,10 +17,7 @@ from typing import Any
 import pendulum
 from pendulum import Date
 
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
-
-DEFAULT_SUCCESS_STATUSES: frozenset[int] = frozenset({1})
-DEFAULT_PENDING_STATUSES: frozenset[int] = frozenset({0})
+from airflow_provider_confirma.arguments import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, check_status_sets
 
 
 class SyncState(str, Enum):
@@ -30,25 +27,6 @@ class SyncState(str, Enum):
     PENDING = "pending"
     FAILED = "failed"
     MISSING = "missing"  # not (yet) in the status response: counted as pending
-
-
-def _status_set(value: Any, name: str) -> frozenset[int]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
-        value = [value]
-    out: set[int] = set()
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}")
-        try:
-            out.add(int(item))
-        except ValueError:
-            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}") from None
-    if not out:
-        raise ConfirmaConfigError(f"{name} must not be empty")
-    for default in (DEFAULT_SUCCESS_STATUSES, DEFAULT_PENDING_STATUSES):
-        if out == default:
-            return default  # thousands of waits share the default sets
-    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -61,16 +39,8 @@ class StatusSets:
     @classmethod
     def build(cls, success: Any = None, pending: Any = None) -> StatusSets:
         """Validate user input (lists, sets, strings of digits) into a :class:`StatusSets`."""
-        sets = cls(
-            success=DEFAULT_SUCCESS_STATUSES if success is None else _status_set(success, "success_statuses"),
-            pending=DEFAULT_PENDING_STATUSES if pending is None else _status_set(pending, "pending_statuses"),
-        )
-        overlap = sets.success & sets.pending
-        if overlap:
-            raise ConfirmaConfigError(
-                f"success_statuses and pending_statuses overlap on {sorted(overlap)}: a status must mean one thing"
-            )
-        return sets
+        success_codes, pending_codes = check_status_sets(success, pending)
+        return cls(success=success_codes, pending=pending_codes)
 
     def classify(self, status: Any) -> SyncState:
         if isinstance(status, bool) or not isinstance(status, int):

@@ -1,11 +1,15 @@
 """DAG parse cost: the import time of the provider's sensor and operator modules beyond ``airflow.sdk``.
 
-A DAG file that uses an operator pays its module's import at every parse. Measured as the DAG
-processor sees it: one process imports ``airflow.sdk`` once, then forks a child per measurement,
-and the child times ``import <module>`` (``time.perf_counter``); the median of ``runs`` children
-per target is reported. One extra fresh interpreter runs ``python -X importtime`` over the
-provider's modules, so the report can name the imports that cost the most (self time, beyond
-``airflow.sdk``).
+A DAG file that uses an operator pays its module's import at every parse, and the construction
+of its tasks too. Measured as the DAG processor sees it: one process imports ``airflow.sdk`` once,
+then forks a child per measurement, and the child times ``import <module>`` (``time.perf_counter``);
+the median of ``runs`` children per target is reported. The DAG-file rows (:data:`DAG_FILES`) time
+a small DAG file instead: its imports, then the construction of its DAG and tasks (so cost moved
+from a module's import into a constructor still shows), on top of the authoring imports and one
+DAG already built (:data:`WARM_DAG`): the DAG processor's parent has Airflow's DAG machinery
+loaded. One extra fresh interpreter runs
+``python -X importtime`` over the provider's modules, so the report can name the imports that
+cost the most (self time, beyond ``airflow.sdk``).
 
     python -m benchmarks.import_cost --runs 7
 """
@@ -13,12 +17,15 @@ provider's modules, so the report can name the imports that cost the most (self 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: name -> modules imported together (as one DAG file would)
@@ -31,6 +38,42 @@ TARGETS: dict[str, tuple[str, ...]] = {
         "airflow_provider_confirma.operators.invoices",
     ),
     "HttpSensor (http provider)": ("airflow.providers.http.sensors.http",),
+}
+#: A submit operator and a deferrable sensor as the example DAG has them (templated payload, so it
+#: is validated after rendering, not at parse).
+_CONFIRMA_DAG = """
+payments = [
+    {"paymentIdentifier": f"pay-{{{{ ds_nodash }}}}-{n}", "invoiceNumber": str(10000 + n), "paymentDate": "{{ ds }}",
+     "bookingDate": "{{ ds }}", "amount": "100.10", "currency": "EUR", "targetIdentifier": "invoicenumber"}
+    for n in range(3)
+]
+with DAG("parse_cost", schedule=None):
+    submit = ConfirmaSubmitPaymentsOperator(task_id="submit", payments=payments)
+    ConfirmaPaymentSyncSensor(
+        task_id="wait", source_identifiers=submit.output, deferrable=True, poke_interval=2, timeout=600, emit_asset=True
+    )
+"""
+#: built once before the DAG-file rows are timed (see :func:`zygote`)
+WARM_DAG = (
+    "from airflow.sdk import DAG, Asset, BaseOperator\n"
+    'with DAG("warm", schedule=None):\n    BaseOperator(task_id="a", outlets=[Asset("warm://a")])\n'
+)
+#: name -> (a DAG file's imports, the DAG it defines); timed apart, in one child
+DAG_FILES: dict[str, tuple[str, str]] = {
+    "DAG of 2 BaseOperator tasks (reference)": (
+        "from airflow.sdk import DAG, BaseOperator",
+        'with DAG("parse_cost", schedule=None):\n    BaseOperator(task_id="a") >> BaseOperator(task_id="b")\n',
+    ),
+    "DAG of ConfirmaSubmitPaymentsOperator + ConfirmaPaymentSyncSensor": (
+        "from airflow.sdk import DAG\n"
+        "from airflow_provider_confirma.operators.accounting import ConfirmaSubmitPaymentsOperator\n"
+        "from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor",
+        _CONFIRMA_DAG,
+    ),
+    "DAG of HttpSensor (http provider)": (
+        "from airflow.sdk import DAG\nfrom airflow.providers.http.sensors.http import HttpSensor",
+        'with DAG("parse_cost", schedule=None):\n    HttpSensor(task_id="wait", endpoint="status")\n',
+    ),
 }
 #: third-party packages worth naming when they are imported beyond airflow.sdk
 WATCHED = (
@@ -63,16 +106,26 @@ def _child_import(modules: tuple[str, ...], code: str | None = None) -> float:
     return time.perf_counter() - began
 
 
-def _forked_times(modules: tuple[str, ...], runs: int, code: str | None = None) -> list[float]:
-    times = []
+def _child_dag_file(imports: str, dag: str) -> list[float]:
+    """``[import seconds, construct seconds]`` of one DAG file."""
+    namespace: dict[str, Any] = {}
+    began = time.perf_counter()
+    exec(imports, namespace)  # noqa: S102 - a constant DAG file of this module
+    imported = time.perf_counter()
+    exec(dag, namespace)  # noqa: S102
+    return [imported - began, time.perf_counter() - imported]
+
+
+def _forked(measure: Callable[[], Any], runs: int) -> list[Any]:
+    """``measure()`` in ``runs`` forked children, one after another; their JSON results."""
+    results = []
     for _ in range(runs):
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
             try:
-                seconds = _child_import(modules, code)
-                os.write(write_fd, repr(seconds).encode())
+                os.write(write_fd, json.dumps(measure()).encode())
             finally:
                 os._exit(0)
         os.close(write_fd)
@@ -80,8 +133,18 @@ def _forked_times(modules: tuple[str, ...], runs: int, code: str | None = None) 
             text = pipe.read()
         os.waitpid(pid, 0)
         if text:
-            times.append(float(text))
-    return times
+            results.append(json.loads(text))
+    return results
+
+
+def _forked_times(modules: tuple[str, ...], runs: int, code: str | None = None) -> list[float]:
+    return [float(t) for t in _forked(lambda: _child_import(modules, code), runs)]
+
+
+def _dag_file_summary(imports: str, dag: str, runs: int) -> dict[str, Any]:
+    """Import + construct of one DAG file, and the construct part alone."""
+    parts = _forked(lambda: _child_dag_file(imports, dag), runs)
+    return {**_summary([i + c for i, c in parts]), "construct_median_ms": _summary([c for _, c in parts])["median_ms"]}
 
 
 def _summary(times: list[float]) -> dict[str, Any]:
@@ -107,6 +170,9 @@ def zygote(runs: int) -> dict[str, Any]:
     gc.freeze()
     out: dict[str, Any] = {
         "airflow_sdk_import_s": round(sdk_seconds, 3),
+        # without either, and without __pycache__ files, every import compiles its source
+        "writes_bytecode": not sys.dont_write_bytecode,
+        "pycache_prefix": sys.pycache_prefix is not None,
         "watched_already_imported": already,
         "authoring_line": AUTHORING,
         "authoring_beyond_sdk": _summary(_forked_times((), runs, AUTHORING)),
@@ -119,6 +185,14 @@ def zygote(runs: int) -> dict[str, Any]:
     for name, modules in TARGETS.items():
         targets[name]["beyond_authoring"] = _summary(_forked_times(modules, runs))
     out["targets"] = targets
+    # The DAG processor's parent has Airflow's DAG machinery (timetables, asset models) loaded: so
+    # does this one, by building a throwaway DAG, so a row's construct part is its own tasks' cost.
+    exec(WARM_DAG, {})  # noqa: S102 - a constant DAG of this module
+    gc.freeze()
+    out["dag_files"] = {
+        name: {"imports": imports, "beyond_authoring_and_a_dag": _dag_file_summary(imports, dag, runs)}
+        for name, (imports, dag) in DAG_FILES.items()
+    }
     return out
 
 
@@ -147,7 +221,9 @@ def parse_importtime(stderr: str, after: str = MARKER) -> list[dict[str, Any]]:
     return rows
 
 
-def importtime_breakdown(modules: tuple[str, ...], python: str = sys.executable, top: int = 12) -> dict[str, Any]:
+def importtime_breakdown(
+    modules: tuple[str, ...], python: str = sys.executable, top: int = 12, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """``python -X importtime`` of ``modules`` after ``airflow.sdk`` in a fresh interpreter."""
     # as in the DAG processor: the heap of the baseline frozen, so no full GC over it lands in a module
     code = f"import airflow.sdk\n{AUTHORING}\nimport gc\ngc.freeze()\nimport {MARKER}\n" + "".join(
@@ -159,7 +235,7 @@ def importtime_breakdown(modules: tuple[str, ...], python: str = sys.executable,
         text=True,
         timeout=300,
         check=False,
-        env={**os.environ},
+        env=env if env is not None else {**os.environ},
     )
     rows = parse_importtime(proc.stderr)
     total_self = sum(r["self_us"] for r in rows)
@@ -179,40 +255,72 @@ def importtime_breakdown(modules: tuple[str, ...], python: str = sys.executable,
     }
 
 
+def _warm_up_code() -> str:
+    """Everything the measurements import, once (to fill a bytecode cache)."""
+    modules = sorted({m for group in TARGETS.values() for m in group})
+    dag_imports = "\n".join(imports for imports, _ in DAG_FILES.values())
+    return f"import airflow.sdk\n{AUTHORING}\n{WARM_DAG}\n{dag_imports}\n" + "".join(f"import {m}\n" for m in modules)
+
+
 def measure(
-    runs: int = 7, python: str = sys.executable, cpu: int | None = None, breakdown: bool = True
+    runs: int = 7,
+    python: str = sys.executable,
+    cpu: int | None = None,
+    breakdown: bool = True,
+    cached_bytecode: bool = False,
 ) -> dict[str, Any]:
-    """Run the zygote (and the ``-X importtime`` breakdown) in fresh interpreters; bounded."""
+    """Run the zygote (and the ``-X importtime`` breakdown) in fresh interpreters; bounded.
+
+    With ``cached_bytecode``, every module is first compiled once into a temporary bytecode cache
+    (``PYTHONPYCACHEPREFIX``; nothing is written to the tree or the venv), so the figures are those
+    of an installed provider, whose ``.pyc`` files exist; else the environment decides (with
+    ``PYTHONDONTWRITEBYTECODE`` and no ``__pycache__``, every import compiles its source).
+    """
     from benchmarks.common import taskset_prefix
 
     if not 1 <= runs <= MAX_RUNS:
         raise ValueError(f"runs must be between 1 and {MAX_RUNS}")
-    proc = subprocess.run(
-        [*taskset_prefix(cpu), python, "-m", "benchmarks.import_cost", "--zygote", "--runs", str(runs)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr or proc.stdout)[-2000:]}
-    result: dict[str, Any] = json.loads(lines[-1])
-    result["runs"] = runs
-    if breakdown:
-        result["breakdown"] = importtime_breakdown(TARGETS["Confirma sensor + operators"], python)
+    env = {**os.environ}
+    with contextlib.ExitStack() as stack:
+        if cached_bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = stack.enter_context(tempfile.TemporaryDirectory(prefix="import-cost-pyc-"))
+            subprocess.run(
+                [python, "-c", _warm_up_code()], capture_output=True, text=True, timeout=600, check=False, env=env
+            )
+        proc = subprocess.run(
+            [*taskset_prefix(cpu), python, "-m", "benchmarks.import_cost", "--zygote", "--runs", str(runs)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            return {"error": (proc.stderr or proc.stdout)[-2000:]}
+        result: dict[str, Any] = json.loads(lines[-1])
+        result["runs"] = runs
+        result["cached_bytecode"] = cached_bytecode
+        if breakdown:
+            result["breakdown"] = importtime_breakdown(TARGETS["Confirma sensor + operators"], python, env=env)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--cached-bytecode",
+        action="store_true",
+        help="measure with every module's bytecode already compiled (a temporary cache), as installed",
+    )
     parser.add_argument("--zygote", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.zygote:
         print(json.dumps(zygote(args.runs)))
         return 0
-    print(json.dumps(measure(args.runs), indent=2))
+    print(json.dumps(measure(args.runs, cached_bytecode=args.cached_bytecode), indent=2))
     return 0
 
 

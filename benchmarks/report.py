@@ -257,6 +257,20 @@ def imports_table(imports: dict[str, Any]) -> str:
         f"| {_n(auth.get('median_ms'), 1, ' ms')} | | |"
     )
     text = "\n".join(lines) + "\n"
+    if imports.get("dag_files"):
+        text += (
+            "\nA DAG file parsed: its imports plus the construction of its DAG and tasks (a DAG processor runs "
+            "both at every parse, so cost moved into a constructor shows here), beyond the authoring imports "
+            "and one DAG already built (Airflow's DAG machinery loaded, as in the DAG processor).\n\n"
+            f"| DAG file | Import + construct (median of {imports.get('runs')}) | of which constructing "
+            "| min-max |\n|---|---:|---:|---:|\n"
+        )
+        for name, t in imports["dag_files"].items():
+            a = t["beyond_authoring_and_a_dag"]
+            text += (
+                f"| {name} | {_n(a.get('median_ms'), 1, ' ms')} | {_n(a.get('construct_median_ms'), 1, ' ms')} "
+                f"| {_n(a.get('min_ms'), 0)}-{_n(a.get('max_ms'), 0)} ms |\n"
+            )
     breakdown = imports.get("breakdown")
     if breakdown and breakdown.get("by_package_ms"):
         text += (
@@ -266,6 +280,22 @@ def imports_table(imports: dict[str, Any]) -> str:
             + ". Slowest modules: "
             + ", ".join(f"`{m['module']}` {m['self_ms']} ms" for m in breakdown["top_modules_self_ms"][:8])
             + ".\n"
+        )
+    if "cached_bytecode" in imports:
+        text += (
+            "\nBytecode: "
+            + (
+                "every module compiled once beforehand into a temporary cache, as in an installed provider "
+                "(`--cached-bytecode`).\n"
+                if imports["cached_bytecode"]
+                else "as the environment had it"
+                + (
+                    " (`PYTHONDONTWRITEBYTECODE` set: modules without a `__pycache__` compile their source at every "
+                    "import; `python -m benchmarks.import_cost --cached-bytecode` measures an installed provider).\n"
+                    if not imports.get("writes_bytecode", True)
+                    else ".\n"
+                )
+            )
         )
     if imports.get("watched_already_imported"):
         text += f"\nAlready imported by `airflow.sdk` itself: {', '.join(imports['watched_already_imported'])}.\n"

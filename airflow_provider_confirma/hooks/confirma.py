@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
+from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaConfigError,
@@ -92,15 +93,6 @@ def _requests_transport_error(method: str, path: str, exc: requests.RequestExcep
     return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
 
 
-def check_timeout(value: Any, name: str = "timeout") -> float | None:
-    """``None``, or a positive finite number of seconds; anything else is refused naming ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ConfirmaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
     """The connection's secrets, to blank out of error excerpts should a server echo them."""
     return tuple(s for s in (settings.api_key, settings.provisioning_token) if s)
@@ -115,7 +107,7 @@ class ConfirmaHook(BaseHook):
     """
 
     conn_name_attr = "confirma_conn_id"
-    default_conn_name = "confirma_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = "Confirma Finance"
 

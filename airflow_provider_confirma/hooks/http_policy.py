@@ -1,6 +1,7 @@
 """The one HTTP policy of every Confirma call, sync (requests) and async (aiohttp).
 
-Owns: which failures are retried (and never a POST that may have reached the server), backoff
+Owns: which failures are retried (and never a POST that may have reached the server), which poll
+errors a sync sensor or trigger counts as transient and how an error reads in a message, backoff
 with jitter, ``Retry-After`` handling, mapping a response to a result or an exception, and the JSON
 encoding of request bodies (``Decimal`` written exactly, never through float).
 """
@@ -30,6 +31,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
     ConfirmaServerError,
     ConfirmaTransportError,
+    PollerStopped,
     body_excerpt,
 )
 from airflow_provider_confirma.json_codec import decode_json, encode_json
@@ -38,9 +40,11 @@ __all__ = [
     "SAFE_METHODS",
     "RetryPolicy",
     "clean_params",
+    "describe_error",
     "encode_json",
     "interpret_response",
     "is_retryable",
+    "is_transient",
     "parse_retry_after",
 ]
 
@@ -104,6 +108,18 @@ def is_retryable(method: str, exc: BaseException) -> bool:
     if isinstance(exc, (ConfirmaRateLimitError, ConfirmaServerError)):
         return method in SAFE_METHODS
     return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Poll errors worth another poll: what a GET is retried for (transport, 429, 5xx), and a
+    stopped shared poller (:class:`~airflow_provider_confirma.exceptions.PollerStopped`)."""
+    return isinstance(exc, PollerStopped) or is_retryable("GET", exc)
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for a message or log line; the hook's exceptions never carry the key."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

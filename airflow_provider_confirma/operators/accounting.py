@@ -9,14 +9,15 @@ those are not sent again, so a task retry after an ambiguous failure cannot dupl
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_confirma.arguments import check_status_sets, normalize_identifiers
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.models import StatusSets, SyncRecord
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
@@ -29,20 +30,13 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
-from airflow_provider_confirma.triggers.sync_wait import (
-    FAILURE_DETAILS_LIMIT,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    SyncWait,
-    index_records,
-    normalize_identifiers,
-)
-from airflow_provider_confirma.validation import ValidationIssue, validate_ledger_payload, validate_payments_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+    from airflow_provider_confirma.models import StatusSets, SyncRecord
+    from airflow_provider_confirma.validation import ValidationIssue
 
 #: Asset aliases through which the status operators emit their asset event only when it is earned.
 PAYMENT_SYNC_ALIAS = "confirma-payment-sync-status"
@@ -60,6 +54,8 @@ def _unwrap(value: Any, key: str, name: str) -> Any:
 
 
 def _duplicate_issues(items: Sequence[Any], list_key: str, id_key: str) -> list[ValidationIssue]:
+    from airflow_provider_confirma.validation import ValidationIssue
+
     seen: dict[str, int] = {}
     issues = []
     for index, item in enumerate(items):
@@ -163,6 +159,8 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
             self._items(payments)  # a static payload fails at DAG parse time
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
+        from airflow_provider_confirma.validation import validate_payments_payload
+
         payments = wire_numbers(_unwrap(payload, "payments", "payments"))
         if not isinstance(payments, list):
             raise ConfirmaPayloadError(f"payments must be a list of payment objects, got {type(payments).__name__}")
@@ -211,6 +209,8 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
             self._items(ledger)
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
+        from airflow_provider_confirma.validation import validate_ledger_payload
+
         ledger = wire_numbers(_unwrap(payload, "ledgers", "ledger"), LEDGER_NUMERIC_KEYS)
         if not isinstance(ledger, Mapping):
             raise ConfirmaPayloadError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
@@ -252,16 +252,31 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         super().__init__(**kwargs)
         self.query_params = query_params
         self.source_identifiers = source_identifiers
-        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
+        self.success_statuses, self.pending_statuses = check_status_sets(success_statuses, pending_statuses)
         self.fail_on_sync_failure = fail_on_sync_failure
         self.emit_asset = emit_asset
         if not has_templates(source_identifiers):
             normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
 
+    @cached_property
+    def status_sets(self) -> StatusSets:
+        """The success and pending status codes checked at construction, as the models judge them."""
+        from airflow_provider_confirma.models import StatusSets
+
+        return StatusSets(self.success_statuses, self.pending_statuses)
+
     def _fetch(self) -> list[Any]:
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_confirma.triggers.sync_wait import (
+            FAILURE_DETAILS_LIMIT,
+            OUTCOME_FAILED,
+            OUTCOME_SUCCESS,
+            SyncWait,
+            index_records,
+        )
+
         wait = SyncWait(
             normalize_identifiers(self.source_identifiers),
             self.status_sets,

@@ -7,7 +7,8 @@ Owns:
   or ``…Amount``) are always text, floats never survive, dates become ISO text, lists are capped.
 * Payloads (:func:`load_payload`, :func:`has_templates`, :func:`wire_numbers`, :func:`raise_for_issues`):
   checked with :mod:`airflow_provider_confirma.validation` when the DAG file is parsed if they hold no
-  template, else after rendering.
+  template, else after rendering. That module, the hook and the JSON codec are imported where they
+  are used, so importing an operator module (at every DAG parse) stays cheap.
 * :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
 * :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown says so.
 """
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, retry_policy_from
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaArgumentError,
@@ -35,16 +37,14 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaServerError,
     ConfirmaTransportError,
 )
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook, check_timeout
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy
-from airflow_provider_confirma.json_codec import decode_json
-from airflow_provider_confirma.triggers.base import retry_policy_from
-from airflow_provider_confirma.validation import ValidationIssue, format_issues
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_CONN_ID = ConfirmaHook.default_conn_name
+    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+    from airflow_provider_confirma.validation import ValidationIssue
+
 DEFAULT_MAX_RECORDS = 1000
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
 MAX_TRUNCATION_PATHS = 20
@@ -175,6 +175,8 @@ def load_payload(value: Any, name: str) -> Any:
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8")
     if isinstance(value, str):
+        from airflow_provider_confirma.json_codec import decode_json
+
         try:
             return decode_json(value)
         except ValueError as err:
@@ -211,6 +213,8 @@ def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
 def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
     """Raise :class:`ConfirmaPayloadError` naming every bad field, if there are issues."""
     if issues:
+        from airflow_provider_confirma.validation import format_issues
+
         raise ConfirmaPayloadError(f"{what} is invalid, nothing was sent: {format_issues(issues)}")
 
 
@@ -368,6 +372,8 @@ class ConfirmaBaseOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> ConfirmaHook:
+        from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+
         return ConfirmaHook(self.confirma_conn_id, timeout=self.request_timeout, retry_policy=self.http_retry_policy)
 
 

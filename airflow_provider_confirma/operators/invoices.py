@@ -24,7 +24,6 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
-from airflow_provider_confirma.validation import validate_invoice_action_payload, validate_invoice_payload
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,6 +53,8 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
 
     @staticmethod
     def _body(invoice: Any) -> dict[str, Any]:
+        from airflow_provider_confirma.validation import validate_invoice_payload
+
         body = wire_numbers(load_payload(invoice, "invoice"))
         if not isinstance(body, Mapping):
             raise ConfirmaPayloadError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
@@ -93,6 +94,8 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
 
     @staticmethod
     def _actions(actions: Any) -> list[Any]:
+        from airflow_provider_confirma.validation import validate_invoice_action_payload
+
         value = load_payload(actions, "actions")
         if isinstance(value, Mapping) and set(value) == {"actions"}:
             value = value["actions"]

@@ -5,6 +5,11 @@ Owns the sync sensors' argument handling (parse-time and post-render validation)
 successful wait emits. The verdict itself comes from :mod:`airflow_provider_confirma.triggers.sync_wait`,
 shared with the trigger. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the
 status endpoint, the asset, the noun and the trigger class.
+
+A DAG file imports this module and constructs its sensors at every parse, so both stay cheap: the
+arguments are checked with :mod:`airflow_provider_confirma.arguments`, and the hook, the models,
+the verdict and the trigger (with ``airflow.triggers.base``) are imported only where a running
+task needs them.
 """
 
 from __future__ import annotations
@@ -24,36 +29,31 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params
-from airflow_provider_confirma.models import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, StatusSets
-from airflow_provider_confirma.triggers.base import (
+from airflow_provider_confirma.arguments import (
+    DEFAULT_CONN_ID,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ConfirmaSyncStatusTrigger,
-    describe_error,
-    is_transient,
-    retry_policy_from,
-)
-from airflow_provider_confirma.triggers.sync_wait import (
     DEFAULT_MAX_XCOM_RECORDS,
-    EVENT_FAILED,
-    EVENT_SUCCESS,
-    EVENT_TIMEOUT,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    SyncWait,
+    DEFAULT_PENDING_STATUSES,
+    DEFAULT_SUCCESS_STATUSES,
     check_count,
     check_positive,
     check_query_params,
+    check_status_sets,
     is_template,
     normalize_identifiers,
-    read_event,
+    retry_policy_from,
 )
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+    from airflow_provider_confirma.models import StatusSets
+    from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
+    from airflow_provider_confirma.triggers.sync_wait import SyncWait
 
 #: How many identifiers the asset event's extra names (as the status operators' events do).
 ASSET_EXTRA_IDENTIFIERS = 100
@@ -97,8 +97,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     asset: ClassVar[Asset]
     #: what the records are, in messages ("payment", "ledger")
     noun: ClassVar[str]
-    #: the trigger of the deferred wait (polls the same endpoint)
-    trigger_class: ClassVar[type[ConfirmaSyncStatusTrigger]]
+    #: the trigger of the deferred wait (polls the same endpoint): its dotted path, imported only
+    #: when the sensor defers (or the class itself)
+    trigger_class: ClassVar[str | type[ConfirmaSyncStatusTrigger]]
     #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
     error_streak_key: ClassVar[str]
 
@@ -110,7 +111,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self,
         *,
         source_identifiers: Any = None,
-        confirma_conn_id: str = ConfirmaHook.default_conn_name,
+        confirma_conn_id: str = DEFAULT_CONN_ID,
         query_params: Mapping[str, Any] | str | None = None,
         success_statuses: Collection[int] = DEFAULT_SUCCESS_STATUSES,
         pending_statuses: Collection[int] = DEFAULT_PENDING_STATUSES,
@@ -123,7 +124,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
+        if not isinstance(getattr(type(self), "status_endpoint", None), Endpoint):
             raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
         if emit_asset:
             outlets = kwargs.pop("outlets", None)
@@ -138,7 +139,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
             check_positive(self.poke_interval, "poke_interval")
             check_positive(self.timeout, "timeout")
-            self.status_sets = StatusSets.build(success_statuses, pending_statuses)
+            self.success_statuses, self.pending_statuses = check_status_sets(success_statuses, pending_statuses)
             self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
             self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
             self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
@@ -161,6 +162,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     # -- arguments after rendering -------------------------------------------------------------
     def _rendered_wait(self) -> SyncWait:
+        from airflow_provider_confirma.triggers.sync_wait import SyncWait
+
         try:
             identifiers = normalize_identifiers(self.source_identifiers)
         except ConfirmaConfigError as err:
@@ -174,7 +177,16 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
 
     @cached_property
+    def status_sets(self) -> StatusSets:
+        """The success and pending status codes checked at construction, as the models judge them."""
+        from airflow_provider_confirma.models import StatusSets
+
+        return StatusSets(self.success_statuses, self.pending_statuses)
+
+    @cached_property
     def hook(self) -> ConfirmaHook:
+        from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+
         return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
 
     @cached_property
@@ -228,6 +240,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One status request, judged; logs the progress every time."""
+        from airflow_provider_confirma.hooks.http_policy import describe_error, is_transient
+
         if self._started_at is None:
             self._started_at = time.time()
         store = self._streak_store(context)
@@ -263,9 +277,13 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         try:
             return self._judge(index)
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
+            from airflow_provider_confirma.hooks.confirma import unreadable_status
+
             raise unreadable_status(self.status_endpoint, err) from None
 
     def _judge(self, index: Mapping[str, Any]) -> bool | PokeReturnValue:
+        from airflow_provider_confirma.triggers.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS
+
         assert self._started_at is not None
         verdict = self.sync_wait.judge(index)
         self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
@@ -299,11 +317,23 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             timeout=timedelta(seconds=remaining),
         )
 
+    @classmethod
+    def get_trigger_class(cls) -> type[ConfirmaSyncStatusTrigger]:
+        """:attr:`trigger_class`, imported when given as a dotted path."""
+        trigger_class = cls.trigger_class
+        if isinstance(trigger_class, str):
+            from airflow.sdk.module_loading import import_string
+
+            trigger_class = import_string(trigger_class)
+        return trigger_class
+
     def build_trigger(self) -> ConfirmaSyncStatusTrigger:
         """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
+        from airflow_provider_confirma.hooks.http_policy import clean_params
+
         started = self._started_at if self._started_at is not None else time.time()
         wait = self.sync_wait
-        return self.trigger_class(
+        return self.get_trigger_class()(
             confirma_conn_id=self.confirma_conn_id,
             source_identifiers=list(wait.identifiers) if wait.identifiers is not None else None,
             success_statuses=sorted(self.status_sets.success),
@@ -321,6 +351,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> Any:
         """Resume from the trigger: accept only success / failed / timeout / error events."""
+        from airflow_provider_confirma.triggers.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
+
         try:
             checked = read_event(event)
         except ValueError as err:

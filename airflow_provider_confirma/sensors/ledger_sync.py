@@ -9,7 +9,6 @@ from __future__ import annotations
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
-from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
 
 
 class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
@@ -25,7 +24,7 @@ class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
     asset = LEDGER_SYNC_ASSET
     noun = "ledger"
     error_streak_key = "confirma_ledger_sync_error_streak"
-    trigger_class = ConfirmaLedgerSyncTrigger
+    trigger_class = "airflow_provider_confirma.triggers.ledger_sync.ConfirmaLedgerSyncTrigger"
 
 
 __all__ = ["ConfirmaLedgerSyncSensor"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
-from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 
 #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
 ERROR_STREAK_KEY = "confirma_payment_sync_error_streak"
@@ -27,7 +26,7 @@ class ConfirmaPaymentSyncSensor(ConfirmaSyncStatusSensor):
     asset = PAYMENT_SYNC_ASSET
     noun = "payment"
     error_streak_key = ERROR_STREAK_KEY
-    trigger_class = ConfirmaPaymentSyncTrigger
+    trigger_class = "airflow_provider_confirma.triggers.payment_sync.ConfirmaPaymentSyncTrigger"
 
 
 __all__ = ["ERROR_STREAK_KEY", "ConfirmaPaymentSyncSensor"]

@@ -22,30 +22,28 @@ from typing import Any, ClassVar, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_retryable
-from airflow_provider_confirma.models import (
+from airflow_provider_confirma.arguments import (
+    DEFAULT_MAX_CONSECUTIVE_ERRORS,
+    DEFAULT_MAX_XCOM_RECORDS,
     DEFAULT_PENDING_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
-    StatusIndex,
-    StatusSets,
-    SyncRecord,
-)
-from airflow_provider_confirma.triggers.coalescing import PollerStopped, PollRound, Subscription, subscribe
-from airflow_provider_confirma.triggers.sync_wait import (
-    DEFAULT_MAX_XCOM_RECORDS,
-    SyncWait,
     check_count,
     check_positive,
     check_query_params,
-    error_event,
     normalize_identifiers,
+    retry_policy_from,
+)
+from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, describe_error, is_transient
+from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
+from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe
+from airflow_provider_confirma.triggers.sync_wait import (
+    SyncWait,
+    error_event,
     timeout_event,
     verdict_event,
 )
-
-DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 
 _T = TypeVar("_T")
 
@@ -56,33 +54,6 @@ async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth another poll: what the hook retries for a GET (transport, 429, 5xx)."""
-    return isinstance(exc, PollerStopped) or is_retryable("GET", exc)
-
-
-def describe_error(exc: BaseException) -> str:
-    """An error for a message or log line; the hook's exceptions never carry the key."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); errors name ``name``."""
-    if value is None or isinstance(value, RetryPolicy):
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
-    known = [f.name for f in dataclasses.fields(RetryPolicy)]
-    unknown = sorted(str(key) for key in value if key not in known)
-    if unknown:
-        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    try:
-        return RetryPolicy(**value)
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from None
 
 
 class ConfirmaSyncStatusTrigger(BaseTrigger):

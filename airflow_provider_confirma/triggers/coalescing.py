@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import (
     acquire_client_session,
     release_client_session,
@@ -54,10 +55,6 @@ async def _at_most(awaitable: Awaitable[Any], seconds: float) -> None:
             await awaitable
     else:  # pragma: no cover - Python 3.10
         await asyncio.wait_for(awaitable, seconds)
-
-
-class PollerStopped(Exception):
-    """The shared poller ended (cancelled) before publishing this round; the wait may rejoin."""
 
 
 @dataclass(eq=False)

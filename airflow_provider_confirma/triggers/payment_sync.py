@@ -2,20 +2,13 @@
 
 Polls GET /accounting/payment; everything else is :class:`~.base.ConfirmaSyncStatusTrigger`'s
 (the hook's async reader, the shared :class:`~.sync_wait.SyncWait` verdict, coalesced polls, one
-event from the closed vocabulary). The helpers below are re-exported from :mod:`.base` for callers
-that import them from here.
+event from the closed vocabulary).
 """
 
 from __future__ import annotations
 
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.triggers.base import (
-    DEFAULT_MAX_CONSECUTIVE_ERRORS,
-    ConfirmaSyncStatusTrigger,
-    describe_error,
-    is_transient,
-    retry_policy_from,
-)
+from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 
 
 class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
@@ -28,10 +21,4 @@ class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
     noun = "payment"
 
 
-__all__ = [
-    "DEFAULT_MAX_CONSECUTIVE_ERRORS",
-    "ConfirmaPaymentSyncTrigger",
-    "describe_error",
-    "is_transient",
-    "retry_policy_from",
-]
+__all__ = ["ConfirmaPaymentSyncTrigger"]

@@ -1,20 +1,18 @@
 """One wait for records to sync, judged the same way by a sensor's poke and by its trigger.
 
-Owns: reading the identifiers argument (a list, one string, or the submit operator's XCom), the
-validation of the other wait arguments, the verdict over one status response (success / failed /
-waiting, from :func:`models.evaluate_sync`), the compact XCom summary, the failure message, and the
-closed vocabulary of trigger events that ``execute_complete`` accepts.
+Owns: the verdict over one status response (success / failed / waiting, from
+:func:`models.evaluate_sync`), the compact XCom summary, the failure message, and the closed
+vocabulary of trigger events that ``execute_complete`` accepts. The wait's arguments are checked
+by :mod:`airflow_provider_confirma.arguments` (cheap enough for every DAG parse).
 """
 
 from __future__ import annotations
 
-import ast
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.arguments import DEFAULT_MAX_XCOM_RECORDS
 from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, evaluate_index
 
 #: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
@@ -29,109 +27,15 @@ OUTCOME_SUCCESS = "success"
 OUTCOME_FAILED = "failed"
 OUTCOME_WAITING = "waiting"
 
-DEFAULT_MAX_XCOM_RECORDS = 1000
 #: How many failed records an error message or summary names.
 FAILURE_DETAILS_LIMIT = 10
 #: How many identifiers a progress log line names per category.
 LOG_NAMES_LIMIT = 5
 
-IDENTIFIERS_ARG = "source_identifiers"
-
 
 def _bounded(items: Sequence[str], limit: int) -> str:
     shown = ", ".join(items[:limit])
     return shown if len(items) <= limit else f"{shown} (+{len(items) - limit} more)"
-
-
-# -- arguments -----------------------------------------------------------------------------------
-def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
-    """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
-
-    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
-    (a list, or a dict with an ``"identifiers"`` key), or the text of such a list as a rendered
-    template produces it (``"['a', 'b']"``). An empty list is an error: omit the argument instead.
-    """
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        if "identifiers" not in value:
-            raise ConfirmaConfigError(
-                f"{name}: a dict must carry the identifiers under an 'identifiers' key; got keys {sorted(value)[:10]}"
-            )
-        inner = value["identifiers"]
-        if inner is None or isinstance(inner, Mapping):
-            raise ConfirmaConfigError(f"{name}: 'identifiers' must be a list of identifiers, got {inner!r}")
-        return normalize_identifiers(inner, name)
-    if isinstance(value, str):
-        text = value.strip()
-        if text[:1] in ("[", "(", "{"):
-            try:
-                parsed = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                parsed = None
-            if isinstance(parsed, (list, tuple, dict)):
-                return normalize_identifiers(parsed, name)
-        if not text:
-            raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
-        return (value,)
-    if isinstance(value, bool):
-        raise ConfirmaConfigError(f"{name}: expected identifiers, got the boolean {value!r}")
-    if isinstance(value, int):
-        return (str(value),)
-    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
-        raise ConfirmaConfigError(
-            f"{name}: expected an identifier or a list of identifiers, got {type(value).__name__}"
-        )
-    items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
-    out: list[str] = []
-    for index, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise ConfirmaConfigError(
-                f"{name}[{index}]: an identifier must be a string or an integer, got {type(item).__name__}"
-            )
-        text = str(item)
-        if not text.strip():
-            raise ConfirmaConfigError(f"{name}[{index}]: an identifier must not be empty or blank")
-        out.append(text)
-    if not out:
-        raise ConfirmaConfigError(
-            f"{name} is empty: pass at least one identifier, or omit it to wait until no record is pending"
-        )
-    return tuple(dict.fromkeys(out))
-
-
-def check_positive(value: Any, name: str) -> float:
-    """A positive, finite number of seconds (or count), else an error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfirmaConfigError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def check_count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfirmaConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def check_query_params(value: Any, name: str = "query_params") -> dict[str, Any]:
-    """Query parameters as a plain dict with string keys (``None`` → ``{}``); values pass through."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfirmaConfigError(f"{name} must be a dict of query parameters, got {type(value).__name__}")
-    for key in value:
-        if not isinstance(key, str) or not key:
-            raise ConfirmaConfigError(f"{name} keys must be non-empty strings, got {key!r}")
-    return dict(value)
-
-
-def is_template(value: Any) -> bool:
-    """Whether ``value`` still has to be rendered (a Jinja string or an XCom reference)."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    from airflow.sdk import XComArg
-
-    return isinstance(value, XComArg)
 
 
 # -- verdict -------------------------------------------------------------------------------------

@@ -124,6 +124,26 @@ def test_forked_import_times_a_module_per_child() -> None:
     assert len(times) == 2 and all(t > 0 for t in times)
 
 
+def test_dag_file_rows_time_imports_and_construction_apart_and_render() -> None:
+    for imports, dag in import_cost.DAG_FILES.values():  # each DAG file builds (a broken one would time nothing)
+        imported, constructed = import_cost._child_dag_file(imports, dag)
+        assert imported > 0 and constructed > 0
+    imports, dag = import_cost.DAG_FILES["DAG of 2 BaseOperator tasks (reference)"]
+    row = import_cost._dag_file_summary(imports, dag, runs=2)
+    assert row["runs"] == 2 and 0 < row["construct_median_ms"] <= row["max_ms"]
+    table = report.imports_table(
+        {
+            "runs": 2,
+            "targets": {},
+            "dag_files": {"reference DAG": {"imports": imports, "beyond_authoring_and_a_dag": row}},
+            "cached_bytecode": False,
+            "writes_bytecode": False,
+        }
+    )
+    assert "| reference DAG |" in table and "of which constructing" in table
+    assert "PYTHONDONTWRITEBYTECODE" in table
+
+
 def _raise() -> dict[str, Any]:
     raise RuntimeError("boom")
 

@@ -19,13 +19,16 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
     ConfirmaServerError,
     ConfirmaTransportError,
+    PollerStopped,
 )
 from airflow_provider_confirma.hooks.http_policy import (
     RetryPolicy,
     clean_params,
+    describe_error,
     encode_json,
     interpret_response,
     is_retryable,
+    is_transient,
     parse_retry_after,
 )
 
@@ -73,6 +76,28 @@ def failed_state(exc: BaseException, attempt: int, elapsed: float = 0.0) -> Retr
 )
 def test_is_retryable(method, exc, expected):
     assert is_retryable(method, exc) is expected
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (ConfirmaTransportError("GET", PATH, "reset"), True),
+        (ConfirmaServerError("GET", PATH, 502), True),
+        (ConfirmaRateLimitError("GET", PATH, 429), True),
+        (PollerStopped("the shared status poller stopped"), True),
+        (ConfirmaAuthError("GET", PATH, 401), False),
+        (ConfirmaResponseError("GET", PATH, 200), False),
+        (ValueError("not ours"), False),
+    ],
+)
+def test_a_poll_error_is_transient_when_a_get_would_be_retried_or_the_shared_poller_stopped(exc, expected):
+    assert is_transient(exc) is expected
+
+
+def test_describe_error_names_the_type_and_the_message():
+    assert describe_error(ValueError("bad body")) == "ValueError: bad body"
+    assert describe_error(PollerStopped()) == "PollerStopped"
+    assert describe_error(ConfirmaServerError("GET", PATH, 503)).startswith("ConfirmaServerError: ")
 
 
 def run_policy(policy: RetryPolicy, method: str, failures: list[BaseException], result: object = "ok"):

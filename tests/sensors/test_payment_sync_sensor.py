@@ -267,6 +267,16 @@ def test_deferrable_checks_once_then_defers_with_the_sensor_timeout(api: respons
     assert KEY not in json.dumps(kwargs)
 
 
+def test_the_trigger_class_is_a_dotted_path_imported_on_use_or_the_class_itself():
+    assert isinstance(ConfirmaPaymentSyncSensor.trigger_class, str)
+    assert ConfirmaPaymentSyncSensor.get_trigger_class() is ConfirmaPaymentSyncTrigger
+
+    class GivenClassSensor(ConfirmaPaymentSyncSensor):
+        trigger_class = ConfirmaPaymentSyncTrigger
+
+    assert GivenClassSensor.get_trigger_class() is ConfirmaPaymentSyncTrigger
+
+
 def test_deferrable_returns_without_deferring_when_already_synced(api: responses.RequestsMock):
     api.get(URL, json=body({"a": 1, "b": 1}))
     assert make_sensor(deferrable=True).execute({})["outcome"] == "success"

@@ -1,4 +1,4 @@
-"""The shared wait logic: identifier arguments, the verdict of one poll, the summary and the event vocabulary."""
+"""The shared wait logic: the verdict of one poll, the summary and the event vocabulary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.models import PaymentSyncRecord, StatusSets
 from airflow_provider_confirma.triggers.sync_wait import (
     EVENT_STATUSES,
@@ -14,11 +13,8 @@ from airflow_provider_confirma.triggers.sync_wait import (
     OUTCOME_SUCCESS,
     OUTCOME_WAITING,
     SyncWait,
-    check_positive,
-    check_query_params,
     error_event,
     index_records,
-    normalize_identifiers,
     read_event,
     timeout_event,
     verdict_event,
@@ -36,62 +32,6 @@ def rec(ident: str, status: int | None, description: str | None = None) -> Payme
             "syncDate": "2026-02-03" if status == 1 else None,
         }
     )
-
-
-# -- identifiers -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (None, None),
-        ("pay-1", ("pay-1",)),
-        (17, ("17",)),
-        (["a", "b", "a"], ("a", "b")),
-        (("a", 2), ("a", "2")),
-        ({"b", "a"}, ("a", "b")),
-        ({"identifiers": ["x", "y"], "submitted": 2}, ("x", "y")),
-        ("['a', 'b']", ("a", "b")),  # a rendered Jinja template of a list
-        ('{"identifiers": ["q"]}', ("q",)),
-        ("[not a literal", ("[not a literal",)),
-    ],
-)
-def test_normalize_identifiers_accepts_the_documented_shapes(value, expected):
-    assert normalize_identifiers(value) == expected
-
-
-@pytest.mark.parametrize(
-    ("value", "fragment"),
-    [
-        ([], "source_identifiers is empty"),
-        ({"identifiers": []}, "source_identifiers is empty"),
-        ("[]", "source_identifiers is empty"),
-        ({"ids": ["a"]}, "'identifiers' key"),
-        ({"identifiers": None}, "'identifiers' must be a list"),
-        ("   ", "must not be empty or blank"),
-        (["a", ""], "source_identifiers[1]"),
-        (["a", None], "source_identifiers[1]"),
-        ([1.5], "source_identifiers[0]"),
-        (True, "boolean"),
-        (3.2, "got float"),
-        (b"abc", "got bytes"),
-    ],
-)
-def test_normalize_identifiers_rejects_bad_input_naming_the_argument(value, fragment):
-    with pytest.raises(ConfirmaConfigError) as err:
-        normalize_identifiers(value)
-    assert fragment in str(err.value)
-
-
-def test_check_helpers_name_the_argument():
-    assert check_positive(0.2, "poke_interval") == 0.2
-    for bad in (0, -1, float("nan"), float("inf"), True, "5"):
-        with pytest.raises(ConfirmaConfigError, match="poke_interval must be a positive number"):
-            check_positive(bad, "poke_interval")
-    assert check_query_params(None) == {}
-    assert check_query_params({"fromDate": "2026-01-01"}) == {"fromDate": "2026-01-01"}
-    with pytest.raises(ConfirmaConfigError, match="query_params must be a dict"):
-        check_query_params(["fromDate"])
-    with pytest.raises(ConfirmaConfigError, match="query_params keys"):
-        check_query_params({1: "x"})
 
 
 # -- verdict -----------------------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""The DAG-argument checks and defaults that the sensors, triggers and operators share.
+
+A DAG processor imports a DAG file and constructs its tasks at every parse, so these checks run
+that often. They stay cheap: this module imports only the standard library and the provider's
+exceptions (no Airflow trigger, HTTP transport, model or verdict module), and builds no dataclass
+or Enum of its own. Owns: the identifiers argument (a list, one string, or a submit operator's
+XCom), positive numbers, counts, query parameters, timeouts, the success/pending status code sets,
+the hook's retry policy given as a dict, whether a value is still a template, and the defaults of
+these arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
+
+if TYPE_CHECKING:
+    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+
+#: The ``confirma`` connection the hook, operators and sensors use by default.
+DEFAULT_CONN_ID = "confirma_default"
+#: Status codes meaning synced and still queued (the docs show 1 and 0; anything else failed).
+DEFAULT_SUCCESS_STATUSES: frozenset[int] = frozenset({1})
+DEFAULT_PENDING_STATUSES: frozenset[int] = frozenset({0})
+DEFAULT_MAX_XCOM_RECORDS = 1000
+#: Transient poll errors tolerated in a row by a sync sensor or trigger.
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
+
+IDENTIFIERS_ARG = "source_identifiers"
+
+
+# -- identifiers ---------------------------------------------------------------------------------
+def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
+    """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
+
+    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
+    (a list, or a dict with an ``"identifiers"`` key), or the text of such a list as a rendered
+    template produces it (``"['a', 'b']"``). An empty list is an error: omit the argument instead.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if "identifiers" not in value:
+            raise ConfirmaConfigError(
+                f"{name}: a dict must carry the identifiers under an 'identifiers' key; got keys {sorted(value)[:10]}"
+            )
+        inner = value["identifiers"]
+        if inner is None or isinstance(inner, Mapping):
+            raise ConfirmaConfigError(f"{name}: 'identifiers' must be a list of identifiers, got {inner!r}")
+        return normalize_identifiers(inner, name)
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "(", "{"):
+            import ast  # only for the text of a rendered list
+
+            try:
+                parsed = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                parsed = None
+            if isinstance(parsed, (list, tuple, dict)):
+                return normalize_identifiers(parsed, name)
+        if not text:
+            raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
+        return (value,)
+    if isinstance(value, bool):
+        raise ConfirmaConfigError(f"{name}: expected identifiers, got the boolean {value!r}")
+    if isinstance(value, int):
+        return (str(value),)
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
+        raise ConfirmaConfigError(
+            f"{name}: expected an identifier or a list of identifiers, got {type(value).__name__}"
+        )
+    items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
+    out: list[str] = []
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise ConfirmaConfigError(
+                f"{name}[{index}]: an identifier must be a string or an integer, got {type(item).__name__}"
+            )
+        text = str(item)
+        if not text.strip():
+            raise ConfirmaConfigError(f"{name}[{index}]: an identifier must not be empty or blank")
+        out.append(text)
+    if not out:
+        raise ConfirmaConfigError(
+            f"{name} is empty: pass at least one identifier, or omit it to wait until no record is pending"
+        )
+    return tuple(dict.fromkeys(out))
+
+
+def is_template(value: Any) -> bool:
+    """Whether ``value`` still has to be rendered (a Jinja string or an XCom reference)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    from airflow.sdk import XComArg
+
+    return isinstance(value, XComArg)
+
+
+# -- numbers, query, timeout ---------------------------------------------------------------------
+def check_positive(value: Any, name: str) -> float:
+    """A positive, finite number of seconds (or count), else an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfirmaConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_count(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfirmaConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_query_params(value: Any, name: str = "query_params") -> dict[str, Any]:
+    """Query parameters as a plain dict with string keys (``None`` → ``{}``); values pass through."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfirmaConfigError(f"{name} must be a dict of query parameters, got {type(value).__name__}")
+    for key in value:
+        if not isinstance(key, str) or not key:
+            raise ConfirmaConfigError(f"{name} keys must be non-empty strings, got {key!r}")
+    return dict(value)
+
+
+def check_timeout(value: Any, name: str = "timeout") -> float | None:
+    """``None``, or a positive finite number of seconds; anything else is refused naming ``name``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfirmaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+# -- status codes --------------------------------------------------------------------------------
+def check_status_codes(value: Any, name: str) -> frozenset[int]:
+    """Integer status codes from a list, set, one code or strings of digits; never empty."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        value = [value]
+    out: set[int] = set()
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}")
+        try:
+            out.add(int(item))
+        except ValueError:
+            raise ConfirmaConfigError(f"{name} must hold integer status codes, got {item!r}") from None
+    if not out:
+        raise ConfirmaConfigError(f"{name} must not be empty")
+    for default in (DEFAULT_SUCCESS_STATUSES, DEFAULT_PENDING_STATUSES):
+        if out == default:
+            return default  # thousands of waits share the default sets
+    return frozenset(out)
+
+
+def check_status_sets(success: Any = None, pending: Any = None) -> tuple[frozenset[int], frozenset[int]]:
+    """``(success, pending)`` status codes from user input (``None``: the default); they must not overlap."""
+    success_codes = DEFAULT_SUCCESS_STATUSES if success is None else check_status_codes(success, "success_statuses")
+    pending_codes = DEFAULT_PENDING_STATUSES if pending is None else check_status_codes(pending, "pending_statuses")
+    overlap = success_codes & pending_codes
+    if overlap:
+        raise ConfirmaConfigError(
+            f"success_statuses and pending_statuses overlap on {sorted(overlap)}: a status must mean one thing"
+        )
+    return success_codes, pending_codes
+
+
+# -- retry policy --------------------------------------------------------------------------------
+def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
+    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); errors name ``name``.
+
+    ``None`` (the hook's default policy) imports nothing; the HTTP policy module is loaded only
+    when a policy is given.
+    """
+    if value is None:
+        return None
+    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+
+    if isinstance(value, RetryPolicy):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(RetryPolicy)]
+    unknown = sorted(str(key) for key in value if key not in known)
+    if unknown:
+        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    try:
+        return RetryPolicy(**value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
