@@ -16,7 +16,7 @@ from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_confirma.arguments import check_status_sets, normalize_identifiers
-from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET
+from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI, sync_asset
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
@@ -231,10 +231,15 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
 class _SyncStatusOperator(ConfirmaBaseOperator):
     """Read a sync status endpoint; push a summary and the (capped) records."""
 
-    asset: ClassVar[Asset]
+    #: the URI of the asset an earned event goes to (``assets.py``)
+    asset_uri: ClassVar[str]
     alias_name: ClassVar[str]
     noun: ClassVar[str]
     template_fields: Sequence[str] = ("query_params", "source_identifiers")
+
+    @property
+    def asset(self) -> Asset:
+        return sync_asset(self.asset_uri)
 
     def __init__(
         self,
@@ -329,7 +334,7 @@ class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
         [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
     """
 
-    asset = PAYMENT_SYNC_ASSET
+    asset_uri = PAYMENT_SYNC_ASSET_URI
     alias_name = PAYMENT_SYNC_ALIAS
     noun = "payment"
 
@@ -344,7 +349,7 @@ class ConfirmaGetLedgerSyncStatusOperator(_SyncStatusOperator):
     ``confirma://accounting/ledger`` (alias ``confirma-ledger-sync-status``).
     """
 
-    asset = LEDGER_SYNC_ASSET
+    asset_uri = LEDGER_SYNC_ASSET_URI
     alias_name = LEDGER_SYNC_ALIAS
     noun = "ledger document"
 

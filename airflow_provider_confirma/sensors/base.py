@@ -62,7 +62,7 @@ ASSET_EXTRA_IDENTIFIERS = 100
 class ConfirmaSyncStatusSensor(BaseSensorOperator):
     """Wait until records submitted to Confirma are synced (a sync status endpoint).
 
-    Not used directly: a subclass sets :attr:`status_endpoint`, :attr:`asset`, :attr:`noun` and
+    Not used directly: a subclass sets :attr:`status_endpoint`, :attr:`asset_uri`, :attr:`noun` and
     :attr:`trigger_class`.
 
     :param source_identifiers: the identifiers to wait for: a list, one string, or the submit
@@ -93,8 +93,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
     status_endpoint: ClassVar[Endpoint]
-    #: the asset declared as an outlet with ``emit_asset``
-    asset: ClassVar[Asset]
+    #: the URI of the asset declared as an outlet with ``emit_asset`` (``assets.py``)
+    asset_uri: ClassVar[str]
     #: what the records are, in messages ("payment", "ledger")
     noun: ClassVar[str]
     #: the trigger of the deferred wait (polls the same endpoint): its dotted path, imported only
@@ -106,6 +106,13 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     template_fields: Sequence[str] = ("source_identifiers", "query_params")
     template_fields_renderers = {"query_params": "json"}
     ui_color = "#d8eef2"
+
+    @property
+    def asset(self) -> Asset:
+        """The asset of :attr:`asset_uri` (built on first use: a parse without ``emit_asset`` pays nothing)."""
+        from airflow_provider_confirma.assets import sync_asset
+
+        return sync_asset(self.asset_uri)
 
     def __init__(
         self,

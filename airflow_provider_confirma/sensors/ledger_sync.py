@@ -6,7 +6,7 @@ asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
 
 from __future__ import annotations
 
-from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET
+from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
 
@@ -21,7 +21,7 @@ class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
     """
 
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
-    asset = LEDGER_SYNC_ASSET
+    asset_uri = LEDGER_SYNC_ASSET_URI
     noun = "ledger"
     error_streak_key = "confirma_ledger_sync_error_streak"
     trigger_class = "airflow_provider_confirma.triggers.ledger_sync.ConfirmaLedgerSyncTrigger"

@@ -6,7 +6,7 @@ asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
 
 from __future__ import annotations
 
-from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET
+from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
 
@@ -23,7 +23,7 @@ class ConfirmaPaymentSyncSensor(ConfirmaSyncStatusSensor):
     """
 
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
-    asset = PAYMENT_SYNC_ASSET
+    asset_uri = PAYMENT_SYNC_ASSET_URI
     noun = "payment"
     error_streak_key = ERROR_STREAK_KEY
     trigger_class = "airflow_provider_confirma.triggers.payment_sync.ConfirmaPaymentSyncTrigger"

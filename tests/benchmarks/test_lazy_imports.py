@@ -102,3 +102,21 @@ def test_the_hook_still_talks_http_with_requests_loaded_on_first_use(confirma_sa
     hook = ConfirmaHook()
     assert hook.validate_token()["isValid"] is True
     assert type(hook.session).__module__ == "requests.sessions"
+
+
+def test_assets_are_built_only_for_tasks_that_emit_them() -> None:
+    code = (
+        "import airflow.sdk\n"
+        "from airflow.sdk import DAG\n"
+        "from airflow_provider_confirma.assets import sync_asset\n"
+        "from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor\n"
+        "with DAG('assets', schedule=None):\n"
+        "    quiet = ConfirmaPaymentSyncSensor(task_id='quiet', source_identifiers=['a'])\n"
+        "    print(sync_asset.cache_info().currsize, quiet.outlets)\n"
+        "    loud = ConfirmaPaymentSyncSensor(task_id='loud', source_identifiers=['a'], emit_asset=True)\n"
+        "    print(sync_asset.cache_info().currsize, [a.uri for a in loud.outlets])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=os.environ.copy(), check=True
+    )
+    assert proc.stdout.splitlines()[-2:] == ["0 []", "1 ['confirma://accounting/payment']"]
