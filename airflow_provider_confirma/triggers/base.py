@@ -141,6 +141,15 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             },
         )
 
+    @property
+    def shared_log(self) -> Any:
+        """One logger per trigger class (``LoggingMixin.logger()``), not one per waiting task.
+
+        The triggerer routes each trigger's log lines by context variables bound around its run,
+        not by logger object, so thousands of triggers can share one and keep their own logs.
+        """
+        return type(self).logger()
+
     # -- polling -------------------------------------------------------------------------------
     @property
     def wait(self) -> SyncWait:
@@ -212,7 +221,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             if not is_transient(exc):
                 return self._poll_failed(exc)
             self._errors += 1
-            self.log.warning(
+            self.shared_log.warning(
                 "Confirma %s sync status poll failed (%d/%d in a row): %s",
                 self.noun,
                 self._errors,
@@ -231,7 +240,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         verdict = wait.judge(current.index)
         text = verdict.describe()
         if text != self._logged:  # thousands of waiters share a triggerer: log changes only
-            self.log.info("Confirma %s sync: %s", self.noun, text)
+            self.shared_log.info("Confirma %s sync: %s", self.noun, text)
             self._logged = text
         if verdict.finished:
             return verdict_event(verdict, time.time() - self.started_at)

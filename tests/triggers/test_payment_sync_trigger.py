@@ -102,9 +102,7 @@ async def test_failed_payment_emits_failed_naming_it(fake_api: FakeStatusAPI):
 async def test_without_fail_on_sync_failure_keeps_waiting_until_timeout(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 1, "b": 2})
     started = time.time()
-    payload = await first_event(
-        make_trigger(fail_on_sync_failure=False, started_at=started, end_time=started + 0.4)
-    )
+    payload = await first_event(make_trigger(fail_on_sync_failure=False, started_at=started, end_time=started + 0.4))
     assert payload["status"] == "timeout"
     assert "failed: b (no description)" in payload["message"]
     assert payload["summary"]["counts"]["failed"] == 1
@@ -289,3 +287,24 @@ async def test_progress_is_logged_when_it_changes(fake_api: FakeStatusAPI, capsy
     assert out.count("Confirma payment sync: 1/2 synced; waiting: b; failed: -; not yet listed: b") == 1
     assert out.count("Confirma payment sync: 2/2 synced") == 1
     assert len(fake_api.calls) >= 5
+
+
+async def test_waiters_share_one_logger_and_keep_their_log_context(
+    fake_api: FakeStatusAPI, capsys: pytest.CaptureFixture[str]
+):
+    import structlog
+
+    first, second = make_trigger(source_identifiers=["a"]), make_trigger(source_identifiers=["b"])
+    assert first.shared_log is second.shared_log  # not one logger object per waiting task
+    fake_api.statuses.update({"a": 1, "b": 1})
+
+    async def run_bound(trigger: ConfirmaPaymentSyncTrigger, trigger_id: int) -> dict[str, Any]:
+        # the triggerer binds each trigger's ids around its run; that, not the logger, routes its lines
+        structlog.contextvars.bind_contextvars(trigger_id=trigger_id)
+        return await first_event(trigger)
+
+    events = await asyncio.gather(asyncio.create_task(run_bound(first, 11)), asyncio.create_task(run_bound(second, 12)))
+    assert [e["status"] for e in events] == ["success", "success"]
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Confirma payment sync: 1/1 synced" in line]
+    assert len(lines) == 2
+    assert {("trigger_id=11" in line, "trigger_id=12" in line) for line in lines} == {(True, False), (False, True)}
