@@ -238,36 +238,46 @@ class ConfirmaHook(BaseHook):
         """Async twin of :meth:`request` for reads (triggers only read; they never POST)."""
         if endpoint.method != "GET":
             raise ConfirmaError(f"arequest is for reads only; {endpoint.value} must run on a worker")
+        if session is None:
+            async with shared_client_session() as own:
+                return await self.arequest(endpoint, params=params, session=own)
         settings = await self.aget_settings()
-        method, path = endpoint.method, endpoint.path
-        headers = self._headers(settings, False)
-        timeout = self._timeout(settings)
-        query = clean_params(params)
-        ssl_ctx = _ssl_context(settings.verify)
-        url, secrets = settings.url(path), _secrets(settings)
+        path = endpoint.path
+        args = (
+            session,
+            "GET",
+            path,
+            settings.url(path),
+            clean_params(params),
+            self._headers(settings, False),
+            self._timeout(settings),
+            _ssl_context(settings.verify),
+            _secrets(settings),
+        )
         began = time.monotonic()
+        # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a second
+        # in a busy triggerer) builds no retry machinery, and an attempt in flight holds as few
+        # objects as it can. A retryable failure hands over to tenacity with the same policy.
+        try:
+            return await _aiohttp_attempt(*args)
+        except Exception as exc:
+            if self.retry_policy.max_attempts < 2 or not is_retryable("GET", exc):
+                raise
+            return await self._aretry(args, exc, time.monotonic() - began)
 
-        async with contextlib.AsyncExitStack() as stack:
-            if session is None:
-                session = await stack.enter_async_context(shared_client_session())
-            # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a
-            # second in a busy triggerer) builds no retry machinery. A retryable failure hands over
-            # to tenacity with the same policy, which sees that failure as its first attempt.
-            try:
-                return await _aiohttp_attempt(session, method, path, url, query, headers, timeout, ssl_ctx, secrets)
-            except Exception as exc:
-                if self.retry_policy.max_attempts < 2 or not is_retryable(method, exc):
-                    raise
-                first: Exception | None = exc
-            async for attempt in AsyncRetrying(
-                before_sleep=lambda rs: _log_retry(rs, method, path),
-                **self.retry_policy.tenacity_kwargs(method, elapsed=time.monotonic() - began),
-            ):
-                with attempt:
-                    if first is not None:
-                        failed, first = first, None
-                        raise failed
-                    return await _aiohttp_attempt(session, method, path, url, query, headers, timeout, ssl_ctx, secrets)
+    async def _aretry(self, args: tuple[Any, ...], first: Exception, elapsed: float) -> Any:
+        """Tenacity's retry loop after a retryable first attempt, which it counts as attempt 1."""
+        path = args[2]
+        pending: Exception | None = first
+        async for attempt in AsyncRetrying(
+            before_sleep=lambda rs: _log_retry(rs, "GET", path),
+            **self.retry_policy.tenacity_kwargs("GET", elapsed=elapsed),
+        ):
+            with attempt:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                return await _aiohttp_attempt(*args)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- endpoints ----------------------------------------------------------------------------
