@@ -29,6 +29,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
     ConfirmaTransportError,
 )
+from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings
 from airflow_provider_confirma.hooks.http_policy import (
     RetryPolicy,
@@ -448,16 +449,22 @@ async def _aiohttp_attempt(
 ) -> Any:
     import aiohttp
 
+    # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
+    # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
+    watched = deadlines.supported()
     try:
-        async with session.request(
-            method,
-            url,
-            params=query,
-            headers=headers,
-            timeout=_client_timeout(timeout),
-            ssl=ssl_ctx,
-            allow_redirects=False,
-        ) as resp:
+        async with (
+            deadlines.deadline(timeout) if watched else contextlib.nullcontext(),
+            session.request(
+                method,
+                url,
+                params=query,
+                headers=headers,
+                timeout=_no_client_timers() if watched else _client_timeout(timeout),
+                ssl=ssl_ctx,
+                allow_redirects=False,
+            ) as resp,
+        ):
             body = await resp.read()
             status, content_type, retry_after = (
                 resp.status,
@@ -475,10 +482,18 @@ async def _aiohttp_attempt(
 
 @functools.lru_cache(maxsize=64)
 def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """The aiohttp timeout of one attempt (immutable, so one per value): connect at most 10 s."""
+    """The aiohttp timeout of one attempt (Python 3.10): connect at most 10 s."""
     import aiohttp
 
     return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
+
+
+@functools.cache
+def _no_client_timers() -> aiohttp.ClientTimeout:
+    """No aiohttp timer at all: the attempt's deadline is enforced around the request."""
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 
 
 _SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import traceback
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,6 +32,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
 )
 from airflow_provider_confirma.hooks import confirma as confirma_module
+from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook, shared_client_session
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.models import PaymentSyncRecord
@@ -89,7 +91,26 @@ def recorded_async_sleeps(monkeypatch) -> list[float]:
 
 
 # -- requests --------------------------------------------------------------------------------------
-async def test_async_status_call_headers_timeout_and_records(async_hook):
+@pytest.fixture
+def attempt_deadlines(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The timeout of each async attempt, as given to the loop's watchdog (hooks/deadlines.py)."""
+    seen: list[float] = []
+
+    class Recording(deadlines.deadline):
+        def __init__(self, seconds: float) -> None:
+            seen.append(seconds)
+            super().__init__(seconds)
+
+    monkeypatch.setattr(deadlines, "deadline", Recording)
+    return seen
+
+
+def assert_no_aiohttp_timers(kwargs: dict[str, Any]) -> None:
+    timeout = kwargs["timeout"]
+    assert (timeout.total, timeout.connect, timeout.sock_read, timeout.sock_connect) == (None, None, None, None)
+
+
+async def test_async_status_call_headers_timeout_and_records(async_hook, attempt_deadlines):
     with aioresponses() as mock:
         mock.get(PAYMENT_URL_ANY_QUERY, payload=PAYMENTS_BODY)
         records = await async_hook.aget_payment_sync_status(params={"fromDate": "2026-02-01", "ids": ["a", "b"]})
@@ -101,19 +122,20 @@ async def test_async_status_call_headers_timeout_and_records(async_hook):
     assert url.query_string == "fromDate=2026-02-01&ids=a&ids=b"
     assert kwargs["headers"]["X-Api-Key"] == TEST_API_KEY
     assert kwargs["headers"]["Accept"] == "application/json"
-    assert kwargs["timeout"].total == CONN_TIMEOUT
-    assert kwargs["timeout"].connect == 10.0
+    assert attempt_deadlines == [CONN_TIMEOUT]  # one deadline per attempt, on the loop's watchdog
+    assert_no_aiohttp_timers(kwargs)
     assert kwargs["ssl"] is True  # verified with the default context
     assert kwargs["allow_redirects"] is False
 
 
-async def test_async_hook_timeout_overrides_connection(staging_conn, no_sync_connection):
+async def test_async_hook_timeout_overrides_connection(staging_conn, no_sync_connection, attempt_deadlines):
     hook = ConfirmaHook(timeout=2.5, retry_policy=TINY_POLICY)
     with aioresponses() as mock:
         mock.get(PAYMENT_URL, payload=PAYMENTS_BODY)
         await hook.aget_payment_sync_status()
     ((_, _, kwargs),) = all_calls(mock)
-    assert (kwargs["timeout"].total, kwargs["timeout"].connect) == (2.5, 2.5)
+    assert attempt_deadlines == [2.5]
+    assert_no_aiohttp_timers(kwargs)
 
 
 async def test_async_generic_arequest(async_hook):
@@ -154,14 +176,13 @@ async def test_async_connection_errors_are_named(confirma_conn_env, no_sync_conn
         await ConfirmaHook("async_bad").aget_payment_sync_status()
 
 
-async def test_async_uri_connection_with_string_extras(confirma_conn_env, no_sync_connection):
+async def test_async_uri_connection_with_string_extras(confirma_conn_env, no_sync_connection, attempt_deadlines):
     confirma_conn_env("async_uri", f"confirma://:{TEST_API_KEY}@/?environment=production&timeout=4")
     hook = ConfirmaHook("async_uri", retry_policy=TINY_POLICY)
     with aioresponses() as mock:
         mock.get("https://integrations.confirmafinance.com/api/v1/partner/accounting/payment", payload={"payments": []})
         assert await hook.aget_payment_sync_status() == []
-    ((_, _, kwargs),) = all_calls(mock)
-    assert kwargs["timeout"].total == 4.0
+    assert attempt_deadlines == [4.0]
 
 
 # -- retries ---------------------------------------------------------------------------------------
