@@ -382,12 +382,16 @@ def index_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) 
     Every record must be an object with a ``sourceIdentifier`` (``ValueError`` names the first
     that is not); its other fields are read when the record is shown.
     """
-    raw: dict[str, Mapping[str, Any]] = {}
-    for position, item in enumerate(_status_items(body, list_key)):
-        ident = item.get("sourceIdentifier") if type(item) is dict else None
-        if type(ident) is not str or not ident:  # the usual case is a non-empty string: checked once
-            ident = _identifier(item, list_key, position)
-        raw[ident] = item
+    items = _status_items(body, list_key)
+    try:  # the usual body, in one pass: every record an object keyed by a non-empty string
+        raw: dict[str, Mapping[str, Any]] = {item["sourceIdentifier"]: item for item in items}
+        usual = all(type(ident) is str and ident for ident in raw) and all(type(item) is dict for item in items)
+    except (KeyError, TypeError, IndexError):
+        usual = False
+    if not usual:  # numeric identifiers (made text) or a record to name in an error
+        raw = {}
+        for position, item in enumerate(items):
+            raw[_identifier(item, list_key, position)] = item
     return StatusIndex(raw, record_type, list_key)
 
 

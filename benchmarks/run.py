@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 large_response.measure,
                 sizes,
                 (0, 10, 1000),
-                1 if args.quick else 2,
+                1 if args.quick else 5,
                 timeout=300,
                 log_path=str(logs / "large.log"),
             )
