@@ -247,7 +247,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         """One status request, judged; logs the progress every time."""
-        from airflow_provider_confirma.hooks.http_policy import describe_error, is_transient
+        from airflow_provider_confirma.hooks.http_policy import is_transient
+        from airflow_provider_confirma.triggers.sync_wait import poll_error_streak
 
         if self._started_at is None:
             self._started_at = time.time()
@@ -265,18 +266,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self._consecutive_errors += 1
             if store is not None:
                 store.set(self.error_streak_key, {"try_number": try_number, "errors": self._consecutive_errors})
-            self.log.warning(
-                "Confirma %s sync status poll failed (%d/%d in a row): %s",
-                self.noun,
-                self._consecutive_errors,
-                self.max_consecutive_errors,
-                describe_error(exc),
-            )
-            if self._consecutive_errors >= self.max_consecutive_errors:
-                raise AirflowException(
-                    f"Confirma {self.noun} sync status poll failed {self._consecutive_errors} times in a row; "
-                    f"last error: {describe_error(exc)}"
-                ) from exc
+            ended = poll_error_streak(self.log, self.noun, self._consecutive_errors, self.max_consecutive_errors, exc)
+            if ended is not None:
+                raise AirflowException(ended) from exc
             return False
         if store is not None and self._consecutive_errors:
             store.delete(self.error_streak_key)

@@ -41,6 +41,7 @@ from airflow_provider_confirma.triggers.coalescing import PollRound, Subscriptio
 from airflow_provider_confirma.triggers.sync_wait import (
     SyncWait,
     error_event,
+    poll_error_streak,
     timeout_event,
     verdict_event,
 )
@@ -221,19 +222,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             if not is_transient(exc):
                 return self._poll_failed(exc)
             self._errors += 1
-            self.shared_log.warning(
-                "Confirma %s sync status poll failed (%d/%d in a row): %s",
-                self.noun,
-                self._errors,
-                self.max_consecutive_errors,
-                describe_error(exc),
-            )
-            if self._errors >= self.max_consecutive_errors:
-                return error_event(
-                    f"Confirma {self.noun} sync status poll failed {self._errors} times in a row; "
-                    f"last error: {describe_error(exc)}"
-                )
-            return None
+            ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)
+            return error_event(ended) if ended is not None else None
         self._errors = 0
         assert current.index is not None
         seen[:] = [current.index]

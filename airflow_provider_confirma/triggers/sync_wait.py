@@ -147,6 +147,17 @@ def timeout_event(noun: str, timeout_seconds: float, last: SyncVerdict | None, w
     }
 
 
+def poll_error_streak(log: Any, noun: str, errors: int, limit: int, exc: BaseException) -> str | None:
+    """Log transient poll error number ``errors`` of a streak; once it reaches ``limit``, the
+    message that ends the wait (the sensor raises it, the trigger emits it as an ``error`` event)."""
+    from airflow_provider_confirma.hooks.http_policy import describe_error
+
+    log.warning("Confirma %s sync status poll failed (%d/%d in a row): %s", noun, errors, limit, describe_error(exc))
+    if errors < limit:
+        return None
+    return f"Confirma {noun} sync status poll failed {errors} times in a row; last error: {describe_error(exc)}"
+
+
 def error_event(message: str) -> dict[str, Any]:
     return {"status": EVENT_ERROR, "message": message}
 
