@@ -239,8 +239,8 @@ class SyncProgress:
         waiting = self.pending + self.missing
         failed = [f"{i} ({self.index[i].description or 'no description'})" for i in self.failed[: limit + 1]]
         return (
-            f"{len(self.synced)}/{self.total} synced; waiting: {_bounded(waiting, limit)}; "
-            f"failed: {_bounded(failed, limit, len(self.failed))}"
+            f"{len(self.synced)}/{self.total} synced; waiting: {bounded(waiting, limit)}; "
+            f"failed: {bounded(failed, limit, len(self.failed))}"
         )
 
     def failure_details(self, limit: int = 10) -> list[dict[str, Any]]:
@@ -251,8 +251,9 @@ class SyncProgress:
         return details
 
 
-def _bounded(items: Sequence[str], limit: int, total: int | None = None) -> str:
-    """The first ``limit`` items, and how many more of ``total`` (default ``len(items)``)."""
+def bounded(items: Sequence[str], limit: int = 10, total: int | None = None) -> str:
+    """``a, b, c (+7 more)`` for log lines and messages: the first ``limit`` items, and how many
+    more of ``total`` (default ``len(items)``); ``-`` when there are none."""
     total = len(items) if total is None else total
     if not total:
         return "-"

@@ -21,7 +21,6 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
-    bounded,
     has_templates,
     load_payload,
     raise_for_issues,
@@ -92,6 +91,8 @@ class _SubmitOperator(ConfirmaBaseOperator):
         raise NotImplementedError
 
     def _submit(self, payload: Any) -> list[str]:
+        from airflow_provider_confirma.models import bounded
+
         items = self._items(payload)
         identifiers = [str(item[self.id_key]) for item in items]
         hook = self.hook

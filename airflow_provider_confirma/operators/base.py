@@ -218,15 +218,6 @@ def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
         raise ConfirmaPayloadError(f"{what} is invalid, nothing was sent: {format_issues(issues)}")
 
 
-def bounded(items: Collection[str], limit: int = 10) -> str:
-    """``a, b, c (+7 more)`` for log lines and messages."""
-    listed = list(items)
-    if not listed:
-        return "-"
-    shown = ", ".join(listed[:limit])
-    return shown if len(listed) <= limit else f"{shown} (+{len(listed) - limit} more)"
-
-
 # -- date windows ---------------------------------------------------------------------------------
 def _date_text(value: Any, name: str) -> str | None:
     if value is None or value == "":

@@ -8,12 +8,12 @@ by :mod:`airflow_provider_confirma.arguments` (cheap enough for every DAG parse)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_confirma.arguments import DEFAULT_MAX_XCOM_RECORDS
-from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, evaluate_index
+from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, bounded, evaluate_index
 
 #: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
 EVENT_SUCCESS = "success"
@@ -31,11 +31,6 @@ OUTCOME_WAITING = "waiting"
 FAILURE_DETAILS_LIMIT = 10
 #: How many identifiers a progress log line names per category.
 LOG_NAMES_LIMIT = 5
-
-
-def _bounded(items: Sequence[str], limit: int) -> str:
-    shown = ", ".join(items[:limit])
-    return shown if len(items) <= limit else f"{shown} (+{len(items) - limit} more)"
 
 
 # -- verdict -------------------------------------------------------------------------------------
@@ -91,7 +86,7 @@ class SyncVerdict:
         """One progress line, e.g. ``3/5 synced; waiting: a, b; failed: -; not yet listed: b``."""
         text = self.progress.describe(limit=LOG_NAMES_LIMIT)
         if self.progress.missing:
-            text += f"; not yet listed: {_bounded(self.progress.missing, LOG_NAMES_LIMIT)}"
+            text += f"; not yet listed: {bounded(self.progress.missing, LOG_NAMES_LIMIT)}"
         return text
 
     def failure_message(self) -> str:
