@@ -14,11 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -37,7 +36,7 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, describe_error, is_transient
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
-from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe
+from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
 from airflow_provider_confirma.triggers.sync_wait import (
     SyncWait,
     error_event,
@@ -45,16 +44,6 @@ from airflow_provider_confirma.triggers.sync_wait import (
     timeout_event,
     verdict_event,
 )
-
-_T = TypeVar("_T")
-
-
-async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    """``awaitable`` or ``asyncio.TimeoutError`` after ``seconds``; no extra task per wait on 3.11+."""
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 class ConfirmaSyncStatusTrigger(BaseTrigger):
@@ -190,7 +179,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             if remaining > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     # One deadline for the whole wait, not a timer per round.
-                    return await _within(self._poll(subscription, wait, seen), remaining)
+                    return await within(self._poll(subscription, wait, seen), remaining)
             timeout_seconds = max(0.0, self.end_time - self.started_at)
             last = wait.judge(seen[-1]) if seen else None
             return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)

@@ -22,7 +22,7 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import (
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.models import SyncRecord
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: One status request: given the shared HTTP session, return the records by identifier.
 Fetch = Callable[["aiohttp.ClientSession"], Awaitable[Mapping[str, Any]]]
@@ -48,13 +49,12 @@ MAX_REJOINS = 3
 FANOUT_SLICES = 16
 
 
-async def _at_most(awaitable: Awaitable[Any], seconds: float) -> None:
-    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``; no task per wait on 3.11+."""
+async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
+    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``; no extra task per wait on 3.11+."""
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
-            await awaitable
-    else:  # pragma: no cover - Python 3.10
-        await asyncio.wait_for(awaitable, seconds)
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
 
 
 @dataclass(eq=False)
@@ -197,7 +197,7 @@ class SharedPoller:
                 return
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await _at_most(self._wake.wait(), delay)
+                await within(self._wake.wait(), delay)
 
     def _close(self) -> None:
         """Deregister and release waiters of the unpublished round (idempotent, synchronous)."""
