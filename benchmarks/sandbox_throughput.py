@@ -29,28 +29,9 @@ import aiohttp
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.json_codec import encode_json
 from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
+from benchmarks.common import available_cpus, cpu_seconds, pin
 
 MAX_DURATION = 60.0
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux ``/proc``), else ``None``."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _pin(pid: int, cpus: set[int]) -> bool:
-    if not hasattr(os, "sched_setaffinity") or not cpus:
-        return False
-    try:
-        os.sched_setaffinity(pid, cpus)
-    except OSError:
-        return False
-    return True
 
 
 async def _load(
@@ -89,9 +70,9 @@ async def _load(
 
         async def sample_server_cpu() -> None:
             await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
-            cpu.append(_cpu_seconds(server_pid))
+            cpu.append(cpu_seconds(server_pid))
             await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
-            cpu.append(_cpu_seconds(server_pid))
+            cpu.append(cpu_seconds(server_pid))
 
         await asyncio.gather(sample_server_cpu(), *(worker() for _ in range(concurrency)))
     latencies.sort()
@@ -125,10 +106,10 @@ def measure(
     if not 0 < duration <= MAX_DURATION or not 0 <= warmup <= 10 or not 1 <= concurrency <= 512:
         raise ValueError("need 0 < duration <= 60, 0 <= warmup <= 10, 1 <= concurrency <= 512")
     config = SandboxConfig(api_key="bench-key", sync_delay=0)
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cpus = available_cpus()
     with SandboxProcess(config, extra_args=["--http", http, "--loop", loop]) as sandbox:
         assert sandbox.process is not None
-        pinned = len(cpus) > 1 and _pin(sandbox.process.pid, {cpus[0]}) and _pin(0, set(cpus[1:]))
+        pinned = len(cpus) > 1 and pin(sandbox.process.pid, {cpus[0]}) and pin(0, set(cpus[1:]))
         payments = [
             {
                 "paymentIdentifier": f"bench-{i:05d}",
@@ -154,7 +135,7 @@ def measure(
         server_counts = sandbox.stats()["responses"].get(f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}", {})
         startup = sandbox.startup_seconds
     if cpus:
-        _pin(0, set(cpus))
+        pin(0, set(cpus))
     return {
         "benchmark": "sandbox status endpoint, keep-alive GET",
         **result,
