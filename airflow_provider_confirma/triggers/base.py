@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
+import random
 import time
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import cached_property
@@ -33,7 +35,14 @@ from airflow_provider_confirma.arguments import (
     retry_policy_from,
 )
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, unreadable_status
+from airflow_provider_confirma.hooks import deadlines
+from airflow_provider_confirma.hooks.confirma import (
+    STATUS_RECORDS,
+    ConfirmaHook,
+    acquire_client_session,
+    release_client_session,
+    unreadable_status,
+)
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, describe_error, is_transient
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
 from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
@@ -44,6 +53,43 @@ from airflow_provider_confirma.triggers.sync_wait import (
     timeout_event,
     verdict_event,
 )
+
+#: A private poll sleeps its interval times a random factor within +/- half of this, so that waits
+#: woken together (by a triggerer restart, or after the loop was blocked) fall out of step again
+#: instead of polling in bursts forever; on average the interval is kept.
+POLL_JITTER = 0.1
+#: A private poll that wakes this many seconds late sleeps as long again (see ``_wait_privately``).
+LATE_WAKE = 0.02
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_NO_CONTEXT = contextvars.Context()
+
+
+async def sleep_late(seconds: float) -> float:
+    """``asyncio.sleep(seconds)``, returning how many seconds late it woke.
+
+    Its timer runs in an empty context rather than a copy of the waiter's (a wake-up runs no
+    code of the waiter), which saves an object per sleep of every one of thousands of waits.
+    """
+    loop = asyncio.get_running_loop()
+    due = loop.time() + seconds
+    future = loop.create_future()
+    handle = loop.call_at(due, _wake, future, context=_NO_CONTEXT)
+    try:
+        await future
+    finally:
+        handle.cancel()
+    return loop.time() - due
+
+
+def jittered() -> float:
+    """A factor of the poll interval, uniform in ``1 +/- POLL_JITTER / 2`` (mean 1)."""
+    return 1.0 + POLL_JITTER * (random.random() - 0.5)  # noqa: S311 - spreading load, not a secret
 
 
 class ConfirmaSyncStatusTrigger(BaseTrigger):
@@ -170,23 +216,79 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
+        try:
+            if not self.coalesce:
+                return await self._wait_privately(wait)
+            return await self._wait_coalesced(wait)
+        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
+            return self._poll_failed(unreadable_status(self.status_endpoint, err))
+
+    def _timed_out(self, wait: SyncWait, last: Mapping[str, SyncRecord] | None) -> dict[str, Any]:
+        timeout_seconds = max(0.0, self.end_time - self.started_at)
+        verdict = wait.judge(last) if last is not None else None
+        return timeout_event(wait.noun, timeout_seconds, verdict, time.time() - self.started_at)
+
+    async def _wait_coalesced(self, wait: SyncWait) -> dict[str, Any]:
+        """Judge the rounds of the shared poller of :meth:`poll_key` until an event ends the wait."""
         # The latest response, for the timeout event: judged again then, so no verdict is kept
         # alive between polls (thousands of waiters would keep thousands of them).
         seen: list[Mapping[str, SyncRecord]] = []
-        subscription = subscribe(self.poll_key(), self._fetch_status, self.poll_interval, coalesce=self.coalesce)
+        subscription = subscribe(self.poll_key(), self._fetch_status, self.poll_interval)
         try:
             remaining = self.end_time - time.time()
             if remaining > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     # One deadline for the whole wait, not a timer per round.
                     return await within(self._poll(subscription, wait, seen), remaining)
-            timeout_seconds = max(0.0, self.end_time - self.started_at)
-            last = wait.judge(seen[-1]) if seen else None
-            return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)
-        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
-            return self._poll_failed(unreadable_status(self.status_endpoint, err))
+            return self._timed_out(wait, seen[-1] if seen else None)
         finally:
-            await subscription.aclose()
+            subscription.close()
+
+    async def _wait_privately(self, wait: SyncWait) -> dict[str, Any]:
+        """``coalesce=False``: poll in this trigger's own task until an event ends the wait.
+
+        Thousands of such waits share a triggerer's loop, and every object a wait keeps through
+        its sleep is one more for the garbage collector's full collections (which block the
+        loop) to walk. So the loop is flat: no subscription, poller, round object or timer per
+        wait; the end of the wait bounds each request (on the loop's watchdog, see
+        :mod:`..hooks.deadlines`) and each sleep. Only the last response survives a sleep, for
+        the timeout event.
+        """
+        self._logged, self._errors = "", 0
+        last: StatusIndex | None = None
+        session = await acquire_client_session()
+        try:
+            while (remaining := self.end_time - time.time()) > 0:
+                try:
+                    index = await self._fetch_until(session, remaining)
+                except asyncio.TimeoutError:
+                    break  # the wait's end came during the request
+                except Exception as exc:
+                    event = self._judge_error(exc)
+                else:
+                    last = index
+                    del index
+                    event = self._judge_index(last, wait)
+                if event is not None:
+                    return event
+                pause = min(self.poll_interval * jittered(), self.end_time - time.time())
+                if pause > 0:
+                    late = await sleep_late(pause)
+                    if late > LATE_WAKE:
+                        # Woken late: the loop was blocked, and every wait due meanwhile woke in
+                        # this same iteration. Sleeping the lateness once more spreads them over
+                        # the blocked time again, in their old order, instead of polling in a burst.
+                        await sleep_late(min(late, pause))
+            return self._timed_out(wait, last)
+        finally:
+            await release_client_session(session)
+
+    async def _fetch_until(self, session: Any, remaining: float) -> StatusIndex:
+        """One status request, cut off with ``asyncio.TimeoutError`` when the wait ends."""
+        if deadlines.supported():
+            async with deadlines.deadline(remaining):
+                return await self._fetch_status(session)
+        return await within(self._fetch_status(session), remaining)  # pragma: no cover - Python 3.10
 
     def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
         return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
@@ -194,7 +296,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     async def _poll(
         self, subscription: Subscription, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
     ) -> dict[str, Any]:
-        """Judge each round until a verdict or an error ends the wait; returns that event."""
+        """Judge each shared round until a verdict or an error ends the wait; returns that event."""
         self._logged, self._errors = "", 0
         while True:
             # Nothing of a round outlives this line: a poll's objects must not survive the sleep.
@@ -205,18 +307,25 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     def _judge_round(
         self, current: PollRound, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
     ) -> dict[str, Any] | None:
-        """The event that one round ends the wait with, or ``None`` to wait on."""
+        """The event that one shared round ends the wait with, or ``None`` to wait on."""
         if current.error is not None:
-            exc = current.error
-            if not is_transient(exc):
-                return self._poll_failed(exc)
-            self._errors += 1
-            ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)
-            return error_event(ended) if ended is not None else None
-        self._errors = 0
+            return self._judge_error(current.error)
         assert current.index is not None
         seen[:] = [current.index]
-        verdict = wait.judge(current.index)
+        return self._judge_index(current.index, wait)
+
+    def _judge_error(self, exc: BaseException) -> dict[str, Any] | None:
+        """The event that a failed poll ends the wait with, or ``None`` (a transient error, logged)."""
+        if not is_transient(exc):
+            return self._poll_failed(exc)
+        self._errors += 1
+        ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)
+        return error_event(ended) if ended is not None else None
+
+    def _judge_index(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> dict[str, Any] | None:
+        """The event that one response ends the wait with, or ``None`` to wait on."""
+        self._errors = 0
+        verdict = wait.judge(index)
         text = verdict.describe()
         if text != self._logged:  # thousands of waiters share a triggerer: log changes only
             self.shared_log.info("Confirma %s sync: %s", self.noun, text)

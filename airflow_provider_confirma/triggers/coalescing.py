@@ -8,7 +8,7 @@ exception) to every subscriber, woken in slices so the loop stays responsive; ea
 on an ``asyncio.Event`` of the round through its own waiter, so cancelling one subscriber never
 cancels the poll or disturbs the others.
 Nothing is shared across event loops or keys (the caller puts connection id, endpoint and query
-into the key). Without coalescing, a :class:`Subscription` polls by itself in its waiter's task.
+into the key). Without coalescing there is nothing to share: the trigger polls in its own task.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_confirma.exceptions import PollerStopped
-from airflow_provider_confirma.hooks.confirma import (
-    acquire_client_session,
-    release_client_session,
-    shared_client_session,
-)
+from airflow_provider_confirma.hooks.confirma import shared_client_session
 
 if TYPE_CHECKING:
     import aiohttp
@@ -61,8 +57,8 @@ async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
 class PollRound:
     """The result of one poll, published to every subscriber: records or an exception.
 
-    A slice's event is created by its first waiter, so a round with one subscriber (every round
-    of ``coalesce=False``) costs one event and no extra loop iteration.
+    A slice's event is created by its first waiter, so a round with one subscriber costs one
+    event and no extra loop iteration.
     """
 
     index: Mapping[str, SyncRecord] | None = None
@@ -213,25 +209,17 @@ class SharedPoller:
 
 
 class Subscription:
-    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll.
-
-    Without coalescing there is nothing to share: the waiter polls in its own task (sleep the rest
-    of the interval, then fetch), which costs no poller task, events or timers per round.
-    """
+    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
 
     _serial = itertools.count()
 
-    def __init__(self, key: Hashable, fetch: Fetch, interval: float, coalesce: bool) -> None:
+    def __init__(self, key: Hashable, fetch: Fetch, interval: float) -> None:
         if not interval > 0:
             raise ValueError(f"poll interval must be > 0, got {interval!r}")
-        self.key, self._fetch, self.interval, self.coalesce = key, fetch, interval, coalesce
+        self.key, self._fetch, self.interval = key, fetch, interval
         self._slice = next(self._serial) % FANOUT_SLICES
         self.closed = False
-        self.poller: SharedPoller | None = self._join() if coalesce else None
-        #: private polling (coalesce off): the loop's shared session while subscribed, the last poll's end
-        self._client: aiohttp.ClientSession | None = None
-        self._last_end: float | None = None
-        self._rounds = 0
+        self.poller: SharedPoller = self._join()
 
     def _join(self) -> SharedPoller:
         registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
@@ -241,14 +229,10 @@ class Subscription:
         found._add(self, self.interval)
         return found
 
-    def next_round(self) -> Awaitable[PollRound]:
+    async def next_round(self) -> PollRound:
         """The next round published after this call (records or error); rejoins a stopped poller."""
         if self.closed:
             raise RuntimeError("subscription is closed")
-        return self._own_round() if self.poller is None else self._shared_round()
-
-    async def _shared_round(self) -> PollRound:
-        assert self.poller is not None
         rejoins = 0
         while True:
             if self.poller.closed:
@@ -260,53 +244,21 @@ class Subscription:
                 continue
             return current
 
-    async def _own_round(self) -> PollRound:
-        """One private poll, ``interval`` seconds after the end of the previous one."""
-        loop = asyncio.get_running_loop()
-        if self._last_end is not None:
-            delay = self._last_end + self.interval - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        if self._client is None:
-            self._client = await acquire_client_session()
-        self._rounds += 1
-        current = PollRound(number=self._rounds, published=True, _complete=True)
-        try:
-            current.index = await self._fetch(self._client)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            current.error = exc
-        finally:
-            self._last_end = loop.time()
-        return current
-
     def close(self) -> None:
-        """Leave the poller (idempotent); the poller stops when its last subscriber leaves.
-
-        A private subscription's hold on the shared session is released by :meth:`aclose`.
-        """
+        """Leave the poller (idempotent); the poller stops when its last subscriber leaves."""
         if self.closed:
             return
         self.closed = True
-        if self.poller is not None:
-            self.poller._remove(self)
-
-    async def aclose(self) -> None:
-        """:meth:`close`, and release the shared session of private polling (closed by its last user)."""
-        self.close()
-        client, self._client = self._client, None
-        if client is not None:
-            await release_client_session(client)
+        self.poller._remove(self)
 
 
-def subscribe(key: Hashable, fetch: Fetch, interval: float, *, coalesce: bool = True) -> Subscription:
-    """Join the poller of ``key`` on the running loop (private polling when ``coalesce`` is off).
+def subscribe(key: Hashable, fetch: Fetch, interval: float) -> Subscription:
+    """Join the poller of ``key`` on the running loop (created by the first subscriber).
 
     ``fetch`` is used only if this call creates the poller, so every caller of one key must pass
     an equivalent request (same connection, endpoint, query and retry policy).
     """
-    return Subscription(key, fetch, interval, coalesce)
+    return Subscription(key, fetch, interval)
 
 
 def active_pollers() -> dict[Hashable, SharedPoller]:

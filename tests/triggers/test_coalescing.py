@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import itertools
 import time
 from typing import Any
 
@@ -216,54 +215,6 @@ async def test_subscription_rounds_carry_records_or_the_exception():
         second.close()
     assert first.poller is not None and first.poller.closed
     assert polls in (2, 3)
-
-
-async def test_a_private_subscription_polls_in_its_own_task_from_the_end_of_the_last_poll():
-    began: list[float] = []
-    loop = asyncio.get_running_loop()
-
-    async def fetch(session: Any) -> dict[str, Any]:
-        began.append(loop.time())
-        await asyncio.sleep(0.05)  # the request itself takes a while
-        if len(began) == 2:
-            raise RuntimeError("second poll breaks")
-        return {"a": {"sourceIdentifier": "a", "status": 0}}
-
-    subscription = subscribe(("private",), fetch, 0.1, coalesce=False)
-    tasks_before = len(asyncio.all_tasks())
-    try:
-        assert subscription.poller is None and active_pollers() == {}
-        first = await subscription.next_round()
-        assert len(asyncio.all_tasks()) == tasks_before  # no poller task
-        second = await subscription.next_round()
-        third = await subscription.next_round()
-    finally:
-        await subscription.aclose()
-    assert first.index == {"a": {"sourceIdentifier": "a", "status": 0}} and first.error is None
-    assert isinstance(second.error, RuntimeError) and second.index is None
-    assert third.error is None and [first.number, second.number, third.number] == [1, 2, 3]
-    # each poll starts one interval after the previous one ended (0.05 s request + 0.1 s)
-    assert all(b - a >= 0.15 - 0.005 for a, b in itertools.pairwise(began))
-
-
-async def test_private_subscriptions_share_the_loop_session_until_the_last_one_leaves():
-    sessions: list[Any] = []
-
-    async def fetch(session: Any) -> dict[str, Any]:
-        sessions.append(session)
-        return {}
-
-    first = subscribe(("p",), fetch, 0.01, coalesce=False)
-    second = subscribe(("p",), fetch, 0.01, coalesce=False)
-    await first.next_round()
-    await second.next_round()
-    assert sessions[0] is sessions[1]
-    await first.aclose()
-    assert not sessions[0].closed  # still used by the second
-    await second.aclose()
-    assert sessions[0].closed
-    with pytest.raises(RuntimeError, match="closed"):
-        await first.next_round()
 
 
 async def test_the_poll_does_not_run_in_the_first_subscribers_context():

@@ -1,10 +1,15 @@
-"""ConfirmaPaymentSyncTrigger against a scripted aiohttp transport: events, errors, timeouts, serialization."""
+"""ConfirmaPaymentSyncTrigger against a scripted aiohttp transport: events, errors, timeouts, serialization.
+
+Every test runs with coalescing on (the default: a shared poller) and off (the trigger polls in its
+own task), which are two code paths to the same events.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +23,16 @@ from tests.triggers.fake_status_api import ONE_ATTEMPT, TRIGGER_KEY, FakeStatusA
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
+#: The poll mode of the test running (see :func:`poll_mode`).
+MODE = {"coalesce": True}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["coalesced", "own-poll"])
+def poll_mode(request: pytest.FixtureRequest) -> Iterator[bool]:
+    MODE["coalesce"] = request.param
+    yield request.param
+    MODE["coalesce"] = True
+
 
 def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
     kwargs: dict[str, Any] = {
@@ -26,6 +41,7 @@ def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
         "poll_interval": 0.05,
         "end_time": time.time() + 10,
         "retry_policy": ONE_ATTEMPT,
+        "coalesce": MODE["coalesce"],
     }
     kwargs.update(overrides)
     return ConfirmaPaymentSyncTrigger(**kwargs)
