@@ -1,4 +1,4 @@
-"""The base trigger's own polling (``coalesce=False``): spacing, jitter, late wake-ups, the shared
+"""The base trigger's own polling (``coalesce=False``): spacing, jitter, the wake-up grid, the shared
 session, and what a sleeping wait keeps alive (no poller task, one timer)."""
 
 from __future__ import annotations
@@ -83,13 +83,13 @@ async def test_every_own_poll_sleep_is_jittered_so_waits_started_together_fall_o
     fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch
 ):
     pauses: list[float] = []
-    real_sleep = base.sleep_late
+    real_sleep = base.sleep_on_grid
 
-    async def recording_sleep(seconds: float) -> float:
+    async def recording_sleep(seconds: float) -> None:
         pauses.append(seconds)
-        return await real_sleep(seconds)
+        await real_sleep(seconds)
 
-    monkeypatch.setattr(base, "sleep_late", recording_sleep)
+    monkeypatch.setattr(base, "sleep_on_grid", recording_sleep)
     fake_api.statuses.update({"a": 0})
     tasks = [asyncio.create_task(first_event(own_poll_trigger(["a"], poll_interval=0.05))) for _ in range(10)]
     await wait_for_calls(fake_api, 40)
@@ -101,24 +101,30 @@ async def test_every_own_poll_sleep_is_jittered_so_waits_started_together_fall_o
     assert max(pauses) - min(pauses) > 0.05 * half  # not one fixed pause: the waits drift apart
 
 
-async def test_a_wait_woken_late_sleeps_its_lateness_again_before_polling(fake_api: FakeStatusAPI):
-    fake_api.statuses.update({"a": 0})
-    task = asyncio.create_task(first_event(own_poll_trigger(["a"], poll_interval=0.1)))
-    await wait_for_calls(fake_api, 1)
-    await asyncio.sleep(0.01)  # the wait is asleep now, due about 0.09 s from here
-    time.sleep(0.4)  # noqa: ASYNC251 - block the loop on purpose, as a long garbage collection does
-    unblocked = asyncio.get_running_loop().time()
-    await wait_for_calls(fake_api, 2)
-    fake_api.statuses["a"] = 1
-    assert (await task)["status"] == "success"
-    # about 0.3 s late: it sleeps min(lateness, interval) once more instead of polling at once
-    assert fake_api.calls[1].at - unblocked >= 0.1 * (1 - base.POLL_JITTER / 2) - 0.01
-
-
-async def test_sleep_late_reports_how_late_it_woke_and_leaves_no_timer_when_cancelled():
+async def test_sleeps_wake_on_the_grid_so_waits_due_together_share_a_loop_iteration():
     loop = asyncio.get_running_loop()
-    assert 0 <= await base.sleep_late(0.01) < 0.05
-    sleeper = asyncio.create_task(base.sleep_late(60))
+    step = base.WAKE_GRID
+    await asyncio.sleep((int(loop.time() / step) + 2) * step - loop.time())  # just after a grid point
+    before = set(loop._scheduled)  # type: ignore[attr-defined]
+    asked = loop.time()
+    # due 1 ms apart, inside one grid step
+    sleepers = [
+        asyncio.create_task(base.sleep_on_grid(step / 5)),
+        asyncio.create_task(base.sleep_on_grid(2 * step / 5)),
+    ]
+    await asyncio.sleep(0)
+    timers = [h for h in loop._scheduled if h not in before]  # type: ignore[attr-defined]
+    assert len(timers) == 2
+    first, second = (h.when() for h in timers)
+    assert first == second  # one timer time: both wake in the same loop iteration
+    assert first >= asked + 2 * step / 5
+    assert first == pytest.approx(round(first / step) * step, abs=1e-9)  # on the grid
+    await asyncio.gather(*sleepers)
+
+
+async def test_a_cancelled_sleep_leaves_no_live_timer():
+    loop = asyncio.get_running_loop()
+    sleeper = asyncio.create_task(base.sleep_on_grid(60))
     await asyncio.sleep(0)
     live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
     sleeper.cancel()
