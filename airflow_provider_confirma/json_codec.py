@@ -38,9 +38,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+#: One decoder for every response (``json.loads`` with these options would build one per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def decode_json(data: bytes | str) -> Any:
     """Parse JSON keeping fractional numbers exact (``Decimal``); ``NaN``/``Infinity`` are errors.
 
-    Raises ``ValueError`` (``json.JSONDecodeError`` is one) on malformed input.
+    Accepts what ``json.loads`` accepts (bytes in UTF-8, -16 or -32). Raises ``ValueError``
+    (``json.JSONDecodeError`` is one) on malformed input.
     """
-    return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+    else:
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    return _DECODER.decode(data)

@@ -164,6 +164,13 @@ class ConfirmaHook(BaseHook):
     def _timeout(self, settings: ConfirmaConnectionSettings) -> float:
         return self.timeout if self.timeout is not None else settings.timeout
 
+    def longest_read_seconds(self) -> float | None:
+        """The most one :meth:`arequest` can last: the retry budget plus one attempt's timeout
+        (tenacity starts no attempt past the budget). ``None`` until the connection was read."""
+        if self._settings is None:
+            return None
+        return self.retry_policy.max_total_seconds + self._timeout(self._settings)
+
     # -- sync ---------------------------------------------------------------------------------
     @cached_property
     def session(self) -> requests.Session:

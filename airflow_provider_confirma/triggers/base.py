@@ -253,9 +253,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         Thousands of such waits share a triggerer's loop, and every object a wait keeps through
         its sleep is one more for the garbage collector's full collections (which block the
         loop) to walk. So the loop is flat: no subscription, poller, round object or timer per
-        wait; the end of the wait bounds each request (on the loop's watchdog, see
-        :mod:`..hooks.deadlines`) and each sleep. Only the last response survives a sleep, for
-        the timeout event.
+        wait; the end of the wait bounds each sleep, and each request that could outlast it (on
+        the loop's watchdog, see :mod:`..hooks.deadlines`). Only the last response survives a
+        sleep, for the timeout event.
         """
         self._logged, self._errors = "", 0
         last: StatusIndex | None = None
@@ -282,7 +282,13 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             await release_client_session(session)
 
     async def _fetch_until(self, session: Any, remaining: float) -> StatusIndex:
-        """One status request, cut off with ``asyncio.TimeoutError`` when the wait ends."""
+        """One status request, cut off with ``asyncio.TimeoutError`` when the wait ends.
+
+        A request that cannot last until the wait's end (the hook's bound) runs without a deadline.
+        """
+        longest = self.hook.longest_read_seconds()
+        if longest is not None and longest < remaining:
+            return await self._fetch_status(session)
         if deadlines.supported():
             async with deadlines.deadline(remaining):
                 return await self._fetch_status(session)

@@ -138,6 +138,15 @@ async def test_async_hook_timeout_overrides_connection(staging_conn, no_sync_con
     assert_no_aiohttp_timers(kwargs)
 
 
+async def test_longest_read_is_the_retry_budget_plus_one_attempt_once_the_connection_is_read(async_hook):
+    assert async_hook.longest_read_seconds() is None  # the attempt timeout comes from the connection
+    await async_hook.aget_settings()
+    assert async_hook.longest_read_seconds() == TINY_POLICY.max_total_seconds + CONN_TIMEOUT
+    overridden = ConfirmaHook(timeout=2.5, retry_policy=TINY_POLICY)
+    await overridden.aget_settings()
+    assert overridden.longest_read_seconds() == TINY_POLICY.max_total_seconds + 2.5
+
+
 async def test_async_generic_arequest(async_hook):
     with aioresponses() as mock:
         mock.get(STAGING_BASE + "/settlements", payload={"settlements": []})

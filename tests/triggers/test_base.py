@@ -167,6 +167,34 @@ async def test_own_polls_share_the_loop_session_and_the_last_one_closes_it(fake_
     assert session.closed
 
 
+@pytest.mark.parametrize(("seconds_left", "deadlines_per_request"), [(3600, 1), (1.5, 2)], ids=["far", "near"])
+async def test_only_a_request_that_could_outlast_the_wait_gets_the_waits_deadline(
+    fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch, seconds_left: float, deadlines_per_request: int
+):
+    from airflow_provider_confirma.hooks import deadlines
+
+    given: list[float] = []
+
+    class Recording(deadlines.deadline):
+        def __init__(self, seconds: float) -> None:
+            given.append(seconds)
+            super().__init__(seconds)
+
+    monkeypatch.setattr(deadlines, "deadline", Recording)
+    fake_api.statuses.update({"a": 0})
+    trigger = own_poll_trigger(["a"], end_time=time.time() + seconds_left, poll_interval=0.05)
+    task = asyncio.create_task(first_event(trigger))
+    await wait_for_calls(fake_api, 3)
+    fake_api.statuses["a"] = 1
+    assert (await task)["status"] == "success"
+    longest = trigger.hook.longest_read_seconds()
+    assert longest is not None and 1.5 < longest < 3600  # ONE_ATTEMPT: 2 s budget + the connection's timeout
+    # after the first request (the connection unread, so its bound unknown): per request, the
+    # attempt's own deadline, and the wait's end only when the request could outlast it
+    later = given[2:]
+    assert len(later) == deadlines_per_request * (len(fake_api.calls) - 1)
+
+
 async def test_the_wait_ends_on_time_when_a_request_hangs(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 0})
     fake_api.delay = 0.15
