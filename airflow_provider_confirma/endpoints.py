@@ -7,6 +7,7 @@ from these names, so a path changes in one line.
 from __future__ import annotations
 
 from enum import Enum
+from functools import cached_property
 
 API_PREFIX = "/api/v1/partner"
 
@@ -34,16 +35,16 @@ class Endpoint(str, Enum):
     SUBMIT_PAYMENTS = "POST /accounting/payment"
     PAYMENT_SYNC_STATUS = "GET /accounting/payment"
 
-    @property
+    @cached_property
     def method(self) -> str:
         return self.value.split(" ", 1)[0]
 
-    @property
+    @cached_property
     def path(self) -> str:
         """The path relative to the API prefix, e.g. ``/accounting/payment``."""
         return self.value.split(" ", 1)[1]
 
-    @property
+    @cached_property
     def full_path(self) -> str:
         """The absolute path on the host, e.g. ``/api/v1/partner/accounting/payment``."""
         return API_PREFIX + self.path

@@ -125,6 +125,8 @@ class ConfirmaHook(BaseHook):
         self.timeout = check_timeout(timeout)
         self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self._settings: ConfirmaConnectionSettings | None = None
+        #: per endpoint, what an async read sends (see :meth:`_read_of`)
+        self._reads: dict[Endpoint, tuple[Any, ...]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(confirma_conn_id={self.confirma_conn_id!r})"
@@ -249,19 +251,11 @@ class ConfirmaHook(BaseHook):
         if session is None:
             async with shared_client_session() as own:
                 return await self.arequest(endpoint, params=params, session=own)
-        settings = await self.aget_settings()
-        path = endpoint.path
-        args = (
-            session,
-            "GET",
-            path,
-            settings.url(path),
-            clean_params(params),
-            self._headers(settings, False),
-            self._timeout(settings),
-            _ssl_context(settings.verify),
-            _secrets(settings),
-        )
+        read = self._reads.get(endpoint)
+        if read is None:
+            read = self._reads[endpoint] = await self._read_of(endpoint)
+        path, url, headers, timeout, ssl_ctx, secrets = read
+        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets)
         began = time.monotonic()
         # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a second
         # in a busy triggerer) builds no retry machinery, and an attempt in flight holds as few
@@ -272,6 +266,19 @@ class ConfirmaHook(BaseHook):
             if self.retry_policy.max_attempts < 2 or not is_retryable("GET", exc):
                 raise
             return await self._aretry(args, exc, time.monotonic() - began)
+
+    async def _read_of(self, endpoint: Endpoint) -> tuple[Any, ...]:
+        """What every read of ``endpoint`` sends, from the connection (worked out once per hook):
+        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets."""
+        settings = await self.aget_settings()
+        return (
+            endpoint.path,
+            settings.url(endpoint.path),
+            self._headers(settings, False),
+            self._timeout(settings),
+            _ssl_context(settings.verify),
+            _secrets(settings),
+        )
 
     async def _aretry(self, args: tuple[Any, ...], first: Exception, elapsed: float) -> Any:
         """Tenacity's retry loop after a retryable first attempt, which it counts as attempt 1."""
@@ -454,8 +461,7 @@ async def _aiohttp_attempt(
     ssl_ctx: ssl.SSLContext | bool,
     secrets: tuple[str, ...] = (),
 ) -> Any:
-    import aiohttp
-
+    aiohttp = _aiohttp()
     # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
     # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
     watched = deadlines.supported()
@@ -485,6 +491,14 @@ async def _aiohttp_attempt(
     except aiohttp.ClientError as exc:
         raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
     return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
+
+
+@functools.cache
+def _aiohttp() -> Any:
+    """aiohttp, imported on first use: a DAG parse never loads it."""
+    import aiohttp
+
+    return aiohttp
 
 
 @functools.lru_cache(maxsize=64)
