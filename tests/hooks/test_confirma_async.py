@@ -32,7 +32,6 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
 )
 from airflow_provider_confirma.hooks import confirma as confirma_module
-from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook, shared_client_session
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.models import PaymentSyncRecord
@@ -91,20 +90,6 @@ def recorded_async_sleeps(monkeypatch) -> list[float]:
 
 
 # -- requests --------------------------------------------------------------------------------------
-@pytest.fixture
-def attempt_deadlines(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The timeout of each async attempt, as given to the loop's watchdog (hooks/deadlines.py)."""
-    seen: list[float] = []
-
-    class Recording(deadlines.deadline):
-        def __init__(self, seconds: float) -> None:
-            seen.append(seconds)
-            super().__init__(seconds)
-
-    monkeypatch.setattr(deadlines, "deadline", Recording)
-    return seen
-
-
 def assert_no_aiohttp_timers(kwargs: dict[str, Any]) -> None:
     timeout = kwargs["timeout"]
     assert (timeout.total, timeout.connect, timeout.sock_read, timeout.sock_connect) == (None, None, None, None)

@@ -1,4 +1,5 @@
-"""A scripted GET /accounting/payment behind aioresponses, and connections for the trigger tests.
+"""A scripted GET /accounting/payment behind aioresponses, connections for the trigger tests, and
+the helpers they share (run a trigger to its first event, wait for polls to arrive).
 
 Fixtures are re-exported by ``tests/triggers/conftest.py``; helpers are imported from here.
 """
@@ -8,15 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 
 #: Distinctive enough to grep for in serialized kwargs, events and messages.
 TRIGGER_KEY = "ck_test_SECRET_trigger_7d1e0c"
@@ -103,3 +108,21 @@ def trigger_conns(monkeypatch: pytest.MonkeyPatch) -> None:
         "AIRFLOW_CONN_CONFIRMA_OTHER",
         json.dumps({"conn_type": "confirma", "password": OTHER_KEY, "host": OTHER_HOST}),
     )
+
+
+async def first_event(trigger: ConfirmaSyncStatusTrigger, within: float = 10) -> dict[str, Any]:
+    """The payload of the trigger's first event (its generator closed after), within ``within`` s."""
+    gen = trigger.run()
+    try:
+        event = await asyncio.wait_for(gen.__anext__(), within)
+    finally:
+        await gen.aclose()
+    return event.payload
+
+
+async def wait_for_calls(api: FakeStatusAPI, count: int) -> None:
+    """Until ``api`` has served ``count`` requests (fails after 5 s)."""
+    deadline = time.monotonic() + 5
+    while len(api.calls) < count:
+        assert time.monotonic() < deadline, f"only {len(api.calls)} polls arrived"
+        await asyncio.sleep(0.002)

@@ -15,7 +15,7 @@ from airflow_provider_confirma.hooks import confirma as hook_module
 from airflow_provider_confirma.triggers import base
 from airflow_provider_confirma.triggers.coalescing import active_pollers
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import ONE_ATTEMPT, FakeStatusAPI
+from tests.triggers.fake_status_api import ONE_ATTEMPT, FakeStatusAPI, first_event, wait_for_calls
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
@@ -33,15 +33,6 @@ def own_poll_trigger(ids: list[str], **overrides: Any) -> ConfirmaPaymentSyncTri
     return ConfirmaPaymentSyncTrigger(**kwargs)
 
 
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 10)
-    finally:
-        await gen.aclose()
-    return event.payload
-
-
 async def run_once(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
     """The trigger's event, as a triggerer runs it: in one task, no extra timer or task."""
     gen = trigger.run()
@@ -49,13 +40,6 @@ async def run_once(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
         return (await gen.__anext__()).payload
     finally:
         await gen.aclose()
-
-
-async def wait_for_calls(api: FakeStatusAPI, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while len(api.calls) < count:
-        assert time.monotonic() < deadline, f"only {len(api.calls)} polls arrived"
-        await asyncio.sleep(0.002)
 
 
 def test_jitter_keeps_the_interval_on_average_within_bounds():
@@ -169,18 +153,9 @@ async def test_own_polls_share_the_loop_session_and_the_last_one_closes_it(fake_
 
 @pytest.mark.parametrize(("seconds_left", "deadlines_per_request"), [(3600, 1), (1.5, 2)], ids=["far", "near"])
 async def test_only_a_request_that_could_outlast_the_wait_gets_the_waits_deadline(
-    fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch, seconds_left: float, deadlines_per_request: int
+    fake_api: FakeStatusAPI, attempt_deadlines: list[float], seconds_left: float, deadlines_per_request: int
 ):
-    from airflow_provider_confirma.hooks import deadlines
-
-    given: list[float] = []
-
-    class Recording(deadlines.deadline):
-        def __init__(self, seconds: float) -> None:
-            given.append(seconds)
-            super().__init__(seconds)
-
-    monkeypatch.setattr(deadlines, "deadline", Recording)
+    given = attempt_deadlines
     fake_api.statuses.update({"a": 0})
     trigger = own_poll_trigger(["a"], end_time=time.time() + seconds_left, poll_interval=0.05)
     task = asyncio.create_task(first_event(trigger))

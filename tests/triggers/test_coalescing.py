@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_confirma.triggers.coalescing import FANOUT_SLICES, PollRound, active_pollers, subscribe
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, OTHER_HOST, FakeStatusAPI
+from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, OTHER_HOST, FakeStatusAPI, first_event, wait_for_calls
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
@@ -26,22 +26,6 @@ def make_trigger(ids: list[str] | None, **overrides: Any) -> ConfirmaPaymentSync
     }
     kwargs.update(overrides)
     return ConfirmaPaymentSyncTrigger(**kwargs)
-
-
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 10)
-    finally:
-        await gen.aclose()
-    return event.payload
-
-
-async def wait_for_calls(api: FakeStatusAPI, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while len(api.calls) < count:
-        assert time.monotonic() < deadline, f"only {len(api.calls)} polls arrived"
-        await asyncio.sleep(0.002)
 
 
 async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:

@@ -7,7 +7,6 @@ trigger; these tests pin what the ledger subclass changes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -22,7 +21,7 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, TRIGGER_KEY
+from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, TRIGGER_KEY, first_event
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
@@ -76,15 +75,6 @@ def make_trigger(**overrides: Any) -> ConfirmaLedgerSyncTrigger:
     }
     kwargs.update(overrides)
     return ConfirmaLedgerSyncTrigger(**kwargs)
-
-
-async def first_event(trigger: ConfirmaSyncStatusTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 10)
-    finally:
-        await gen.aclose()
-    return event.payload
 
 
 async def test_success_after_pending_polls_of_the_ledger_endpoint(ledger_api: FakeLedgerAPI):

@@ -19,7 +19,7 @@ from airflow.sdk.serde import deserialize, serialize
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import ONE_ATTEMPT, TRIGGER_KEY, FakeStatusAPI
+from tests.triggers.fake_status_api import ONE_ATTEMPT, TRIGGER_KEY, FakeStatusAPI, first_event
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
@@ -45,15 +45,6 @@ def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
     }
     kwargs.update(overrides)
     return ConfirmaPaymentSyncTrigger(**kwargs)
-
-
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 10)
-    finally:
-        await gen.aclose()
-    return event.payload
 
 
 async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:
