@@ -219,6 +219,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
+        self._logged, self._errors = "", 0
         try:
             if not self.coalesce:
                 return await self._wait_privately(wait)
@@ -257,7 +258,6 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         the loop's watchdog, see :mod:`..hooks.deadlines`). Only the last response survives a
         sleep, for the timeout event.
         """
-        self._logged, self._errors = "", 0
         last: StatusIndex | None = None
         session = await acquire_client_session()
         try:
@@ -270,8 +270,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                     event = self._judge_error(exc)
                 else:
                     last = index
-                    del index
-                    event = self._judge_index(last, wait)
+                    event = self._judge_index(index, wait)
                 if event is not None:
                     return event
                 pause = min(self.poll_interval * jittered(), self.end_time - time.time())
@@ -301,7 +300,6 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self, subscription: Subscription, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
     ) -> dict[str, Any]:
         """Judge each shared round until a verdict or an error ends the wait; returns that event."""
-        self._logged, self._errors = "", 0
         while True:
             # Nothing of a round outlives this line: a poll's objects must not survive the sleep.
             event = self._judge_round(await subscription.next_round(), wait, seen)
