@@ -461,7 +461,8 @@ async def _aiohttp_attempt(
     ssl_ctx: ssl.SSLContext | bool,
     secrets: tuple[str, ...] = (),
 ) -> Any:
-    aiohttp = _aiohttp()
+    import aiohttp
+
     # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
     # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
     watched = deadlines.supported()
@@ -491,14 +492,6 @@ async def _aiohttp_attempt(
     except aiohttp.ClientError as exc:
         raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
     return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
-
-
-@functools.cache
-def _aiohttp() -> Any:
-    """aiohttp, imported on first use: a DAG parse never loads it."""
-    import aiohttp
-
-    return aiohttp
 
 
 @functools.lru_cache(maxsize=64)

@@ -64,19 +64,12 @@ class Watchdog:
 _WATCHDOGS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Watchdog] = weakref.WeakKeyDictionary()
 
 
-_last: Watchdog | None = None
-
-
 def watchdog() -> Watchdog:
     """The running loop's watchdog (created on first use)."""
-    global _last
     loop = asyncio.get_running_loop()
-    if _last is not None and _last.loop is loop:  # nearly always: one triggerer loop per process
-        return _last
     found = _WATCHDOGS.get(loop)
     if found is None:
         found = _WATCHDOGS[loop] = Watchdog(loop)
-    _last = found
     return found
 
 
