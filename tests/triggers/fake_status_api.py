@@ -22,6 +22,7 @@ from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
+    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 
 #: Distinctive enough to grep for in serialized kwargs, events and messages.
 TRIGGER_KEY = "ck_test_SECRET_trigger_7d1e0c"
@@ -108,6 +109,20 @@ def trigger_conns(monkeypatch: pytest.MonkeyPatch) -> None:
         "AIRFLOW_CONN_CONFIRMA_OTHER",
         json.dumps({"conn_type": "confirma", "password": OTHER_KEY, "host": OTHER_HOST}),
     )
+
+
+def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
+    """A payment sync trigger on ``confirma_test``: 0.05 s polls of one attempt, ending in 10 s."""
+    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+
+    kwargs: dict[str, Any] = {
+        "confirma_conn_id": "confirma_test",
+        "poll_interval": 0.05,
+        "end_time": time.time() + 10,
+        "retry_policy": ONE_ATTEMPT,
+    }
+    kwargs.update(overrides)
+    return ConfirmaPaymentSyncTrigger(**kwargs)
 
 
 async def first_event(trigger: ConfirmaSyncStatusTrigger, within: float = 10) -> dict[str, Any]:

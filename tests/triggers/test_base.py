@@ -15,22 +15,13 @@ from airflow_provider_confirma.hooks import confirma as hook_module
 from airflow_provider_confirma.triggers import base
 from airflow_provider_confirma.triggers.coalescing import active_pollers
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import ONE_ATTEMPT, FakeStatusAPI, first_event, wait_for_calls
+from tests.triggers.fake_status_api import FakeStatusAPI, first_event, payment_trigger, wait_for_calls
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
 
 def own_poll_trigger(ids: list[str], **overrides: Any) -> ConfirmaPaymentSyncTrigger:
-    kwargs: dict[str, Any] = {
-        "confirma_conn_id": "confirma_test",
-        "source_identifiers": ids,
-        "poll_interval": 0.1,
-        "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
-        "coalesce": False,
-    }
-    kwargs.update(overrides)
-    return ConfirmaPaymentSyncTrigger(**kwargs)
+    return payment_trigger(**{"source_identifiers": ids, "poll_interval": 0.1, "coalesce": False, **overrides})
 
 
 async def run_once(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:

@@ -11,21 +11,20 @@ import pytest
 
 from airflow_provider_confirma.triggers.coalescing import FANOUT_SLICES, PollRound, active_pollers, subscribe
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, OTHER_HOST, FakeStatusAPI, first_event, wait_for_calls
+from tests.triggers.fake_status_api import (
+    HOST,
+    OTHER_HOST,
+    FakeStatusAPI,
+    first_event,
+    payment_trigger,
+    wait_for_calls,
+)
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
 
 def make_trigger(ids: list[str] | None, **overrides: Any) -> ConfirmaPaymentSyncTrigger:
-    kwargs: dict[str, Any] = {
-        "confirma_conn_id": "confirma_test",
-        "source_identifiers": ids,
-        "poll_interval": 0.05,
-        "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
-    }
-    kwargs.update(overrides)
-    return ConfirmaPaymentSyncTrigger(**kwargs)
+    return payment_trigger(source_identifiers=ids, **overrides)
 
 
 async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:

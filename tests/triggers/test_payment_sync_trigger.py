@@ -19,7 +19,7 @@ from airflow.sdk.serde import deserialize, serialize
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from tests.triggers.fake_status_api import ONE_ATTEMPT, TRIGGER_KEY, FakeStatusAPI, first_event
+from tests.triggers.fake_status_api import TRIGGER_KEY, FakeStatusAPI, first_event, payment_trigger
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")
 
@@ -35,16 +35,7 @@ def poll_mode(request: pytest.FixtureRequest) -> Iterator[bool]:
 
 
 def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
-    kwargs: dict[str, Any] = {
-        "confirma_conn_id": "confirma_test",
-        "source_identifiers": ["a", "b"],
-        "poll_interval": 0.05,
-        "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
-        "coalesce": MODE["coalesce"],
-    }
-    kwargs.update(overrides)
-    return ConfirmaPaymentSyncTrigger(**kwargs)
+    return payment_trigger(**{"source_identifiers": ["a", "b"], "coalesce": MODE["coalesce"], **overrides})
 
 
 async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:
