@@ -1,7 +1,7 @@
 """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
 Declares the ``confirma`` connection type with its form (``conn-fields``, ``ui-field-behaviour``),
-so the UI renders it without importing the hook.
+so the UI renders it without importing the hook, and the ``[confirma]`` configuration section.
 """
 
 from __future__ import annotations
@@ -96,4 +96,22 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "config": {
+            "confirma": {
+                "description": "Settings of the Confirma provider for a whole process (a triggerer, a worker).",
+                "options": {
+                    "max_concurrent_requests": {
+                        "description": "Requests to the Confirma API in flight at once on one event loop "
+                        "(a triggerer's), on as many pooled connections. Further requests wait for a slot, "
+                        "so a loop that stalls does not start every poll that fell due at once. Raise it when "
+                        "many uncoalesced waits poll a slow API: the polls per second of one triggerer are "
+                        "bounded by this number divided by the API's response time.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "32",
+                        "default": "16",
+                    },
+                },
+            },
+        },
     }

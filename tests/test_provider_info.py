@@ -73,6 +73,17 @@ def test_package_name_and_version_match_the_installed_distribution():
     assert entry_point.load() is get_provider_info
 
 
+def test_config_section_declares_the_request_bound_with_the_hooks_default():
+    """``[confirma] max_concurrent_requests``: declared for ``airflow config``, default as the hook's."""
+    from airflow_provider_confirma.hooks import confirma as hook_module
+
+    options = get_provider_info()["config"][hook_module.CONFIG_SECTION]["options"]
+    option = options[hook_module.MAX_CONCURRENT_REQUESTS_OPTION]
+    assert option["type"] == "integer"
+    assert int(option["default"]) == hook_module.DEFAULT_MAX_CONCURRENT_REQUESTS
+    assert set(options) == {hook_module.MAX_CONCURRENT_REQUESTS_OPTION}
+
+
 def test_conn_fields_are_complete_and_well_formed():
     fields = confirma_connection_type()["conn-fields"]
     assert set(fields) == CONN_FIELDS
@@ -121,7 +132,11 @@ COMMANDS: dict[str, list[str]] = {
         "import json; from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService; "
         "print(json.dumps([m.model_dump(mode='json') for m in HookMetaService.hook_meta_data()]))",
     ],
+    # The [confirma] section's default, as Airflow's configuration reads it from the provider.
+    "config": ["-m", "airflow", "config", "get-value", "confirma", "max_concurrent_requests"],
 }
+#: commands whose answer is one plain line (the last), not a JSON document
+PLAIN_COMMANDS = {"config"}
 
 
 def json_line(output: str) -> Any:
@@ -150,7 +165,7 @@ def airflow_reports() -> dict[str, Any]:
         for name, proc in procs.items():
             out, err = proc.communicate(timeout=240)
             assert proc.returncode == 0, f"{name} failed: {err[-2000:]}"
-            reports[name] = json_line(out)
+            reports[name] = out.strip().splitlines()[-1] if name in PLAIN_COMMANDS else json_line(out)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -205,3 +220,9 @@ def test_ui_connection_form_shows_relabeling_and_conn_fields(airflow_reports):
     assert extra["environment"]["value"] == "staging"
     assert extra["partner_provisioning_token"]["schema"]["format"] == "password"
     assert extra["timeout"]["schema"]["title"] == "Request timeout (seconds)"
+
+
+def test_airflow_config_reads_the_providers_default(airflow_reports):
+    from airflow_provider_confirma.hooks.confirma import DEFAULT_MAX_CONCURRENT_REQUESTS
+
+    assert airflow_reports["config"] == str(DEFAULT_MAX_CONCURRENT_REQUESTS)

@@ -468,6 +468,7 @@ async def _aiohttp_attempt(
     watched = deadlines.supported()
     try:
         async with (
+            _admission(session),  # before the deadline: a wait for a slot is not the attempt's time
             deadlines.deadline(timeout) if watched else contextlib.nullcontext(),
             session.request(
                 method,
@@ -522,31 +523,70 @@ def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
     return _SSL_CONTEXTS[str(verify)]
 
 
+#: ``[confirma] max_concurrent_requests``: requests in flight at once on an event loop's shared
+#: session (see :func:`max_concurrent_requests`).
+CONFIG_SECTION = "confirma"
+MAX_CONCURRENT_REQUESTS_OPTION = "max_concurrent_requests"
+DEFAULT_MAX_CONCURRENT_REQUESTS = 16
+
+
+def max_concurrent_requests() -> int:
+    """How many requests an event loop's shared session has in flight at once (Airflow config).
+
+    A bound keeps a triggerer's memory flat: after the loop stalls, every poll that fell due meanwhile
+    starts at once, and each request in flight holds ~100 objects that the garbage collector then
+    promotes and walks; past the bound a request waits for a slot, holding a handful. Polls beyond
+    ``max_concurrent_requests / latency`` per second wait their turn (none is dropped).
+    """
+    from airflow.sdk.configuration import conf
+
+    raw = conf.get(CONFIG_SECTION, MAX_CONCURRENT_REQUESTS_OPTION, fallback=None)
+    if raw is None or not str(raw).strip():
+        return DEFAULT_MAX_CONCURRENT_REQUESTS
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfirmaConfigError(
+            f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION} must be a whole number >= 1, got {raw!r}"
+        )
+    return value
+
+
 class _LoopSession:
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, slots: int) -> None:
         self.session = session
         self.users = 0
+        self.gate = asyncio.Semaphore(slots)
 
 
 _LOOP_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSession] = weakref.WeakKeyDictionary()
 
-#: Connection-pool size of the shared async session (one per event loop).
-ASYNC_POOL_LIMIT = 256
+
+def _admission(session: aiohttp.ClientSession) -> contextlib.AbstractAsyncContextManager[Any]:
+    """A slot of the loop's request bound when ``session`` is its shared session (else none)."""
+    entry = _LOOP_SESSIONS.get(asyncio.get_running_loop())
+    if entry is not None and entry.session is session:
+        return entry.gate
+    return contextlib.nullcontext()
 
 
 async def acquire_client_session() -> aiohttp.ClientSession:
     """The running loop's shared ``aiohttp.ClientSession``, counted as one more user.
 
     Holds no credentials (the key goes per request), so every trigger in a triggerer can reuse its
-    pooled connections. Each call needs one :func:`release_client_session`.
+    pooled connections. At most :func:`max_concurrent_requests` of its requests (from this module)
+    are in flight at once, on as many connections. Each call needs one :func:`release_client_session`.
     """
     import aiohttp
 
     loop = asyncio.get_running_loop()
     entry = _LOOP_SESSIONS.get(loop)
     if entry is None or entry.session.closed:
-        connector = aiohttp.TCPConnector(limit=ASYNC_POOL_LIMIT, keepalive_timeout=30)
-        entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}))
+        slots = max_concurrent_requests()
+        connector = aiohttp.TCPConnector(limit=slots, keepalive_timeout=30)
+        entry = _LoopSession(aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}), slots)
         _LOOP_SESSIONS[loop] = entry
     entry.users += 1
     return entry.session

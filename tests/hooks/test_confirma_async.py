@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from airflow.sdk import BaseHook
 from conftest import TEST_API_KEY  # tests/conftest.py, already imported by pytest
 from yarl import URL
@@ -25,6 +25,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaAPIError,
     ConfirmaAuthError,
     ConfirmaClientError,
+    ConfirmaConfigError,
     ConfirmaError,
     ConfirmaRateLimitError,
     ConfirmaResponseError,
@@ -376,3 +377,110 @@ async def test_an_explicit_session_is_used_and_left_open(async_hook):
             await async_hook.aget_payment_sync_status(session=mine)
             assert not mine.closed
             assert asyncio.get_running_loop() not in confirma_module._LOOP_SESSIONS
+
+
+# -- the bound on requests in flight ([confirma] max_concurrent_requests) --------------------------
+MAX_CONCURRENT_ENV = "AIRFLOW__CONFIRMA__MAX_CONCURRENT_REQUESTS"
+
+
+class InFlight:
+    """An aioresponses callback answering after ``seconds``; records the most requests in flight."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.now = self.most = self.served = 0
+
+    async def respond(self, url: URL, **kwargs: Any) -> CallbackResult:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(self.seconds)
+        finally:
+            self.now -= 1
+        self.served += 1
+        return CallbackResult(status=200, payload=PAYMENTS_BODY)
+
+
+async def polls(hook: ConfirmaHook, count: int, session: aiohttp.ClientSession | None = None) -> list[Any]:
+    return await asyncio.gather(*(hook.aget_payment_sync_status(session=session) for _ in range(count)))
+
+
+async def test_requests_in_flight_on_the_shared_session_are_bounded_by_the_config(async_hook, monkeypatch):
+    monkeypatch.setenv(MAX_CONCURRENT_ENV, "3")
+    server = InFlight(0.02)
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, callback=server.respond, repeat=True)
+        async with shared_client_session() as session:
+            assert session.connector is not None and session.connector.limit == 3  # as many connections
+            results = await polls(async_hook, 10)
+    assert server.most == 3
+    assert server.served == 10  # the rest waited their turn; none was dropped
+    assert all(len(r) == 2 for r in results)
+
+
+async def test_the_default_bound_is_sixteen_requests_in_flight(async_hook, monkeypatch):
+    monkeypatch.delenv(MAX_CONCURRENT_ENV, raising=False)
+    server = InFlight(0.02)
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, callback=server.respond, repeat=True)
+        await polls(async_hook, 40)  # no session given: each opens the shared one
+    assert server.most == confirma_module.DEFAULT_MAX_CONCURRENT_REQUESTS == 16
+    assert server.served == 40
+
+
+async def test_an_explicit_session_is_not_bounded(async_hook, monkeypatch):
+    monkeypatch.setenv(MAX_CONCURRENT_ENV, "2")
+    server = InFlight(0.02)
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, callback=server.respond, repeat=True)
+        async with shared_client_session(), aiohttp.ClientSession() as mine:
+            await polls(async_hook, 6, session=mine)
+    assert server.most == 6
+
+
+async def test_waiting_for_a_slot_does_not_count_against_the_attempt_timeout(staging_conn, monkeypatch):
+    """One slot, two requests of 0.3 s each, a 0.5 s attempt timeout: the second ends 0.6 s after it
+    was asked for, but its attempt took 0.3 s, so it succeeds (and nothing is retried)."""
+    monkeypatch.setenv(MAX_CONCURRENT_ENV, "1")
+    hook = ConfirmaHook(retry_policy=RetryPolicy(max_attempts=1), timeout=0.5)
+    server = InFlight(0.3)
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, callback=server.respond, repeat=True)
+        async with shared_client_session():
+            results = await polls(hook, 2)
+    assert [len(r) for r in results] == [2, 2]
+    assert server.served == 2 and server.most == 1
+
+
+async def test_a_slot_is_released_when_a_request_fails_or_is_cancelled(async_hook, monkeypatch):
+    monkeypatch.setenv(MAX_CONCURRENT_ENV, "1")
+    answers = [(400, 0.0), (200, 10.0), (200, 0.0)]  # a client error, a request that hangs, a success
+    hangs = asyncio.Event()
+
+    async def respond(url: URL, **kwargs: Any) -> CallbackResult:
+        status, seconds = answers.pop(0)
+        if seconds:
+            hangs.set()
+        await asyncio.sleep(seconds)
+        return CallbackResult(status=status, payload=PAYMENTS_BODY if status == 200 else {"error": "bad"})
+
+    with aioresponses() as mock:
+        mock.get(PAYMENT_URL, callback=respond, repeat=True)
+        async with shared_client_session():
+            with pytest.raises(ConfirmaClientError):
+                await async_hook.aget_payment_sync_status()
+            hanging = asyncio.ensure_future(async_hook.aget_payment_sync_status())
+            await asyncio.wait_for(hangs.wait(), 2.0)
+            hanging.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await hanging
+            assert len(await asyncio.wait_for(async_hook.aget_payment_sync_status(), 2.0)) == 2
+    assert answers == []
+
+
+@pytest.mark.parametrize("raw", ["0", "-4", "many", "2.5"])
+async def test_a_bad_max_concurrent_requests_names_the_option(async_hook, monkeypatch, raw):
+    monkeypatch.setenv(MAX_CONCURRENT_ENV, raw)
+    with pytest.raises(ConfirmaConfigError, match=r"\[confirma\] max_concurrent_requests must be a whole number >= 1"):
+        await async_hook.aget_payment_sync_status()
+    assert asyncio.get_running_loop() not in confirma_module._LOOP_SESSIONS
