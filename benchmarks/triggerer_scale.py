@@ -69,6 +69,8 @@ class ScaleConfig:
     #: ``gc.freeze()`` the start-up heap (Airflow's imports) before the waiters start, as Airflow's
     #: DAG processor does before it forks; the triggerer does not, so the default is off
     gc_freeze: bool = False
+    #: 0 for a configuration's first measurement; the headline pair is measured again (1, 2, ...)
+    repeat: int = 0
 
     def check(self) -> None:
         if self.client not in CLIENTS:

@@ -190,3 +190,62 @@ def test_plan_is_bounded_and_report_renders(scale_rows: list[dict[str, Any]], tm
     assert png.stat().st_size > 10_000
     report.write_docs(results, md, png)  # idempotent: one generated block
     assert md.read_text().count(report.START) == 1
+
+
+def _row(client: str, repeat: int, cpu: float, lag: float, pct: float = 99.0) -> dict[str, Any]:
+    return {
+        "client": client,
+        "waiters": 1000,
+        "interval": 1.0,
+        "repeat": repeat,
+        "gc_freeze": False,
+        "cpu_ms_per_poll": cpu,
+        "loop_lag_max_ms": lag,
+        "pct_of_ideal": pct,
+        "gc_collections": {"2": 0},
+        **{key: 1.0 for key in ("polls_per_s", "ideal_polls_per_s", "requests_per_s", "client_cpu_share")},
+        **{key: 1.0 for key in ("loop_lag_p99_ms", "rss_per_waiter_kb")},
+    }
+
+
+def test_the_headline_pair_is_measured_three_times_and_only_once_with_only() -> None:
+    plan = scale_plan()
+    pairs = [(r["client"], r["repeat"]) for r in plan if r["waiters"] == 1000 and r["interval"] == 1.0]
+    pairs = [p for p in pairs if p[0] in ("http-provider", "confirma")]
+    assert sorted(pairs).count(("confirma", 0)) == 2  # the plain row and the gc.freeze() row
+    assert {repeat for client, repeat in pairs if client == "confirma"} == {0, 1, 2}
+    assert {repeat for client, repeat in pairs if client == "http-provider"} == {0, 1, 2}
+    # each repeat of ours runs right after the anchor's, side by side
+    for repeat in (1, 2):
+        at = [(r["client"], r["repeat"]) for r in plan].index(("http-provider", repeat))
+        assert (plan[at + 1]["client"], plan[at + 1]["repeat"]) == ("confirma", repeat)
+    assert [r["repeat"] for r in scale_plan(only="confirma:1000:1")] == [0]
+
+
+def test_repeated_targets_use_the_median_ratio_and_the_worst_lag() -> None:
+    rows = [
+        _row("http-provider", 0, 1.70, 1000.0),
+        _row("confirma", 0, 0.44, 13.0, pct=99.3),  # 0.26x
+        _row("http-provider", 1, 2.00, 1100.0),
+        _row("confirma", 1, 0.46, 250.0, pct=99.7),  # 0.23x, and the worst lag
+        _row("http-provider", 2, 2.00, 900.0),
+        _row("confirma", 2, 0.44, 5.0, pct=99.5),  # 0.22x
+    ]
+    found = {what: (measured, met) for what, measured, _, met in report.targets(rows)}
+    ratio = found["1,000 waiters, 1 s, coalesce=False: CPU per poll vs the anchor's"]
+    assert ratio == ("0.23x (median of 3: 0.26x, 0.23x, 0.22x)", True)
+    assert found["1,000 waiters, 1 s, coalesce=False: max loop lag"] == ("250 ms (worst of 3)", False)
+    assert found["1,000 waiters, 1 s, coalesce=False: polls/s vs ideal"] == ("99.5 % (median of 3)", True)
+    table = report.repeats_table(rows)
+    assert table.count("\n| ") == 5 and "**0.23x**" in table  # 3 measurements, header, median
+    assert "| 2 | 2.000 | 0.460 | 0.23x | 99.7 % | 250 ms | 0 |" in table
+    assert report.scale_table(rows).count("\n| 1,000 |") == 2  # repeats are in their own table
+
+
+def test_a_single_measurement_keeps_its_own_figures() -> None:
+    rows = [_row("http-provider", 0, 1.671, 1000.0), _row("confirma", 0, 0.437, 13.0)]
+    found = {what: (measured, met) for what, measured, _, met in report.targets(rows)}
+    ratio = found["1,000 waiters, 1 s, coalesce=False: CPU per poll vs the anchor's"]
+    assert ratio == ("0.437 / 1.671 ms = 0.26x", False)
+    assert found["1,000 waiters, 1 s, coalesce=False: max loop lag"] == ("13 ms", True)
+    assert report.repeats_table(rows) == ""
