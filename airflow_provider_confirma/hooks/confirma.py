@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
-from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout
+from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_count, check_timeout
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaConfigError,
@@ -541,17 +541,11 @@ def max_concurrent_requests() -> int:
     from airflow.sdk.configuration import conf
 
     raw = conf.get(CONFIG_SECTION, MAX_CONCURRENT_REQUESTS_OPTION, fallback=None)
-    if raw is None or not str(raw).strip():
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
         return DEFAULT_MAX_CONCURRENT_REQUESTS
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfirmaConfigError(
-            f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION} must be a whole number >= 1, got {raw!r}"
-        )
-    return value
+    value = int(text) if text.lstrip("+-").isdigit() else raw  # else the error shows what was given
+    return check_count(value, f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION}", 1)
 
 
 class _LoopSession:

@@ -481,6 +481,6 @@ async def test_a_slot_is_released_when_a_request_fails_or_is_cancelled(async_hoo
 @pytest.mark.parametrize("raw", ["0", "-4", "many", "2.5"])
 async def test_a_bad_max_concurrent_requests_names_the_option(async_hook, monkeypatch, raw):
     monkeypatch.setenv(MAX_CONCURRENT_ENV, raw)
-    with pytest.raises(ConfirmaConfigError, match=r"\[confirma\] max_concurrent_requests must be a whole number >= 1"):
+    with pytest.raises(ConfirmaConfigError, match=r"\[confirma\] max_concurrent_requests must be an integer >= 1, got"):
         await async_hook.aget_payment_sync_status()
     assert asyncio.get_running_loop() not in confirma_module._LOOP_SESSIONS
