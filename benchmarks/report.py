@@ -46,19 +46,23 @@ def _n(value: Any, digits: int = 1, suffix: str = "") -> str:
     return str(value)
 
 
+def _measured(row: dict[str, Any], waiters: int, interval: float, quiet: bool = False) -> bool:
+    """``row`` is a plain measurement (no gc.freeze(), no error) of ``waiters`` at ``interval``."""
+    return (
+        row.get("waiters") == waiters
+        and row.get("interval") == interval
+        and bool(row.get("quiet_anchor")) == quiet
+        and not row.get("gc_freeze")
+        and "error" not in row
+    )
+
+
 def _find(
     rows: list[dict[str, Any]], client: str, waiters: int, interval: float, quiet: bool = False
 ) -> dict[str, Any] | None:
+    """The first measurement of a configuration (repeats are in :func:`_pairs`)."""
     for row in rows:
-        if (
-            row.get("client") == client
-            and row.get("waiters") == waiters
-            and row.get("interval") == interval
-            and bool(row.get("quiet_anchor")) == quiet
-            and not row.get("gc_freeze")
-            and not row.get("repeat")
-            and "error" not in row
-        ):
+        if row.get("client") == client and not row.get("repeat") and _measured(row, waiters, interval, quiet):
             return row
     return None
 
@@ -67,14 +71,7 @@ def _pairs(rows: list[dict[str, Any]], waiters: int, interval: float) -> list[tu
     """(anchor, ours) of every measurement of a configuration, matched by repeat, first one first."""
     by_repeat: dict[int, dict[str, dict[str, Any]]] = {}
     for row in rows:
-        if (
-            row.get("client") in ("http-provider", "confirma")
-            and row.get("waiters") == waiters
-            and row.get("interval") == interval
-            and not row.get("quiet_anchor")
-            and not row.get("gc_freeze")
-            and "error" not in row
-        ):
+        if row.get("client") in ("http-provider", "confirma") and _measured(row, waiters, interval):
             by_repeat.setdefault(int(row.get("repeat") or 0), {})[row["client"]] = row
     return [
         (pair["http-provider"], pair["confirma"])
@@ -190,17 +187,13 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool | None
         pct = statistics.median(float(o["pct_of_ideal"]) for o in runs)
         out.append((f"{where}: polls/s vs ideal", f"{pct:.1f} %{of}", ">= 95 %", pct >= 95))
         ratios = [r for r in (_ratio(a, o) for a, o in pairs) if r is not None]
-        if len(ratios) == 1:
-            one_anchor, one_ours = pairs[0]
-            measured = f"{one_ours['cpu_ms_per_poll']:.3f} / {one_anchor['cpu_ms_per_poll']:.3f} ms = {ratios[0]:.2f}x"
-        elif ratios:
-            measured = (
-                f"{statistics.median(ratios):.2f}x (median of {len(ratios)}: "
-                + ", ".join(f"{r:.2f}x" for r in ratios)
-                + ")"
-            )
         if ratios:
             ratio = statistics.median(ratios)
+            if len(ratios) == 1:
+                one_anchor, one_ours = pairs[0]
+                measured = f"{one_ours['cpu_ms_per_poll']:.3f} / {one_anchor['cpu_ms_per_poll']:.3f} ms = {ratio:.2f}x"
+            else:
+                measured = f"{ratio:.2f}x (median of {len(ratios)}: " + ", ".join(f"{r:.2f}x" for r in ratios) + ")"
             out.append((f"{where}: CPU per poll vs the anchor's", measured, "<= 0.25x", ratio <= 0.25))
         lags = [o.get("loop_lag_max_ms") for o in runs]
         worst = None if None in lags else max(float(lag) for lag in lags if lag is not None)
