@@ -4,15 +4,16 @@ A DAG processor imports a DAG file and constructs its tasks at every parse, so t
 that often. They stay cheap: this module imports only the standard library and the provider's
 exceptions (no Airflow trigger, HTTP transport, model or verdict module), and builds no dataclass
 or Enum of its own. Owns: the identifiers argument (a list, one string, or a submit operator's
-XCom), positive numbers, counts, query parameters, timeouts, the success/pending status code sets,
-the hook's retry policy given as a dict, whether a value is still a template, and the defaults of
-these arguments.
+XCom; before and after rendering), positive numbers, counts, query parameters, timeouts, the
+success/pending status code sets, the hook's retry policy given as a dict, whether a value is
+still a template (:func:`is_template`, the one detector), and the defaults of these arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,15 +35,27 @@ IDENTIFIERS_ARG = "source_identifiers"
 
 
 # -- identifiers ---------------------------------------------------------------------------------
+#: Texts that are how a missing value renders (Python's ``str(None)``, JSON's ``null``), never identifiers.
+MISSING_VALUE_TEXTS = frozenset({"None", "null"})
+
+
 def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
     """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
 
     Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
-    (a list, or a dict with an ``"identifiers"`` key), or the text of such a list as a rendered
-    template produces it (``"['a', 'b']"``). An empty list is an error: omit the argument instead.
+    (a list, or a dict with an ``"identifiers"`` key), the text of such a list as a rendered
+    template produces it (``"['a', 'b']"``), or a list mixing these (``[submit.output, "pay-1"]``
+    once rendered). Empty, blank, ``"None"`` and ``"null"`` are errors naming ``name``: omit the
+    argument to mean every record. Only ``None`` itself means every record; after rendering, see
+    :func:`rendered_identifiers`.
     """
     if value is None:
         return None
+    return tuple(dict.fromkeys(_identifiers(value, name)))
+
+
+def _identifiers(value: Any, name: str) -> list[str]:
+    """The identifiers of ``value`` (not ``None``), in order, duplicates kept; errors name ``name``."""
     if isinstance(value, Mapping):
         if "identifiers" not in value:
             raise ConfirmaConfigError(
@@ -51,7 +64,7 @@ def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str,
         inner = value["identifiers"]
         if inner is None or isinstance(inner, Mapping):
             raise ConfirmaConfigError(f"{name}: 'identifiers' must be a list of identifiers, got {inner!r}")
-        return normalize_identifiers(inner, name)
+        return _identifiers(inner, name)
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("[", "(", "{"):
@@ -62,14 +75,19 @@ def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str,
             except (ValueError, SyntaxError):
                 parsed = None
             if isinstance(parsed, (list, tuple, dict)):
-                return normalize_identifiers(parsed, name)
+                return _identifiers(parsed, name)
         if not text:
             raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
-        return (value,)
+        if text in MISSING_VALUE_TEXTS:
+            raise ConfirmaConfigError(
+                f"{name} is the text {text!r}: a template or XCom that rendered no value? "
+                "Pass identifiers, or omit the argument to wait for every record"
+            )
+        return [value]
     if isinstance(value, bool):
         raise ConfirmaConfigError(f"{name}: expected identifiers, got the boolean {value!r}")
     if isinstance(value, int):
-        return (str(value),)
+        return [str(value)]
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Iterable):
         raise ConfirmaConfigError(
             f"{name}: expected an identifier or a list of identifiers, got {type(value).__name__}"
@@ -77,28 +95,43 @@ def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str,
     items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else list(value)
     out: list[str] = []
     for index, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
-            raise ConfirmaConfigError(
-                f"{name}[{index}]: an identifier must be a string or an integer, got {type(item).__name__}"
-            )
-        text = str(item)
-        if not text.strip():
-            raise ConfirmaConfigError(f"{name}[{index}]: an identifier must not be empty or blank")
-        out.append(text)
+        if item is None or isinstance(item, bool) or not isinstance(item, (str, int, list, tuple, Mapping)):
+            what = "None (a template or XCom that rendered no value?)" if item is None else type(item).__name__
+            raise ConfirmaConfigError(f"{name}[{index}]: an identifier must be a string or an integer, got {what}")
+        out += _identifiers(item, f"{name}[{index}]")  # a rendered XCom inside the list: its identifiers
     if not out:
         raise ConfirmaConfigError(
             f"{name} is empty: pass at least one identifier, or omit it to wait until no record is pending"
         )
-    return tuple(dict.fromkeys(out))
+    return out
+
+
+def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
+    """:func:`normalize_identifiers` of a rendered argument that was a template at parse time when
+    ``templated``: then ``None`` is an error too, since only an argument never given means every record."""
+    if value is None and templated:
+        raise ConfirmaConfigError(
+            f"{name} is None: its template or XCom rendered no value (did the upstream task push no XCom?); "
+            "omit the argument to wait for every record"
+        )
+    return normalize_identifiers(value, name)
+
+
+#: What makes a string a Jinja template (expression, statement, comment).
+TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
 def is_template(value: Any) -> bool:
-    """Whether ``value`` still has to be rendered (a Jinja string or an XCom reference)."""
+    """Whether Airflow's rendering still changes ``value``: Jinja text, an object it resolves (an
+    ``XComArg``), or a list, tuple, set or dict holding one (Airflow renders inside those)."""
     if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    from airflow.sdk import XComArg
-
-    return isinstance(value, XComArg)
+        return any(marker in value for marker in TEMPLATE_MARKERS)
+    if isinstance(value, dict):
+        return any(is_template(item) for item in value.values())
+    if isinstance(value, (list, tuple, set)):
+        return any(is_template(item) for item in value)
+    # As Airflow's templater: anything with a ``resolve`` (XComArg and its kin) but a path.
+    return not isinstance(value, os.PathLike) and callable(getattr(value, "resolve", None))
 
 
 # -- numbers, query, timeout ---------------------------------------------------------------------

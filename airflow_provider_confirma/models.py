@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -179,14 +180,12 @@ def _opt_str(value: Any) -> str | None:
 
 
 def _common_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"record is not an object: {type(raw).__name__}")
-    ident = raw.get("sourceIdentifier")
-    if not isinstance(ident, (str, int)) or isinstance(ident, bool) or str(ident) == "":
-        raise ValueError("record has no sourceIdentifier")
+    ident, problem = _identifier(raw)
+    if problem is not None:
+        raise ValueError(problem)
     status = raw.get("status")
     return {
-        "source_identifier": str(ident),
+        "source_identifier": ident,
         # Unknown shapes (null, strings, floats) are kept as None: classify() calls them failed.
         "status": status if isinstance(status, int) and not isinstance(status, bool) else None,
         "description": _opt_str(raw.get("description")),
@@ -206,16 +205,30 @@ class SyncProgress:
     found: list[str] = field(default_factory=list)
     #: the response's records by identifier (typed when read, see :class:`StatusIndex`)
     index: Mapping[str, SyncRecord] = field(default_factory=dict, repr=False)
+    #: the record that decided an identifier listed more than once (see :func:`decisive_record`)
+    picked: dict[str, Any] | None = field(default=None, repr=False)
+    #: records of the response set aside as unreadable (no usable ``sourceIdentifier``): how many,
+    #: and the first few as ``payments[3]: record has no sourceIdentifier``
+    unreadable: int = 0
+    unreadable_sample: tuple[str, ...] = ()
+
+    def record(self, ident: str) -> SyncRecord:
+        """The (typed) record that decided ``ident``'s state."""
+        item = self.picked.get(ident) if self.picked else None
+        if item is None:
+            return self.index[ident]
+        index = self.index
+        return index.typed(ident, item) if isinstance(index, StatusIndex) else item
 
     @property
     def records(self) -> dict[str, SyncRecord]:
         """Record per tracked identifier that has one, in tracking order (each one typed)."""
-        return {ident: self.index[ident] for ident in self.found}
+        return {ident: self.record(ident) for ident in self.found}
 
     def record_list(self, limit: int | None = None) -> list[SyncRecord]:
         """The first ``limit`` records of :attr:`records`; only those are typed."""
         found = self.found if limit is None else self.found[:limit]
-        return [self.index[ident] for ident in found]
+        return [self.record(ident) for ident in found]
 
     @property
     def total(self) -> int:
@@ -237,7 +250,7 @@ class SyncProgress:
     def describe(self, limit: int = 5) -> str:
         """A one-line progress text such as ``3/5 synced; waiting: a, b; failed: -``."""
         waiting = self.pending + self.missing
-        failed = [f"{i} ({self.index[i].description or 'no description'})" for i in self.failed[: limit + 1]]
+        failed = [f"{i} ({self.record(i).description or 'no description'})" for i in self.failed[: limit + 1]]
         return (
             f"{len(self.synced)}/{self.total} synced; waiting: {bounded(waiting, limit)}; "
             f"failed: {bounded(failed, limit, len(self.failed))}"
@@ -246,7 +259,7 @@ class SyncProgress:
     def failure_details(self, limit: int = 10) -> list[dict[str, Any]]:
         details = []
         for ident in self.failed[:limit]:
-            record = self.index[ident]
+            record = self.record(ident)
             details.append({"sourceIdentifier": ident, "status": record.status, "description": record.description})
         return details
 
@@ -268,13 +281,53 @@ def evaluate_sync(
 ) -> SyncProgress:
     """Judge sync progress: of ``identifiers`` if given, else of every record returned.
 
-    The last record wins when an identifier appears twice. Identifiers with no record are
-    ``missing`` (still waiting). With no identifiers, the wait is over when nothing is pending.
+    An identifier listed more than once is judged by :func:`decisive_record` (not by list order).
+    Identifiers with no record are ``missing`` (still waiting). With no identifiers, the wait is
+    over when nothing is pending.
     """
-    latest: dict[str, SyncRecord] = {}
+    return evaluate_index(index_records(records), status_sets, identifiers)
+
+
+class RecordIndex(dict[str, SyncRecord]):
+    """Typed records by identifier (the first listed); ``duplicates`` keeps every record of an
+    identifier listed more than once, in list order."""
+
+    __slots__ = ("duplicates",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.duplicates: dict[str, tuple[SyncRecord, ...]] = {}
+
+
+def index_records(records: Iterable[SyncRecord]) -> RecordIndex:
+    """Typed records by identifier, keeping every record of a duplicated identifier (see :class:`RecordIndex`)."""
+    index = RecordIndex()
+    duplicates: dict[str, list[SyncRecord]] = {}
     for record in records:
-        latest[record.source_identifier] = record
-    return evaluate_index(latest, status_sets, identifiers)
+        ident = record.source_identifier
+        if ident in index:
+            duplicates.setdefault(ident, [index[ident]]).append(record)
+        else:
+            index[ident] = record
+    index.duplicates = {ident: tuple(group) for ident, group in duplicates.items()}
+    return index
+
+
+def decisive_record(items: Sequence[Any], status_sets: StatusSets) -> Any:
+    """Which of the records of one identifier decides its state, whatever their order.
+
+    Any pending record makes the identifier pending; else any failed one makes it failed; else
+    it is synced. The first listed record in the deciding state is the one shown. ``items`` are
+    typed records or the raw dicts of a :class:`StatusIndex`.
+    """
+    states = [
+        status_sets.classify(item.get("status") if isinstance(item, Mapping) else item.status) for item in items
+    ]
+    for wanted in (SyncState.PENDING, SyncState.FAILED):
+        for item, state in zip(items, states, strict=True):
+            if state is wanted:
+                return item
+    return items[0]
 
 
 def evaluate_index(
@@ -282,24 +335,39 @@ def evaluate_index(
     status_sets: StatusSets,
     identifiers: Sequence[str] | None = None,
 ) -> SyncProgress:
-    """:func:`evaluate_sync` over records already indexed by identifier (one record each).
+    """:func:`evaluate_sync` over records already indexed by identifier.
 
     One pass over the tracked identifiers: a trigger judges one shared index for every waiter.
-    A :class:`StatusIndex` is judged on its raw ``status`` values, without typing a record.
+    A :class:`StatusIndex` is judged on its raw ``status`` values, without typing a record. An
+    identifier listed more than once (``index.duplicates``) is judged by :func:`decisive_record`.
+
+    Unreadable records of a :class:`StatusIndex` (no usable ``sourceIdentifier``) are skipped, and
+    counted in the progress, when ``identifiers`` are given: they cannot be any of them. Judging
+    every record (``identifiers=None``) cannot skip one, so it raises ``ValueError`` naming the first.
     """
+    raw = index.raw if isinstance(index, StatusIndex) else None
     progress = SyncProgress(index=index)
+    if raw is not None and index.unreadable:  # type: ignore[attr-defined]
+        if identifiers is None:
+            raise ValueError(index.unreadable_text())  # type: ignore[attr-defined]
+        progress.unreadable, progress.unreadable_sample = index.unreadable, index.unreadable_sample  # type: ignore[attr-defined]
     tracked: Iterable[str] = dict.fromkeys(identifiers) if identifiers is not None else index
     synced, pending, failed, missing = progress.synced, progress.pending, progress.failed, progress.missing
     found_ids = progress.found
     success_codes, pending_codes = status_sets.success, status_sets.pending
-    raw = index.raw if isinstance(index, StatusIndex) else None
     lookup: Mapping[str, Any] = raw if raw is not None else index
+    duplicates: Mapping[str, Sequence[Any]] | None = getattr(index, "duplicates", None) or None
     for ident in tracked:
         found = lookup.get(ident)
         if found is None:
             missing.append(ident)
             continue
         found_ids.append(ident)
+        if duplicates is not None and ident in duplicates:
+            found = decisive_record(duplicates[ident], status_sets)
+            if progress.picked is None:
+                progress.picked = {}
+            progress.picked[ident] = found
         status = found.get("status") if raw is not None else found.status
         if type(status) is not int:  # None, bool or anything odd: classify() decides (FAILED)
             state = status_sets.classify(status)
@@ -313,6 +381,10 @@ def evaluate_index(
     return progress
 
 
+#: How many unreadable records a :class:`StatusIndex` describes (the rest are counted).
+UNREADABLE_SAMPLE = 5
+
+
 class StatusIndex(Mapping[str, SyncRecord]):
     """The records of one status response by identifier, each typed only when it is read.
 
@@ -321,21 +393,47 @@ class StatusIndex(Mapping[str, SyncRecord]):
     dicts of the JSON give the garbage collector nothing to follow. Summaries and messages type
     the few records they show. ``record_type.from_api`` runs on every read (nothing is cached), so
     a malformed field of a record is reported when a wait shows that record.
+
+    ``raw`` holds the first record of each identifier; ``duplicates`` every record of an identifier
+    listed more than once (judged by :func:`decisive_record`). Records without a usable
+    ``sourceIdentifier`` are not indexed: ``unreadable`` counts them and ``unreadable_sample`` names
+    the first :data:`UNREADABLE_SAMPLE` (position and reason). One poll serves every waiter, so the
+    index is built leniently and each judgement decides whether they matter (:func:`evaluate_index`).
     """
 
-    __slots__ = ("list_key", "raw", "record_type")
+    __slots__ = ("duplicates", "list_key", "raw", "record_type", "unreadable", "unreadable_sample")
 
-    def __init__(self, raw: dict[str, Mapping[str, Any]], record_type: type[SyncRecord], list_key: str) -> None:
+    def __init__(
+        self,
+        raw: dict[str, Mapping[str, Any]],
+        record_type: type[SyncRecord],
+        list_key: str,
+        duplicates: dict[str, tuple[Mapping[str, Any], ...]] | None = None,
+        unreadable: int = 0,
+        unreadable_sample: tuple[str, ...] = (),
+    ) -> None:
         self.raw = raw
         self.record_type = record_type
         self.list_key = list_key
+        self.duplicates = duplicates or {}
+        self.unreadable = unreadable
+        self.unreadable_sample = unreadable_sample
 
-    def __getitem__(self, ident: str) -> SyncRecord:
-        item = self.raw[ident]
+    def typed(self, ident: str, item: Mapping[str, Any]) -> SyncRecord:
+        """``item`` (a raw record of ``ident``) as a typed record; ``ValueError`` names it."""
         try:
             return self.record_type.from_api(item)  # type: ignore[attr-defined]
         except ValueError as err:
             raise ValueError(f"{self.list_key} record {ident!r}: {err}") from None
+
+    def unreadable_text(self) -> str:
+        """``payments[1]: record has no sourceIdentifier (+2 more unreadable records)``."""
+        more = self.unreadable - 1
+        first = self.unreadable_sample[0] if self.unreadable_sample else f"{self.list_key}: unreadable record"
+        return first if more <= 0 else f"{first} (+{more} more unreadable record{'s' if more > 1 else ''})"
+
+    def __getitem__(self, ident: str) -> SyncRecord:
+        return self.typed(ident, self.raw[ident])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.raw)
@@ -350,14 +448,36 @@ class StatusIndex(Mapping[str, SyncRecord]):
         return f"{type(self).__name__}({len(self.raw)} {self.list_key})"
 
 
-def _identifier(item: Any, list_key: str, position: int) -> str:
-    """The ``sourceIdentifier`` of one raw record as a string, else ``ValueError`` naming it."""
+def _identifier(item: Any) -> tuple[str, None] | tuple[None, str]:
+    """``(sourceIdentifier as text, None)`` of one raw record, or ``(None, what is wrong)``.
+
+    The API documents the identifier as a string. An integer (``12345``) is read as its decimal
+    text (``"12345"``), the form a submit sent it in; ``null``, a missing or empty one, a boolean,
+    a float or anything else makes the record unreadable.
+    """
     if not isinstance(item, Mapping):
-        raise ValueError(f"{list_key}[{position}]: record is not an object: {type(item).__name__}")
+        return None, "record is null" if item is None else f"record is not an object: {_json_type(item)}"
     ident = item.get("sourceIdentifier")
-    if not isinstance(ident, (str, int)) or isinstance(ident, bool) or str(ident) == "":
-        raise ValueError(f"{list_key}[{position}]: record has no sourceIdentifier")
-    return str(ident)
+    if ident is None or ident == "":
+        return None, "record has no sourceIdentifier"
+    if type(ident) is str:
+        return ident, None
+    if isinstance(ident, int) and not isinstance(ident, bool):
+        return str(ident), None
+    return None, f"sourceIdentifier is not a string: {_json_type(ident)}"
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type (``number`` also for a ``Decimal``), for messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, Mapping):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return "number" if isinstance(value, (int, float, Decimal)) else type(value).__name__
 
 
 def _status_items(body: Any, list_key: str) -> list[Any]:
@@ -378,22 +498,39 @@ def _status_items(body: Any, list_key: str) -> list[Any]:
 
 
 def index_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> StatusIndex:
-    """A :class:`StatusIndex` of a status response body; the last record of an identifier wins.
+    """A :class:`StatusIndex` of a status response body.
 
-    Every record must be an object with a ``sourceIdentifier`` (``ValueError`` names the first
-    that is not); its other fields are read when the record is shown.
+    Raises ``ValueError`` when the body is not ``{list_key: [...]}``. A record without a usable
+    ``sourceIdentifier`` is set aside (counted, the first few named); an identifier listed more
+    than once keeps all its records. Other fields are read when a record is shown.
     """
     items = _status_items(body, list_key)
-    try:  # the usual body, in one pass: every record an object keyed by a non-empty string
+    try:  # the usual body, in one pass: every record an object keyed by a distinct non-empty string
         raw: dict[str, Mapping[str, Any]] = {item["sourceIdentifier"]: item for item in items}
-        usual = all(type(ident) is str and ident for ident in raw) and all(type(item) is dict for item in items)
+        usual = (
+            len(raw) == len(items)
+            and all(type(ident) is str and ident for ident in raw)
+            and all(type(item) is dict for item in items)
+        )
     except (KeyError, TypeError, IndexError):
         usual = False
-    if not usual:  # numeric identifiers (made text) or a record to name in an error
-        raw = {}
-        for position, item in enumerate(items):
-            raw[_identifier(item, list_key, position)] = item
-    return StatusIndex(raw, record_type, list_key)
+    if usual:
+        return StatusIndex(raw, record_type, list_key)
+    raw = {}
+    duplicates: dict[str, list[Mapping[str, Any]]] = {}
+    unreadable, sample = 0, list[str]()
+    for position, item in enumerate(items):
+        ident, problem = _identifier(item)
+        if ident is None:
+            unreadable += 1
+            if len(sample) < UNREADABLE_SAMPLE:
+                sample.append(f"{list_key}[{position}]: {problem}")
+        elif ident in raw:
+            duplicates.setdefault(ident, [raw[ident]]).append(item)
+        else:
+            raw[ident] = item
+    groups = {ident: tuple(group) for ident, group in duplicates.items()}
+    return StatusIndex(raw, record_type, list_key, groups, unreadable, tuple(sample))
 
 
 def parse_sync_records(body: Any, list_key: str, record_type: type[SyncRecord]) -> list[Any]:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_confirma.arguments import check_status_sets, normalize_identifiers
+from airflow_provider_confirma.arguments import check_status_sets, normalize_identifiers, rendered_identifiers
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI, sync_asset
 from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-    from airflow_provider_confirma.models import StatusSets, SyncRecord
+    from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
     from airflow_provider_confirma.validation import ValidationIssue
 
 #: Asset aliases through which the status operators emit their asset event only when it is earned.
@@ -230,8 +231,15 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
 
 
 class _SyncStatusOperator(ConfirmaBaseOperator):
-    """Read a sync status endpoint; push a summary and the (capped) records."""
+    """Read a sync status endpoint; push a summary and the (capped) records.
 
+    Judged as the sync sensor judges one poll (:class:`~..triggers.sync_wait.SyncWait`): with
+    identifiers, unreadable records of the response are skipped (counted in the summary); without,
+    one makes the response unreadable. An identifier listed twice is one row, in its decided state.
+    """
+
+    #: the status endpoint read (one of the hook's ``STATUS_RECORDS``)
+    status_endpoint: ClassVar[Endpoint]
     #: the URI of the asset an earned event goes to (``assets.py``)
     asset_uri: ClassVar[str]
     alias_name: ClassVar[str]
@@ -261,7 +269,9 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         self.success_statuses, self.pending_statuses = check_status_sets(success_statuses, pending_statuses)
         self.fail_on_sync_failure = fail_on_sync_failure
         self.emit_asset = emit_asset
-        if not has_templates(source_identifiers):
+        #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
+        self._identifiers_templated = has_templates(source_identifiers)
+        if not self._identifiers_templated:
             normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
 
     @cached_property
@@ -271,39 +281,52 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
 
         return StatusSets(self.success_statuses, self.pending_statuses)
 
-    def _fetch(self) -> list[Any]:
-        raise NotImplementedError
+    def _fetch(self) -> StatusIndex:
+        """The status response, indexed as the sensor's poke reads it."""
+        return self.hook.get_status_index(self.status_endpoint, self.query_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_confirma.hooks.confirma import unreadable_status
         from airflow_provider_confirma.triggers.sync_wait import (
             FAILURE_DETAILS_LIMIT,
             OUTCOME_FAILED,
             OUTCOME_SUCCESS,
             SyncWait,
-            index_records,
+            unreadable_summary,
         )
 
+        try:
+            identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
+        except ConfirmaConfigError as err:
+            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
         wait = SyncWait(
-            normalize_identifiers(self.source_identifiers),
+            identifiers,
             self.status_sets,
             fail_on_sync_failure=self.fail_on_sync_failure,
             max_xcom_records=self.max_records,
             noun=self.noun,
         )
-        records: list[Any] = self._fetch()
-        verdict = wait.judge(index_records(records))
-        progress = verdict.progress
+        index = self._fetch()
+        try:
+            verdict = wait.judge(index)
+            progress = verdict.progress
+            shown: dict[str, Any] = progress.records  # typed here: a malformed field names its record
+        except ValueError as err:  # a record the result shows cannot be read
+            raise unreadable_status(self.status_endpoint, err) from None
         self.log.info("%s sync status (%s): %s", self.noun, verdict.outcome, verdict.describe())
+        warning = verdict.unreadable_warning()
+        if warning is not None:
+            self.log.warning(warning)
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())
-        shown: list[Any] = list(progress.records.values()) if wait.identifiers is not None else records
-        rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown]
+        rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown.values()]
         summary: dict[str, Any] = {
             "outcome": verdict.outcome,
             "counts": progress.counts(),
             "failures": progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
             "missing": progress.missing[: self.max_records],
             "missing_omitted": max(0, len(progress.missing) - self.max_records),
+            "unreadable": unreadable_summary(progress),
         }
         result = records_result(rows, self.max_records, summary)
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
@@ -335,12 +358,10 @@ class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
         [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
     """
 
+    status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
     asset_uri = PAYMENT_SYNC_ASSET_URI
     alias_name = PAYMENT_SYNC_ALIAS
     noun = "payment"
-
-    def _fetch(self) -> list[Any]:
-        return list(self.hook.get_payment_sync_status(self.query_params))
 
 
 class ConfirmaGetLedgerSyncStatusOperator(_SyncStatusOperator):
@@ -350,12 +371,10 @@ class ConfirmaGetLedgerSyncStatusOperator(_SyncStatusOperator):
     ``confirma://accounting/ledger`` (alias ``confirma-ledger-sync-status``).
     """
 
+    status_endpoint = Endpoint.LEDGER_SYNC_STATUS
     asset_uri = LEDGER_SYNC_ASSET_URI
     alias_name = LEDGER_SYNC_ALIAS
     noun = "ledger document"
-
-    def _fetch(self) -> list[Any]:
-        return list(self.hook.get_ledger_sync_status(self.query_params))
 
 
 __all__ = [

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, retry_policy_from
+from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, is_template, retry_policy_from
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaArgumentError,
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_RECORDS = 1000
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
 MAX_TRUNCATION_PATHS = 20
-TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
 # -- XCom -----------------------------------------------------------------------------------------
@@ -155,15 +154,8 @@ def object_result(body: Any, max_items: int, summary: Mapping[str, Any] | None =
 
 
 # -- payloads -------------------------------------------------------------------------------------
-def has_templates(value: Any) -> bool:
-    """Whether Airflow will still change ``value`` when it renders templates (Jinja text or XComArg)."""
-    if isinstance(value, str):
-        return any(marker in value for marker in TEMPLATE_MARKERS)
-    if isinstance(value, Mapping):
-        return any(has_templates(v) for v in value.values())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return any(has_templates(v) for v in value)
-    return callable(getattr(value, "resolve", None))
+#: Whether Airflow will still change a value when it renders templates: one detector, :func:`arguments.is_template`.
+has_templates = is_template
 
 
 class ConfirmaPayloadError(ConfirmaArgumentError):

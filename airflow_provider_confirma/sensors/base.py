@@ -41,6 +41,7 @@ from airflow_provider_confirma.arguments import (
     check_status_sets,
     is_template,
     normalize_identifiers,
+    rendered_identifiers,
     retry_policy_from,
 )
 from airflow_provider_confirma.endpoints import Endpoint
@@ -66,8 +67,10 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     :attr:`trigger_class`.
 
     :param source_identifiers: the identifiers to wait for: a list, one string, or the submit
-        operator's XCom (a list, or a dict with an ``identifiers`` key). Templated. When omitted,
-        wait until no record returned by the status endpoint is pending.
+        operator's XCom (a list, or a dict with an ``identifiers`` key), or a list mixing these.
+        Templated. When omitted (or ``None`` in the DAG file), wait until no record returned by the
+        status endpoint is pending. A template or XCom that renders to ``None``, ``"None"`` or an
+        empty value fails the task naming the argument.
     :param confirma_conn_id: the ``confirma`` connection.
     :param query_params: query parameters of the status request (templated; passed through, since
         the docs do not list them).
@@ -75,7 +78,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     :param pending_statuses: status codes meaning still queued (default ``{0}``). Any other value
         is a failure.
     :param fail_on_sync_failure: fail the task at once, without retries, at the first poll that
-        shows a failed record; with ``False`` keep waiting (a tracked failed record may still sync).
+        shows a tracked identifier failed; with ``False`` keep waiting (it may still sync). Without
+        ``source_identifiers`` failed records are reported, never failed on.
     :param max_xcom_records: cap of the records listed in the XCom summary.
     :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
         row before the task fails; also bounds the trigger. In reschedule mode, where every poke is
@@ -151,13 +155,17 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
             self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
             # Validate now what is already known; templates and XComs are checked after rendering.
-            if not is_template(source_identifiers):
+            identifiers_templated = is_template(source_identifiers)
+            if not identifiers_templated:
                 normalize_identifiers(source_identifiers)
             if not is_template(query_params):
                 check_query_params(query_params)
         except (ConfirmaConfigError, TypeError, ValueError) as err:
             raise ConfirmaConfigError(f"{task}: {err}") from None
         self.source_identifiers = source_identifiers
+        #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
+        self._identifiers_templated = identifiers_templated
+        self._unreadable_warned = False
         self.confirma_conn_id = confirma_conn_id
         self.query_params = query_params
         self.fail_on_sync_failure = fail_on_sync_failure
@@ -172,7 +180,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         from airflow_provider_confirma.triggers.sync_wait import SyncWait
 
         try:
-            identifiers = normalize_identifiers(self.source_identifiers)
+            identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
         except ConfirmaConfigError as err:
             raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
         return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
@@ -286,6 +294,10 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         assert self._started_at is not None
         verdict = self.sync_wait.judge(index)
         self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
+        warning = verdict.unreadable_warning()
+        if warning is not None and not self._unreadable_warned:
+            self.log.warning(warning)
+            self._unreadable_warned = True
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())
         if verdict.outcome == OUTCOME_SUCCESS:

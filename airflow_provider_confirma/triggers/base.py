@@ -109,7 +109,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     :param poll_interval: seconds between the end of one poll and the start of the next.
     :param end_time: epoch seconds at which the trigger emits a ``timeout`` event.
     :param started_at: epoch seconds the wait began (for the summary's ``waited_seconds``).
-    :param fail_on_sync_failure: emit ``failed`` at the first failed record; else keep waiting.
+    :param fail_on_sync_failure: emit ``failed`` at the first failed tracked identifier; else keep waiting.
     :param max_xcom_records: cap of the records listed in the event summary.
     :param max_consecutive_errors: transient poll errors in a row before an ``error`` event.
     :param coalesce: share one poll with concurrent triggers of the same connection and query.
@@ -158,6 +158,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self.retry_policy = retry_policy_from(retry_policy)
         #: the progress line logged last, and transient poll errors in a row (run state)
         self._logged, self._errors = "", 0
+        self._warned = False  # unreadable records of the response were named (once per wait)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """JSON-safe primitives only; the key is resolved from the connection at run time."""
@@ -219,7 +220,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
-        self._logged, self._errors = "", 0
+        self._logged, self._errors, self._warned = "", 0, False
         try:
             if not self.coalesce:
                 return await self._wait_privately(wait)
@@ -330,6 +331,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         verdict = wait.judge(index)
         text = verdict.describe()
         if text != self._logged:  # thousands of waiters share a triggerer: log changes only
+            if verdict.progress.unreadable and not self._warned:  # once per wait, naming a few
+                self.shared_log.warning(verdict.unreadable_warning())
+                self._warned = True
             self.shared_log.info("Confirma %s sync: %s", self.noun, text)
             self._logged = text
         if verdict.finished:

@@ -1,19 +1,34 @@
 """One wait for records to sync, judged the same way by a sensor's poke and by its trigger.
 
 Owns: the verdict over one status response (success / failed / waiting, from
-:func:`models.evaluate_sync`), the compact XCom summary, the failure message, and the closed
+:func:`models.evaluate_index`), the compact XCom summary, the failure message, and the closed
 vocabulary of trigger events that ``execute_complete`` accepts. The wait's arguments are checked
 by :mod:`airflow_provider_confirma.arguments` (cheap enough for every DAG parse).
+
+The rules: a wait on identifiers ends when every one is synced, or at the first failed one with
+``fail_on_sync_failure``; records nobody waits for do not matter, so unreadable ones (no usable
+``sourceIdentifier``) are skipped, counted and named in the progress, the summary and one warning.
+A wait for every record (no identifiers) ends when nothing is pending: failed records are reported,
+never waited on nor failed on, and an unreadable record makes the response unreadable
+(``ValueError`` naming it, as the sensor, trigger and status operator report it). An identifier
+listed more than once is judged by :func:`models.decisive_record` (pending, else failed, else synced).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_confirma.arguments import DEFAULT_MAX_XCOM_RECORDS
-from airflow_provider_confirma.models import StatusSets, SyncProgress, SyncRecord, bounded, evaluate_index
+from airflow_provider_confirma.models import (
+    StatusSets,
+    SyncProgress,
+    SyncRecord,
+    bounded,
+    evaluate_index,
+)
+from airflow_provider_confirma.models import index_records as index_records  # typed records as a judge() index
 
 #: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
 EVENT_SUCCESS = "success"
@@ -34,19 +49,15 @@ LOG_NAMES_LIMIT = 5
 
 
 # -- verdict -------------------------------------------------------------------------------------
-def index_records(records: Iterable[SyncRecord]) -> dict[str, SyncRecord]:
-    """Records by identifier; the last one wins, as in :func:`models.evaluate_sync`."""
-    return {record.source_identifier: record for record in records}
-
-
 @dataclass(frozen=True)
 class SyncWait:
     """The rendered, validated arguments of one wait, and how one poll is judged against them.
 
     With ``identifiers``, the wait succeeds when every one of them is synced; identifiers absent
-    from the response are missing (still waiting). Without, it succeeds when no returned record
-    is pending. A failed record fails the wait at once when ``fail_on_sync_failure``; otherwise a
-    tracked failed identifier keeps the wait going (it may still sync).
+    from the response are missing (still waiting). A tracked failed identifier fails the wait at
+    once when ``fail_on_sync_failure``; otherwise it keeps the wait going (it may still sync).
+    Without identifiers, the wait succeeds when no returned record is pending; failed records are
+    reported but neither fail nor hold it (the query's window scopes which records count).
     """
 
     identifiers: tuple[str, ...] | None
@@ -56,15 +67,16 @@ class SyncWait:
     noun: str = "payment"
 
     def judge(self, index: Mapping[str, SyncRecord]) -> SyncVerdict:
-        """The verdict over one status response (``index`` from :func:`index_records`).
+        """The verdict over one status response (a ``StatusIndex``, or :func:`index_records`).
 
         Costs O(len(identifiers)) with identifiers, so thousands of waiters can share a response.
+        Without identifiers, a response with an unreadable record raises ``ValueError`` naming it.
         """
         progress = evaluate_index(index, self.status_sets, self.identifiers)
-        if progress.failed and self.fail_on_sync_failure:
-            outcome = OUTCOME_FAILED
-        elif self.identifiers is None:
+        if self.identifiers is None:
             outcome = OUTCOME_WAITING if progress.pending else OUTCOME_SUCCESS
+        elif progress.failed and self.fail_on_sync_failure:
+            outcome = OUTCOME_FAILED
         else:
             outcome = OUTCOME_SUCCESS if progress.done else OUTCOME_WAITING
         return SyncVerdict(outcome, progress, self)
@@ -87,7 +99,20 @@ class SyncVerdict:
         text = self.progress.describe(limit=LOG_NAMES_LIMIT)
         if self.progress.missing:
             text += f"; not yet listed: {bounded(self.progress.missing, LOG_NAMES_LIMIT)}"
+        if self.progress.unreadable:
+            text += f"; unreadable records skipped: {self.progress.unreadable}"
         return text
+
+    def unreadable_warning(self) -> str | None:
+        """The warning, logged once per wait, about unreadable records this wait skipped (``None``: none)."""
+        progress = self.progress
+        if not progress.unreadable:
+            return None
+        return (
+            f"Confirma {self.wait.noun} sync: skipped {progress.unreadable} unreadable record(s) of the status "
+            f"response, which cannot be any of the tracked identifiers: "
+            f"{bounded(progress.unreadable_sample, LOG_NAMES_LIMIT, progress.unreadable)}"
+        )
 
     def failure_message(self) -> str:
         failed = self.progress.failed
@@ -113,8 +138,14 @@ class SyncVerdict:
             "missing": missing[:cap],
             "missing_omitted": max(0, len(missing) - cap),
             "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
+            "unreadable": unreadable_summary(self.progress),
             "waited_seconds": round(max(0.0, waited_seconds), 3),
         }
+
+
+def unreadable_summary(progress: SyncProgress) -> dict[str, Any]:
+    """``{"count", "sample"}``: the unreadable records a wait skipped (the sample is bounded)."""
+    return {"count": progress.unreadable, "sample": list(progress.unreadable_sample)}
 
 
 # -- trigger events ------------------------------------------------------------------------------
