@@ -120,7 +120,8 @@ def test_numeric_identifier_becomes_text():
         ({"payments": [{"status": 1}]}, "payments[0]: record has no sourceIdentifier"),
         ({"payments": [{"sourceIdentifier": "a", "status": 1}, "oops"]}, "payments[1]: record is not an object"),
         ({"payments": [{"sourceIdentifier": "", "status": 1}]}, "no sourceIdentifier"),
-        ({"payments": [{"sourceIdentifier": True, "status": 1}]}, "no sourceIdentifier"),
+        ({"payments": [{"sourceIdentifier": True, "status": 1}]}, "sourceIdentifier is not a string: boolean"),
+        ({"payments": [None]}, "payments[0]: record is null"),
         ({"payments": [{"sourceIdentifier": "a", "paymentDate": 20260202}]}, "paymentDate is not a date string"),
         ({"payments": [{"sourceIdentifier": "a", "syncDate": "not a date"}]}, "payments[0]"),
         ({"payments": [{"sourceIdentifier": "a", "syncDate": "P1D"}]}, "syncDate is not a date"),
@@ -228,12 +229,15 @@ def test_evaluate_tracked_identifiers_with_missing_ones():
     assert list(progress.records) == ["a", "b", "c"]
 
 
-def test_evaluate_last_record_wins_and_duplicate_identifiers_count_once():
-    records = [payment("a", 0), payment("a", 1), payment("b", 1), payment("b", 7)]
-    progress = evaluate_sync(records, StatusSets(), ["a", "a", "b"])
-    assert progress.synced == ["a"]
-    assert progress.failed == ["b"]
-    assert progress.total == 2
+def test_evaluate_duplicates_by_state_not_order_and_duplicate_identifiers_count_once():
+    records = [payment("a", 0), payment("a", 1), payment("b", 1), payment("b", 7), payment("c", 1), payment("c", 1)]
+    for ordered in (records, records[::-1]):
+        progress = evaluate_sync(ordered, StatusSets(), ["a", "a", "b", "c"])
+        assert progress.pending == ["a"]  # any pending record: pending
+        assert progress.failed == ["b"]  # else any failed one: failed
+        assert progress.synced == ["c"]
+        assert progress.total == 3
+        assert progress.records["b"].status == 7  # the record shown is the one that decided
 
 
 def test_evaluate_without_identifiers_judges_every_record():
@@ -327,27 +331,53 @@ def test_status_index_reads_odd_statuses_as_failed_and_numeric_identifiers_as_te
     assert index["7"].source_identifier == "7" and index["7"].status is None
 
 
-def test_status_index_last_record_of_an_identifier_wins():
-    body = {"payments": [{"sourceIdentifier": "a", "status": 0}, {"sourceIdentifier": "a", "status": 1}]}
-    index = index_sync_records(body, "payments", PaymentSyncRecord)
-    assert evaluate_index(index, StatusSets(), ["a"]).synced == ["a"]
+def test_status_index_keeps_every_record_of_a_duplicated_identifier():
+    records = [{"sourceIdentifier": "a", "status": 0}, {"sourceIdentifier": "a", "status": 1}]
+    for ordered in (records, records[::-1]):
+        index = index_sync_records({"payments": ordered}, "payments", PaymentSyncRecord)
+        assert len(index) == 1 and len(index.duplicates["a"]) == 2
+        for identifiers in (["a"], None):
+            progress = evaluate_index(index, StatusSets(), identifiers)
+            assert progress.pending == ["a"] and progress.records["a"].status == 0
+        assert evaluate_index(index, StatusSets.build(success=[0, 1], pending=[2]), ["a"]).synced == ["a"]
 
 
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ({"payments": [{"status": 1}]}, "payments[0]: record has no sourceIdentifier"),
-        ({"payments": [{"sourceIdentifier": "a"}, "x"]}, "payments[1]: record is not an object: str"),
-        ({"payments": [{"sourceIdentifier": ""}]}, "payments[0]: record has no sourceIdentifier"),
-        ({"payments": [{"sourceIdentifier": True}]}, "payments[0]: record has no sourceIdentifier"),
         ({"payments": "x"}, "'payments' is not a list"),
         ({"ledgers": []}, "expected a JSON object with a 'payments' list"),
     ],
 )
-def test_status_index_refuses_what_it_cannot_index(body: Any, problem: str):
+def test_status_index_refuses_a_body_it_cannot_index(body: Any, problem: str):
     with pytest.raises(ValueError) as err:
         index_sync_records(body, "payments", PaymentSyncRecord)
-    assert str(err.value) == problem or problem in str(err.value)
+    assert problem in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"status": 1}, "payments[1]: record has no sourceIdentifier"),
+        ("x", "payments[1]: record is not an object: string"),
+        (None, "payments[1]: record is null"),
+        ({"sourceIdentifier": ""}, "payments[1]: record has no sourceIdentifier"),
+        ({"sourceIdentifier": None}, "payments[1]: record has no sourceIdentifier"),
+        ({"sourceIdentifier": True}, "payments[1]: sourceIdentifier is not a string: boolean"),
+        ({"sourceIdentifier": 1.5}, "payments[1]: sourceIdentifier is not a string: number"),
+        ({"sourceIdentifier": {"id": "a"}}, "payments[1]: sourceIdentifier is not a string: object"),
+    ],
+)
+def test_status_index_sets_unreadable_records_aside_and_only_wait_for_all_refuses_them(record: Any, problem: str):
+    index = index_sync_records(
+        {"payments": [{"sourceIdentifier": "a", "status": 1}, record]}, "payments", PaymentSyncRecord
+    )
+    assert list(index) == ["a"] and index.unreadable == 1 and index.unreadable_sample == (problem,)
+    progress = evaluate_index(index, StatusSets(), ["a"])
+    assert progress.done and progress.unreadable == 1 and progress.unreadable_sample == (problem,)
+    with pytest.raises(ValueError) as err:
+        evaluate_index(index, StatusSets(), None)
+    assert str(err.value) == problem
 
 
 def test_status_index_types_only_what_is_read_and_names_a_bad_record_then():

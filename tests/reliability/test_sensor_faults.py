@@ -11,9 +11,10 @@ reschedule mode about a second per reschedule):
   fails after 3 polls in a row failed (not at its timeout), with a message naming the last error.
 * **fail fast**: a chain of sensors (``trigger_rule="all_done"``), one per cell that must end the
   wait at once or has a defined outcome: malformed JSON, wrong content type, 401, 204, an unknown
-  status value, a record without ``status`` or ``sourceIdentifier``, extra fields, a body without
-  the ``payments`` list. Each first sees its payment pending, so in deferrable mode the fault
-  reaches the trigger, not only the worker's first check (the 401 fails that first check).
+  status value, a record without ``status``, an unrelated record without ``sourceIdentifier``
+  (skipped, named in a warning), extra fields, a body without the ``payments`` list. Each first
+  sees its payment pending, so in deferrable mode the fault reaches the trigger, not only the
+  worker's first check (the 401 fails that first check).
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ FAIL_FAST: dict[str, tuple[str, str, str]] = {
     "no_content": ("confirma_shape_no_content", "success", "1/1 synced"),
     "unknown_status": ("confirma_shape_unknown_status", "failed", "fs-1 (status 7: Mystery state)"),
     "missing_status": ("confirma_shape_missing_status", "failed", "fs-1 (status None: Mystery state)"),
-    "missing_identifier": ("confirma_shape_missing_identifier", "failed", "record has no sourceIdentifier"),
+    "missing_identifier": (
+        "confirma_shape_missing_identifier",
+        "success",
+        "payments[1]: record has no sourceIdentifier",
+    ),
     "extra_fields": ("confirma_shape_extra_fields", "success", "1/1 synced"),
     "missing_list": ("confirma_shape_missing_list", "failed", "expected a JSON object with a 'payments' list"),
 }
@@ -63,7 +68,7 @@ SHAPE_REPLIES: dict[str, list[Reply]] = {
     "no_content": [Reply(204), Reply(204), records_reply(record("fs-1"))],
     "unknown_status": [PENDING, records_reply(record("fs-1", status=7))],
     "missing_status": [PENDING, records_reply(record("fs-1", status=None))],
-    "missing_identifier": [PENDING, records_reply({"status": 1, "description": "no id"})],
+    "missing_identifier": [PENDING, records_reply(record("fs-1"), {"status": 1, "description": "no id"})],
     "extra_fields": [PENDING, Reply(200, {"payments": [record("fs-1", targetSystem="Netvisor")], "page": 1})],
     "missing_list": [PENDING, Reply(200, {})],
 }

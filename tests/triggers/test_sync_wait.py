@@ -50,9 +50,13 @@ def test_judge_success_only_when_every_identifier_is_synced():
     assert wait.judge(index_records([rec("a", 1), rec("b", 1), rec("other", 0)])).outcome == OUTCOME_SUCCESS
 
 
-def test_last_record_wins_in_the_index():
-    index = index_records([rec("a", 0), rec("a", 1)])
-    assert SyncWait(("a",)).judge(index).outcome == OUTCOME_SUCCESS
+def test_duplicates_are_judged_by_state_not_by_order():
+    for records in ([rec("a", 0), rec("a", 1)], [rec("a", 1), rec("a", 0)]):
+        assert SyncWait(("a",)).judge(index_records(records)).outcome == OUTCOME_WAITING
+    for records in ([rec("a", 2, "Rejected"), rec("a", 1)], [rec("a", 1), rec("a", 2, "Rejected")]):
+        verdict = SyncWait(("a",)).judge(index_records(records))
+        assert verdict.outcome == OUTCOME_FAILED
+        assert verdict.failure_message().endswith("a (status 2: Rejected)")
 
 
 def test_failed_record_fails_at_once_or_keeps_waiting():
@@ -84,15 +88,16 @@ def test_without_identifiers_waits_until_nothing_is_pending():
     assert wait.judge(index_records([rec("a", 1), rec("b", 0)])).outcome == OUTCOME_WAITING
     assert wait.judge(index_records([rec("a", 1), rec("b", 1)])).outcome == OUTCOME_SUCCESS
     assert wait.judge({}).outcome == OUTCOME_SUCCESS  # 204 / no records: nothing pending
-    assert wait.judge(index_records([rec("a", 1), rec("b", 2)])).outcome == OUTCOME_FAILED
-    # Tolerating failures, a failed record does not keep a "nothing pending" wait open.
-    tolerant = SyncWait(None, fail_on_sync_failure=False)
-    assert tolerant.judge(index_records([rec("a", 1), rec("b", 2)])).outcome == OUTCOME_SUCCESS
+    # A failed record neither fails nor holds a "nothing pending" wait, with or without fail_on_sync_failure.
+    for fail in (True, False):
+        verdict = SyncWait(None, fail_on_sync_failure=fail).judge(index_records([rec("a", 1), rec("b", 2, "Old")]))
+        assert verdict.outcome == OUTCOME_SUCCESS
+        assert verdict.summary(0)["failures"] == [{"sourceIdentifier": "b", "status": 2, "description": "Old"}]
 
 
 def test_failure_message_is_bounded():
     index = index_records([rec(f"p{i}", 2, "bad") for i in range(25)])
-    message = SyncWait(None).judge(index).failure_message()
+    message = SyncWait(tuple(f"p{i}" for i in range(25))).judge(index).failure_message()
     assert "for 25 of 25" in message
     assert "p9 (status 2: bad)" in message
     assert "p10 " not in message
