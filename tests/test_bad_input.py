@@ -114,7 +114,7 @@ PARSE_TIME: list[Any] = [
     ),
     pytest.param(
         lambda: S(task_id="t", source_identifiers=[{"id": "a"}]),
-        "source_identifiers[0]: an identifier must be a string or an integer, got dict",
+        "source_identifiers[0]: a dict must carry the identifiers under an 'identifiers' key; got keys ['id']",
         id="s-ids-dict-item",
     ),
     pytest.param(
