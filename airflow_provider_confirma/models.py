@@ -345,12 +345,13 @@ def evaluate_index(
     counted in the progress, when ``identifiers`` are given: they cannot be any of them. Judging
     every record (``identifiers=None``) cannot skip one, so it raises ``ValueError`` naming the first.
     """
-    raw = index.raw if isinstance(index, StatusIndex) else None
+    status_index = index if isinstance(index, StatusIndex) else None
+    raw = status_index.raw if status_index is not None else None
     progress = SyncProgress(index=index)
-    if raw is not None and index.unreadable:  # type: ignore[attr-defined]
+    if status_index is not None and status_index.unreadable:
         if identifiers is None:
-            raise ValueError(index.unreadable_text())  # type: ignore[attr-defined]
-        progress.unreadable, progress.unreadable_sample = index.unreadable, index.unreadable_sample  # type: ignore[attr-defined]
+            raise ValueError(status_index.unreadable_text())
+        progress.unreadable, progress.unreadable_sample = status_index.unreadable, status_index.unreadable_sample
     tracked: Iterable[str] = dict.fromkeys(identifiers) if identifiers is not None else index
     synced, pending, failed, missing = progress.synced, progress.pending, progress.failed, progress.missing
     found_ids = progress.found
