@@ -221,6 +221,6 @@ def test_reset_forgets_everything_and_restores_the_start_config(confirma_sandbox
     confirma_sandbox.set_chaos(error_500=0.5)
     api.call(Endpoint.SUBMIT_PAYMENTS, {"payments": [payment("p1")]})
     confirma_sandbox.reset()
-    assert confirma_sandbox.admin.config() == confirma_sandbox.config.to_dict()
+    assert confirma_sandbox.admin.config() == confirma_sandbox.config.public_dict()
     assert confirma_sandbox.stats()["total_requests"] == 0
     assert api.call(Endpoint.PAYMENT_SYNC_STATUS).status_code == 204
