@@ -271,8 +271,14 @@ class ConfirmaHook(BaseHook):
         json_body: Any = None,
         use_provisioning_token: bool = False,
     ) -> Any:
-        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty)."""
+        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty).
+
+        Each attempt records whether the request was written (:mod:`.sync_transport`), which decides
+        whether a failed POST may be retried; the body is read bounded (:func:`max_response_bytes`).
+        """
         import requests
+
+        from airflow_provider_confirma.hooks.sync_transport import attempt as on_the_wire
 
         settings = self.settings
         method, path = endpoint.method, endpoint.path
@@ -290,7 +296,6 @@ class ConfirmaHook(BaseHook):
         max_bytes = max_response_bytes()
         verify = _requests_verify(settings.verify)
         session = self.session
-        from airflow_provider_confirma.hooks.sync_transport import attempt as on_the_wire
 
         def attempt() -> Any:
             with on_the_wire() as record:
@@ -305,7 +310,7 @@ class ConfirmaHook(BaseHook):
                         verify=verify,
                         proxies=proxies,
                         allow_redirects=False,
-                        stream=True,  # the body is read bounded (max_response_bytes)
+                        stream=True,
                     )
                     try:
                         body = _read_requests_body(resp, method, path, max_bytes)
@@ -685,7 +690,7 @@ def max_response_bytes() -> int:
     """``[confirma] max_response_bytes`` (Airflow config): the most of one JSON response read.
 
     Checked from the response head (``Content-Length``) and while reading, on both paths; default
-    64 MiB (a 100,000-record status list is about 20 MiB). Error statuses and non-JSON answers are
+    64 MiB (a 100,000-record status list is about 16 MB). Error statuses and non-JSON answers are
     read only as far as their message quotes them (a few KB).
     """
     from airflow.sdk.configuration import conf
