@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gzip
 import ipaddress
 import json
 import logging
@@ -641,3 +642,30 @@ async def test_a_bad_max_response_bytes_names_the_option(confirma_conn_env, monk
     with pytest.raises(ConfirmaConfigError, match=pattern):
         await hook.aget_payment_sync_status()
     assert shape_server.requests["cap-bad"] == 0
+
+
+def gzip_bomb(conn: socket.socket, server: RawServer) -> None:
+    """A small gzip body (well under the cap) that decodes to 32 times the cap."""
+    method, path, _, body = read_request(conn)
+    server.record(method, path, len(body))
+    payload = gzip.compress(b'{"payments": [' + b" " * (32 * CAP) + b"]}")
+    head = [
+        "HTTP/1.1 200 OK",
+        "Content-Type: application/json",
+        "Content-Encoding: gzip",
+        f"Content-Length: {len(payload)}",
+        "Connection: close",
+    ]
+    conn.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+    with server.lock:
+        server.sent.append(len(payload))
+
+
+async def test_the_cap_counts_decoded_bytes_on_both_paths(confirma_conn_env, capped):
+    with RawServer(gzip_bomb) as server:
+        hook = make_hook(confirma_conn_env, f"http://127.0.0.1:{server.port}", 1)
+        with pytest.raises(ConfirmaResponseError, match="is larger than \\[confirma\\] max_response_bytes"):
+            hook.get_payment_sync_status()
+        with pytest.raises(ConfirmaResponseError, match="is larger than \\[confirma\\] max_response_bytes"):
+            await hook.aget_payment_sync_status()
+    assert max(server.sent) < CAP  # the Content-Length was under the cap: the decoded size decided
