@@ -41,19 +41,27 @@ class ConfirmaArgumentError(ConfirmaConfigError, AirflowFailException):
 
 
 class ConfirmaTransportError(ConfirmaError):
-    """The request did not get a complete HTTP response (connect failure, timeout, reset).
+    """The request did not get a complete HTTP response.
 
-    ``kind`` is ``"connect"`` when the request provably never reached the server (safe to retry
-    any method), else ``"timeout"`` or ``"reset"`` (the server may have acted on it).
+    ``kind`` says where it failed: ``"connect"`` only when no byte of the request was written (DNS,
+    refused, connect timeout, TLS handshake, proxy tunnel: safe to retry any method, see
+    :attr:`never_sent`); after that the server may have acted on it: ``"timeout"`` (no answer in
+    time), ``"tls"`` (a TLS error after the request was written) or ``"reset"`` (the connection
+    broke before a complete response).
     """
 
     def __init__(self, method: str, path: str, kind: str, detail: str = "") -> None:
-        self.method, self.path, self.kind = method, path, kind
+        self.method, self.path, self.kind, self.detail = method, path, kind, detail
         message = f"Confirma API {method} {path} failed: {kind}"
         super().__init__(f"{message} ({detail})" if detail else message)
 
+    @property
+    def never_sent(self) -> bool:
+        """``True`` when the request provably never left (``kind == "connect"``)."""
+        return self.kind == "connect"
+
     def __reduce__(self):  # keep picklable/copyable with the custom signature
-        return (type(self), (self.method, self.path, self.kind))
+        return (type(self), (self.method, self.path, self.kind, self.detail))
 
 
 class ConfirmaAPIError(ConfirmaError):

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import ssl
 import time
 import weakref
@@ -30,13 +31,17 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
 )
 from airflow_provider_confirma.hooks import deadlines
-from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings
+from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
 from airflow_provider_confirma.hooks.http_policy import (
+    MAX_RESPONSE_BYTES_OPTION,
     RetryPolicy,
     clean_params,
+    content_length,
     encode_json,
     interpret_response,
     is_retryable,
+    response_limit,
+    response_too_large,
 )
 from airflow_provider_confirma.models import (
     LedgerSyncRecord,
@@ -49,6 +54,8 @@ from airflow_provider_confirma.models import (
 if TYPE_CHECKING:
     import aiohttp
     import requests
+
+    from airflow_provider_confirma.hooks.sync_transport import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -72,26 +79,86 @@ def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
     )
 
 
-def _requests_transport_error(method: str, path: str, exc: requests.RequestException) -> ConfirmaTransportError:
-    """Classify a requests failure; ``connect`` only when the request provably was never sent."""
-    import requests
+def _requests_transport_error(
+    method: str, path: str, exc: requests.RequestException, attempt: Attempt | None = None
+) -> ConfirmaTransportError:
+    """Classify a requests failure by where it happened (``attempt``: what the connection did).
 
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConfirmaTransportError(method, path, "connect", "connect timeout")
-    if isinstance(exc, requests.exceptions.Timeout):
+    ``connect`` only when the request provably was never sent: the connection was reached and no
+    byte of the request written. Without that record (a transport mocked above the connection), only
+    errors urllib3 raises while opening a connection count as never sent. After a write, a TLS error
+    is ``tls``, not a handshake failure: a server may have read the whole request first.
+    """
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
+
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    if attempt is not None and attempt.reached:
+        never_sent = not attempt.written
+    else:
+        never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(reason, NewConnectionError)
+    if never_sent:
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            detail = "connect timeout"
+        elif isinstance(exc, requests.exceptions.SSLError):
+            detail = "TLS handshake failed"
+        elif isinstance(exc, requests.exceptions.ProxyError):
+            detail = "the proxy refused or failed the connection"
+        else:
+            detail = "connection refused or unreachable"
+        return ConfirmaTransportError(method, path, "connect", detail)
+    if isinstance(exc, requests.exceptions.Timeout) or isinstance(reason, ReadTimeoutError):
         return ConfirmaTransportError(method, path, "timeout", "read timeout")
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConfirmaTransportError(method, path, "connect", "TLS handshake failed")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        from urllib3.exceptions import MaxRetryError, NewConnectionError
+        return ConfirmaTransportError(method, path, "tls", "TLS error after the request was sent")
+    return ConfirmaTransportError(method, path, "reset", "connection closed before a complete response")
 
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        if isinstance(reason, NewConnectionError):
-            return ConfirmaTransportError(method, path, "connect", "connection refused or unreachable")
-        return ConfirmaTransportError(method, path, "reset", "connection closed before a complete response")
-    return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
+
+def _requests_verify(verify: bool | str) -> bool | str:
+    """What requests verifies against: the connection's CA bundle, else the bundle requests would
+    take from the environment (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``; the session reads no
+    environment itself), else its default store. Given per request, so no setting replaces a bundle."""
+    if verify is not True:
+        return verify
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+#: bytes asked of the transport per read of a response body
+_READ_CHUNK = 64 * 1024
+
+
+def _body_plan(method: str, path: str, status: int, headers: Mapping[str, str], max_bytes: int) -> tuple[int, bool]:
+    """:func:`response_limit` of a response head, failing at once on a ``Content-Length`` too large."""
+    limit, whole = response_limit(status, headers.get("Content-Type"), max_bytes)
+    size = content_length(headers.get("Content-Length"))
+    if whole and size is not None and size > limit:
+        raise response_too_large(method, path, status, limit, size)
+    return limit, whole
+
+
+def _bounded(chunks: list[bytes], limit: int, whole: bool, method: str, path: str, status: int) -> bytes:
+    """The body read: past ``limit`` an error when the whole body was needed, else cut to the excerpt."""
+    body = b"".join(chunks)
+    if len(body) > limit:
+        if whole:
+            raise response_too_large(method, path, status, limit)
+        body = body[:limit]
+    return body
+
+
+def _read_requests_body(resp: requests.Response, method: str, path: str, max_bytes: int) -> bytes:
+    """The body of a streamed requests response, read at most one chunk past its limit."""
+    limit, whole = _body_plan(method, path, resp.status_code, resp.headers, max_bytes)
+    chunks: list[bytes] = []
+    got = 0
+    for chunk in resp.iter_content(min(_READ_CHUNK, limit + 1)):
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > limit:
+            break
+    return _bounded(chunks, limit, whole, method, path, resp.status_code)
 
 
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
@@ -176,11 +243,21 @@ class ConfirmaHook(BaseHook):
     # -- sync ---------------------------------------------------------------------------------
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook; TLS verification always on."""
+        """One keep-alive session per hook; TLS verification always on.
+
+        Its connections record whether a request was written (:mod:`.sync_transport`); it reads
+        nothing from the environment (``trust_env`` off): proxies come from :func:`proxy_for`, per
+        request, as on the async path.
+        """
         import requests  # lazy: DAG files import the operators and sensors, not the transport
 
+        from airflow_provider_confirma.hooks.sync_transport import MarkingAdapter
+
         session = requests.Session()
+        session.trust_env = False
         session.verify = self.settings.verify
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, MarkingAdapter())
         return session
 
     def get_conn(self) -> requests.Session:
@@ -194,8 +271,14 @@ class ConfirmaHook(BaseHook):
         json_body: Any = None,
         use_provisioning_token: bool = False,
     ) -> Any:
-        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty)."""
+        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty).
+
+        Each attempt records whether the request was written (:mod:`.sync_transport`), which decides
+        whether a failed POST may be retried; the body is read bounded (:func:`max_response_bytes`).
+        """
         import requests
+
+        from airflow_provider_confirma.hooks.sync_transport import attempt as on_the_wire
 
         settings = self.settings
         method, path = endpoint.method, endpoint.path
@@ -207,27 +290,40 @@ class ConfirmaHook(BaseHook):
         timeout = self._timeout(settings)
         query = clean_params(params)
         secrets = _secrets(settings)
+        url = settings.url(path)
+        proxy = proxy_for(url)
+        proxies = {"https": proxy, "http": proxy} if proxy else {}
+        max_bytes = max_response_bytes()
+        verify = _requests_verify(settings.verify)
+        session = self.session
 
         def attempt() -> Any:
-            try:
-                resp = self.session.request(
-                    method,
-                    settings.url(path),
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    timeout=(min(timeout, 10.0), timeout),
-                    verify=settings.verify,  # per request, so REQUESTS_CA_BUNDLE cannot replace a CA bundle
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                raise _requests_transport_error(method, path, exc) from None
+            with on_the_wire() as record:
+                try:
+                    resp = session.request(
+                        method,
+                        url,
+                        params=query,
+                        data=data,
+                        headers=headers,
+                        timeout=(min(timeout, 10.0), timeout),
+                        verify=verify,
+                        proxies=proxies,
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                    try:
+                        body = _read_requests_body(resp, method, path, max_bytes)
+                    finally:
+                        resp.close()
+                except requests.RequestException as exc:
+                    raise _requests_transport_error(method, path, exc, record) from None
             return interpret_response(
                 method,
                 path,
                 resp.status_code,
                 resp.headers.get("Content-Type"),
-                resp.content,
+                body,
                 resp.headers.get("Retry-After"),
                 redact=secrets,
             )
@@ -254,8 +350,8 @@ class ConfirmaHook(BaseHook):
         read = self._reads.get(endpoint)
         if read is None:
             read = self._reads[endpoint] = await self._read_of(endpoint)
-        path, url, headers, timeout, ssl_ctx, secrets = read
-        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets)
+        path, url, headers, timeout, ssl_ctx, secrets, proxy, max_bytes = read
+        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets, proxy, max_bytes)
         began = time.monotonic()
         # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a second
         # in a busy triggerer) builds no retry machinery, and an attempt in flight holds as few
@@ -269,15 +365,19 @@ class ConfirmaHook(BaseHook):
 
     async def _read_of(self, endpoint: Endpoint) -> tuple[Any, ...]:
         """What every read of ``endpoint`` sends, from the connection (worked out once per hook):
-        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets."""
+        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets, proxy
+        (:func:`proxy_for`) and the response size cap (:func:`max_response_bytes`)."""
         settings = await self.aget_settings()
+        url = settings.url(endpoint.path)
         return (
             endpoint.path,
-            settings.url(endpoint.path),
+            url,
             self._headers(settings, False),
             self._timeout(settings),
             _ssl_context(settings.verify),
             _secrets(settings),
+            proxy_for(url),
+            max_response_bytes(),
         )
 
     async def _aretry(self, args: tuple[Any, ...], first: Exception, elapsed: float) -> Any:
@@ -460,9 +560,20 @@ async def _aiohttp_attempt(
     timeout: float,
     ssl_ctx: ssl.SSLContext | bool,
     secrets: tuple[str, ...] = (),
+    proxy: str | None = None,
+    max_bytes: int | None = None,
 ) -> Any:
+    """One aiohttp request, classified by where it failed.
+
+    aiohttp raises ``ClientConnectorError`` (DNS, refused, TLS handshake, proxy connection),
+    ``ConnectionTimeoutError`` and ``ClientHttpProxyError`` (the proxy refused the tunnel) only while
+    its connector opens the connection, before ``req.send`` writes a byte: those are ``connect``.
+    Everything later may have reached the server. (Only GETs run here: aiohttp's own resend of an
+    idempotent request after a dropped keep-alive connection does not matter to them.)
+    """
     import aiohttp
 
+    cap = DEFAULT_MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
     # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
     # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
     watched = deadlines.supported()
@@ -477,22 +588,46 @@ async def _aiohttp_attempt(
                 headers=headers,
                 timeout=_no_client_timers() if watched else _client_timeout(timeout),
                 ssl=ssl_ctx,
+                proxy=proxy,
                 allow_redirects=False,
             ) as resp,
         ):
-            body = await resp.read()
             status, content_type, retry_after = (
                 resp.status,
                 resp.headers.get("Content-Type"),
                 resp.headers.get("Retry-After"),
             )
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            body = await _aread_body(resp, method, path, cap)
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError) as exc:
         raise ConfirmaTransportError(method, path, "connect", type(exc).__name__) from None
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
         raise ConfirmaTransportError(method, path, "timeout", "read timeout") from None
-    except aiohttp.ClientError as exc:
-        raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        tls = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
+        kind = "tls" if tls else "reset"
+        raise ConfirmaTransportError(method, path, kind, type(exc).__name__) from None
     return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
+
+
+async def _aread_body(resp: aiohttp.ClientResponse, method: str, path: str, max_bytes: int) -> bytes:
+    """The body of an aiohttp response, read in chunks at most one byte past its limit.
+
+    A body left unread closes the connection (it cannot carry another request)."""
+    limit, whole = _body_plan(method, path, resp.status, resp.headers, max_bytes)
+    chunks: list[bytes] = []
+    want = limit + 1
+    got = 0
+    try:
+        while got < want:
+            chunk = await resp.content.read(min(_READ_CHUNK, want - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return _bounded(chunks, limit, whole, method, path, resp.status)
+    finally:
+        if got >= want or not resp.content.at_eof():
+            resp.close()
 
 
 @functools.lru_cache(maxsize=64)
@@ -546,6 +681,26 @@ def max_concurrent_requests() -> int:
         return DEFAULT_MAX_CONCURRENT_REQUESTS
     value = int(text) if text.lstrip("+-").isdigit() else raw  # else the error shows what was given
     return check_count(value, f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION}", 1)
+
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+def max_response_bytes() -> int:
+    """``[confirma] max_response_bytes`` (Airflow config): the most of one JSON response read.
+
+    Checked from the response head (``Content-Length``) and while reading, on both paths; default
+    64 MiB (a 100,000-record status list is about 16 MB). Error statuses and non-JSON answers are
+    read only as far as their message quotes them (a few KB).
+    """
+    from airflow.sdk.configuration import conf
+
+    raw = conf.get(CONFIG_SECTION, MAX_RESPONSE_BYTES_OPTION, fallback=None)
+    text = str(raw).strip() if raw is not None else ""
+    if not text:
+        return DEFAULT_MAX_RESPONSE_BYTES
+    value = int(text) if text.isascii() and text.isdigit() else raw  # else the error shows what was given
+    return check_count(value, f"[{CONFIG_SECTION}] {MAX_RESPONSE_BYTES_OPTION}", 1024)
 
 
 class _LoopSession:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,33 @@ def is_loopback(hostname: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy of a request to ``url`` (the one rule of the sync and async paths), or ``None``.
+
+    From the environment: ``https_proxy`` for an https URL (``http_proxy`` for http; lower case
+    wins, as in curl and the standard library), unless ``no_proxy`` names the host (a domain
+    matches its subdomains, ``*`` matches all). Never for a loopback host. Only ``http://`` and
+    ``https://`` proxies; errors name the variable, never the proxy's credentials.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # public, not in the stubs
+    if not proxy or bypass(host, proxies):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"
+    scheme = urlsplit(proxy).scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise ConfirmaConfigError(
+            f"environment variable {parts.scheme}_proxy uses scheme {scheme!r}; only http:// and https:// "
+            "proxies are supported"
+        )
+    return proxy
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,15 @@ __all__ = [
     "SAFE_METHODS",
     "RetryPolicy",
     "clean_params",
+    "content_length",
     "describe_error",
     "encode_json",
     "interpret_response",
     "is_retryable",
     "is_transient",
     "parse_retry_after",
+    "response_limit",
+    "response_too_large",
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -143,6 +146,43 @@ def _is_json_content_type(content_type: str | None) -> bool:
         return False
     mime = content_type.split(";", 1)[0].strip().lower()
     return mime == "application/json" or mime.endswith("+json")
+
+
+#: bytes of a response read only for an error message (an error status, a non-JSON success)
+EXCERPT_READ_BYTES = 8192
+#: ``[confirma] max_response_bytes``: the most of a JSON success a request reads (see the hook)
+MAX_RESPONSE_BYTES_OPTION = "max_response_bytes"
+
+
+def response_limit(status: int, content_type: str | None, max_bytes: int) -> tuple[int, bool]:
+    """How much of a response to read, decided from its head before the body is read.
+
+    ``(max_bytes, True)`` for a JSON success (the whole body is needed: more is an error, see
+    :func:`response_too_large`); else ``(EXCERPT_READ_BYTES, False)``: an error status or a non-JSON
+    success is read only as far as its message quotes it.
+    """
+    if 200 <= status < 300 and status != 204 and _is_json_content_type(content_type):
+        return max_bytes, True
+    return min(EXCERPT_READ_BYTES, max_bytes), False
+
+
+def content_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header as a number of bytes (``None`` when absent or unreadable)."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def response_too_large(method: str, path: str, status: int, max_bytes: int, size: int | None = None) -> Exception:
+    """The error of a JSON success larger than ``[confirma] max_response_bytes`` (read no further)."""
+    told = f"of {size} bytes (Content-Length) " if size is not None else ""
+    return ConfirmaResponseError(
+        method,
+        path,
+        status,
+        "",
+        f"response {told}is larger than [confirma] {MAX_RESPONSE_BYTES_OPTION} = {max_bytes} bytes; narrow the "
+        f"query or raise the option (AIRFLOW__CONFIRMA__{MAX_RESPONSE_BYTES_OPTION.upper()})",
+    )
 
 
 def interpret_response(
