@@ -208,9 +208,12 @@ class _SubmitOperator(ConfirmaBaseOperator):
             lambda: self._post(hook, body),
             endpoint=self.submit_endpoint,
             what=f"the submission of {len(to_send)} {self.noun}(s) ({bounded(sent_ids)})",
-            recovery_hint=(
-                f"{self._check_hint(sent_ids)} Clearing this task is safe: its next try waits up to "
-                f"{self.previous_attempt_timeout:g} s for them to be listed and sends none that is."
+            recovery_hint=self._check_hint(sent_ids)
+            + (
+                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
+                "for them to be listed and sends none that is."
+                if attempt.available
+                else " No attempt was recorded (no task state store): clear this task only once they are listed."
             ),
             not_processed=attempt.clear,
         )

@@ -273,8 +273,9 @@ def test_a_rejected_post_clears_the_record(api) -> None:
 def test_without_a_task_state_store_the_operator_warns_and_still_submits_once(api, capfd) -> None:
     api.add(responses.GET, STAGING + PAY_STATUS.full_path, status=204)
     api.add(responses.POST, STAGING + PAY_POST.full_path, body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(ConfirmaSubmissionUncertainError):
+    with pytest.raises(ConfirmaSubmissionUncertainError, match="No attempt was recorded") as info:
         submit_payments([payment("pay-1")]).execute(context(store=None))
+    assert isinstance(info.value, AirflowFailException)  # still no task retry
     warning = "".join(line for line in capfd.readouterr().out.splitlines() if "[warning" in line)
     assert "No task state store in this task's context" in warning
     assert "protection across tries is reduced" in warning
