@@ -175,7 +175,8 @@ def test_ambiguous_post_failure_is_sent_once_and_fails_without_retries(api, cont
     message = str(info.value)
     assert "may or may not have reached Confirma" in message
     assert "Failing without retries" in message
-    assert "Clearing this task is safe" in message
+    assert "Before rerunning, check GET /accounting/payment" in message
+    assert "No attempt was recorded (no task state store)" in message  # this context has none
     assert isinstance(info.value, AirflowFailException)
     assert "pay-1" in message
     assert isinstance(info.value.__cause__, ConfirmaServerError)
