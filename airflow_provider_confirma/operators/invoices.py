@@ -68,7 +68,6 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
             lambda: self.hook.create_invoice(body),
             endpoint=Endpoint.CREATE_INVOICE,
             what=f"invoice {number}",
-            retry_checks_status=False,
             recovery_hint=RECOVERY_HINT,
         )
         self.log.info("Submitted invoice %s", number)
@@ -113,7 +112,6 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
             lambda: self.hook.create_invoice_action({"actions": actions}),
             endpoint=Endpoint.CREATE_INVOICE_ACTION,
             what=f"{len(actions)} action(s) ({', '.join(codes)}) on invoice(s) {', '.join(numbers)}",
-            retry_checks_status=False,
             recovery_hint=RECOVERY_HINT.replace("this invoice", "these cases"),
         )
         self.log.info("Queued %d action(s) %s on invoice(s) %s", len(actions), codes, numbers)
