@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import gzip
-import ipaddress
 import json
 import logging
 import os
@@ -46,6 +44,7 @@ from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.connection import proxy_for
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record
+from tests.tls_helpers import write_self_signed
 
 KEY = "ck_transport_SECRET_5d1e9a"
 API_HOST = "api.confirma.test"  # not resolvable: only the test proxy knows where it is
@@ -92,34 +91,7 @@ class Cert:
 
 @pytest.fixture(scope="module")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "confirma-transport-test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"), x509.DNSName(API_HOST)]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("transport-tls")
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return Cert(cert_path, key_path)
+    return Cert(*write_self_signed(tmp_path_factory.mktemp("transport-tls"), "confirma-transport-test", [API_HOST]))
 
 
 # -- a raw socket server: one handler call per connection ---------------------------------------------
