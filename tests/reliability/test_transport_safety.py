@@ -45,6 +45,7 @@ from airflow_provider_confirma.hooks.connection import proxy_for
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record
 from tests.tls_helpers import write_self_signed
+from tests.triggers.fake_status_api import first_event
 
 KEY = "ck_transport_SECRET_5d1e9a"
 API_HOST = "api.confirma.test"  # not resolvable: only the test proxy knows where it is
@@ -398,15 +399,6 @@ def make_trigger(conn_id: str) -> ConfirmaPaymentSyncTrigger:
     return import_string(classpath)(**deserialize(json.loads(json.dumps(serialize(kwargs)))))
 
 
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 20)
-    finally:
-        await gen.aclose()
-    return event.payload
-
-
 def test_a_remote_api_is_reached_through_the_proxy_sync(confirma_conn_env, monkeypatch, tls_api, proxy, cert):
     monkeypatch.setenv("HTTPS_PROXY", proxy.url)
     base = synced(tls_api, "via-proxy-sync").replace("127.0.0.1", API_HOST)
@@ -424,7 +416,7 @@ async def test_a_remote_api_is_reached_through_the_proxy_async_and_by_the_trigge
     hook = make_hook(confirma_conn_env, base, 1, ca_bundle=str(cert.cert_path))
     assert [r.source_identifier for r in await hook.aget_payment_sync_status()] == ["p-1"]
     assert proxy.seen == [("CONNECT", f"{API_HOST}:{tls_api.port}", False)]
-    event = await first_event(make_trigger("confirma_transport"))
+    event = await first_event(make_trigger("confirma_transport"), within=20)
     assert event["status"] == "success", event
     assert len(proxy.seen) >= 2 and {s[1] for s in proxy.seen} == {f"{API_HOST}:{tls_api.port}"}
     assert tls_api.requests["via-proxy-async"] == len(proxy.seen)  # every request went through it
