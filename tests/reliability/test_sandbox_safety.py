@@ -71,16 +71,21 @@ def test_admin_call_without_the_sandbox_key_is_401(confirma_sandbox, method, pat
     assert_untouched(confirma_sandbox)
 
 
-def test_renewed_and_client_keys_are_not_admin_keys(confirma_sandbox):
-    api = confirma_sandbox.api_url
-    headers = {"X-Api-Key": confirma_sandbox.api_key}
-    renewed = requests.get(api + Endpoint.RENEW.path, headers=headers, timeout=10).json()["Message"]
-    client_key = requests.post(
-        api + Endpoint.CREATE_CLIENT.path,
+def new_client_key(sandbox) -> str:
+    """The API key of a client created with the provisioning token (a valid key, not an admin key)."""
+    return requests.post(
+        sandbox.api_url + Endpoint.CREATE_CLIENT.path,
         json=CLIENT_BODY,
         headers={"X-Api-Key": DEFAULT_PROVISIONING_TOKEN},
         timeout=10,
     ).json()["apiKey"]
+
+
+def test_renewed_and_client_keys_are_not_admin_keys(confirma_sandbox):
+    api = confirma_sandbox.api_url
+    headers = {"X-Api-Key": confirma_sandbox.api_key}
+    renewed = requests.get(api + Endpoint.RENEW.path, headers=headers, timeout=10).json()["Message"]
+    client_key = new_client_key(confirma_sandbox)
     for key in (renewed, client_key):  # valid API keys...
         assert requests.get(api + Endpoint.VALIDATE.path, headers={"X-Api-Key": key}, timeout=10).ok
     for key in (renewed, client_key, DEFAULT_PROVISIONING_TOKEN):  # ...but not admin keys
@@ -110,13 +115,7 @@ def test_admin_client_sends_the_key_and_json(confirma_sandbox):
 
 # -- the admin API never shows the keys -------------------------------------------------------------
 def test_admin_responses_never_show_the_keys(confirma_sandbox):
-    api = confirma_sandbox.api_url
-    client_key = requests.post(
-        api + Endpoint.CREATE_CLIENT.path,
-        json=CLIENT_BODY,
-        headers={"X-Api-Key": DEFAULT_PROVISIONING_TOKEN},
-        timeout=10,
-    ).json()["apiKey"]
+    client_key = new_client_key(confirma_sandbox)
     secrets = (DEFAULT_API_KEY, DEFAULT_PROVISIONING_TOKEN, client_key)
     answers = [
         admin_request(confirma_sandbox, "GET", "/config"),
