@@ -673,14 +673,21 @@ def max_concurrent_requests() -> int:
     promotes and walks; past the bound a request waits for a slot, holding a handful. Polls beyond
     ``max_concurrent_requests / latency`` per second wait their turn (none is dropped).
     """
+    return _config_count(MAX_CONCURRENT_REQUESTS_OPTION, DEFAULT_MAX_CONCURRENT_REQUESTS, 1)
+
+
+def _config_count(option: str, default: int, minimum: int) -> int:
+    """The integer ``[confirma] <option>`` (``default`` when unset); else ``ConfirmaConfigError``
+    naming the option and what was given. Only ASCII digits (with a sign) are read as a number."""
     from airflow.sdk.configuration import conf
 
-    raw = conf.get(CONFIG_SECTION, MAX_CONCURRENT_REQUESTS_OPTION, fallback=None)
+    raw = conf.get(CONFIG_SECTION, option, fallback=None)
     text = str(raw).strip() if raw is not None else ""
     if not text:
-        return DEFAULT_MAX_CONCURRENT_REQUESTS
-    value = int(text) if text.lstrip("+-").isdigit() else raw  # else the error shows what was given
-    return check_count(value, f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION}", 1)
+        return default
+    digits = text.lstrip("+-")
+    value = int(text) if digits.isascii() and digits.isdigit() else raw  # else the error shows what was given
+    return check_count(value, f"[{CONFIG_SECTION}] {option}", minimum)
 
 
 DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
@@ -693,14 +700,7 @@ def max_response_bytes() -> int:
     64 MiB (a 100,000-record status list is about 16 MB). Error statuses and non-JSON answers are
     read only as far as their message quotes them (a few KB).
     """
-    from airflow.sdk.configuration import conf
-
-    raw = conf.get(CONFIG_SECTION, MAX_RESPONSE_BYTES_OPTION, fallback=None)
-    text = str(raw).strip() if raw is not None else ""
-    if not text:
-        return DEFAULT_MAX_RESPONSE_BYTES
-    value = int(text) if text.isascii() and text.isdigit() else raw  # else the error shows what was given
-    return check_count(value, f"[{CONFIG_SECTION}] {MAX_RESPONSE_BYTES_OPTION}", 1024)
+    return _config_count(MAX_RESPONSE_BYTES_OPTION, DEFAULT_MAX_RESPONSE_BYTES, 1024)
 
 
 class _LoopSession:
