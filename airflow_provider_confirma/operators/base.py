@@ -327,27 +327,23 @@ def submit_once(
 
     try:
         return post()
-    except ConfirmaRateLimitError:
-        forget()
-        raise
-    except ConfirmaClientError as exc:
-        forget()
-        raise AirflowFailException(
-            f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
-        ) from exc
-    except ConfirmaAuthError:
-        forget()
-        raise
-    except ConfirmaTransportError as exc:
-        if exc.kind != "connect":
+    except ConfirmaError as exc:
+        if not _not_processed(exc):  # 5xx, unreadable 2xx, anything after the request may have been written
             raise _uncertain(endpoint, exc, what, recovery_hint) from exc
         forget()
+        if isinstance(exc, ConfirmaClientError) and not isinstance(exc, ConfirmaRateLimitError):
+            raise AirflowFailException(
+                f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
+            ) from exc
         raise
-    except ConfirmaConfigError:
-        forget()  # raised before anything was written
-        raise
-    except ConfirmaError as exc:  # 5xx, unreadable 2xx, anything after the request may have been written
-        raise _uncertain(endpoint, exc, what, recovery_hint) from exc
+
+
+def _not_processed(exc: ConfirmaError) -> bool:
+    """Whether a failed POST provably left nothing at Confirma: never sent (a ``connect`` failure, a
+    configuration error raised before sending) or refused (4xx, 429 and 401 included)."""
+    if isinstance(exc, ConfirmaTransportError):
+        return exc.never_sent
+    return isinstance(exc, (ConfirmaConfigError, ConfirmaClientError, ConfirmaAuthError))
 
 
 def _uncertain(endpoint: Endpoint, exc: Exception, what: str, hint: str) -> ConfirmaSubmissionUncertainError:
