@@ -24,7 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_confirma.arguments import check_positive, check_status_sets, normalize_identifiers
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI, sync_asset
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError, ConfirmaError
+from airflow_provider_confirma.exceptions import ConfirmaError
 from airflow_provider_confirma.operators.base import (
     ATTEMPT_KEY,
     AttemptRecord,
@@ -138,10 +138,9 @@ class _SubmitOperator(ConfirmaBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        timeout = previous_attempt_timeout
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout < float("inf"):
-            raise ConfirmaConfigError(f"previous_attempt_timeout must be a number of seconds >= 0, got {timeout!r}")
-        self.previous_attempt_timeout = float(timeout)
+        self.previous_attempt_timeout = check_positive(
+            previous_attempt_timeout, "previous_attempt_timeout", zero_ok=True
+        )
         self.previous_attempt_poll_interval = check_positive(
             previous_attempt_poll_interval, "previous_attempt_poll_interval"
         )
