@@ -107,7 +107,7 @@ class _WaitRetryAfterOrBackoff:
 def is_retryable(method: str, exc: BaseException) -> bool:
     """Retry GETs on transport errors, 429 and 5xx; other methods only when never sent."""
     if isinstance(exc, ConfirmaTransportError):
-        return exc.kind == "connect" or method in SAFE_METHODS
+        return exc.never_sent or method in SAFE_METHODS
     if isinstance(exc, (ConfirmaRateLimitError, ConfirmaServerError)):
         return method in SAFE_METHODS
     return False
