@@ -56,6 +56,11 @@ class ConfirmaConnectionSettings:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets exactly as requests send them (stripped): for the log masker and excerpts."""
+        return tuple(s for s in (self.api_key, self.provisioning_token) if s)
+
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any] | None = None) -> ConfirmaConnectionSettings:
         """Validate an Airflow ``Connection``; errors name the connection id and the field.
@@ -93,14 +98,14 @@ class ConfirmaConnectionSettings:
         ca_bundle = extra_field(extra, "ca_bundle")
         if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
             raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
-        token = extra_field(extra, "partner_provisioning_token")
+        token = str(extra_field(extra, "partner_provisioning_token") or "").strip()
         return cls(
             conn_id=conn_id,
             base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),
             api_key=api_key,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             verify=str(ca_bundle) if ca_bundle else True,
-            provisioning_token=str(token) if token else None,
+            provisioning_token=token or None,
             environment=environment,
         )
 
@@ -118,7 +123,12 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
 
 
 def _base_from_host(host: str, port: Any, fail: Any) -> str:
-    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback)."""
+    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
+
+    User info (``user:password@``) is refused, and the message never quotes the field then.
+    """
+    if "@" in host:
+        raise fail("field 'host' must not contain user info ('user:password@'); the API key goes in 'password'")
     raw = host if "://" in host else None
     if raw is None and ":" in host.strip("[]"):
         with contextlib.suppress(ValueError):  # a bare IPv6 literal such as ``::1`` needs brackets
