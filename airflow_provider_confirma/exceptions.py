@@ -6,6 +6,7 @@ key, headers or request bodies.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from decimal import Decimal
@@ -40,7 +41,7 @@ _JSON_PAIR = re.compile(
     r'(?P<value>\\*"(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+-]*|\[[^\]]*\]?)'
 )
 _TEXT_PAIR = re.compile(
-    r"(?P<head>(?P<key>[A-Za-z0-9_.-]{1,100})\s*[=:]\s*)"
+    r"(?P<head>(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{1,100})\s*[=:]\s*)"
     r"(?P<value>(?:(?:bearer|basic|token)\s+)?[^\s&;,\"'<>]+)",
     re.IGNORECASE,
 )
@@ -65,8 +66,9 @@ def is_secret_key(name: object) -> bool:
     return normalized.endswith(SECRET_KEY_WORDS) or singular.endswith(SECRET_KEY_WORDS)
 
 
-def _char_forms(char: str) -> list[str]:
-    """Regex alternatives for one character of a secret: raw, JSON-escaped, percent-encoded."""
+@functools.lru_cache(maxsize=512)
+def _char_forms(char: str) -> str:
+    """A regex group of the forms of one character of a secret: raw, JSON-escaped, percent-encoded."""
     code = ord(char)
     if code > 0xFFFF:  # JSON writes it as a surrogate pair
         high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
@@ -78,15 +80,13 @@ def _char_forms(char: str) -> list[str]:
         forms.append(re.escape(_JSON_SHORT_ESCAPES[char]))
     if char == " ":
         forms.append(r"\+")  # quote_plus
-    return forms
+    return f"(?:{'|'.join(forms)})"
 
 
 def _secret_forms(secrets: Iterable[str]) -> re.Pattern[str] | None:
     """One pattern matching every known secret raw, JSON-escaped (``\\/``, ``\\u002f``, any mix) or
     URL-encoded (``quote``, ``quote_plus``; hex in either case)."""
-    patterns = [
-        "".join(f"(?:{'|'.join(_char_forms(c))})" for c in s) for s in sorted(set(secrets), key=len, reverse=True) if s
-    ]
+    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
     return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
 
 
