@@ -103,7 +103,8 @@ def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
 
 def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
     """The secrets in a decoded response: strings under secret-looking keys
-    (:func:`~airflow_provider_confirma.exceptions.is_secret_key`) at any depth, or every string."""
+    (:func:`~airflow_provider_confirma.exceptions.is_secret_key`) at any depth and strings under no
+    key at all (the body itself, or in a top-level list), or every string."""
     found: list[str] = []
     stack: list[tuple[Any, Any]] = [(None, body)]
     while stack:
@@ -112,7 +113,7 @@ def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
             stack.extend(value.items())
         elif isinstance(value, list):
             stack.extend((key, item) for item in value)
-        elif isinstance(value, str) and value and (every_string or (key is not None and is_secret_key(key))):
+        elif isinstance(value, str) and value and (every_string or key is None or is_secret_key(key)):
             found.append(value)
     return found
 

@@ -34,6 +34,7 @@ from airflow.sdk._shared.secrets_masker import redact as masker_redact  # what m
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS, SECRET_RETURNING, Endpoint
 from airflow_provider_confirma.exceptions import (
+    BODY_EXCERPT_CHARS,
     WITHHELD_EXCERPT,
     ConfirmaAPIError,
     ConfirmaConfigError,
@@ -201,6 +202,13 @@ def test_a_new_clients_secrets_are_masked_before_they_are_returned(keys, api) ->
     assert not masked(code)  # what is not a secret stays readable in logs
 
 
+def test_a_bare_string_answer_of_create_client_is_masked(keys, api) -> None:
+    new_key = unique("ck_bare")
+    api.add(responses.POST, BASE + Endpoint.CREATE_CLIENT.path, json=new_key, status=201)
+    assert ConfirmaHook(retry_policy=ONE_TRY).create_client({"client": {"name": "Oy"}}) == new_key
+    assert masked(new_key)
+
+
 # -- item 6: every form of the key, host user info, masking what is sent -------------------------------
 KEY = "ck live/Ab+cD=9/x~z_{}"
 
@@ -245,6 +253,21 @@ def test_every_encoding_of_the_key_is_redacted(confirma_conn_env, api, form: str
     text = error_texts(info.value)
     assert echoed not in text and key not in text
     assert "bad key" in info.value.excerpt
+
+
+def test_a_key_cut_by_the_excerpt_window_never_shows_in_part(confirma_conn_env, api) -> None:
+    """Only the head of a large body is redacted and cut; a key across the head's end is dropped."""
+    key = unique("ck_window")
+    confirma_conn_env(
+        "confirma_default", json.dumps({"conn_type": "confirma", "password": key, "extra": {"environment": "staging"}})
+    )
+    window = 16 * BODY_EXCERPT_CHARS + 12 * len(key)
+    for offset in range(1, len(key), 7):  # whitespace collapses: the key's head would move into view
+        body = "error " + " " * (window - 6 - offset) + key + "x" * 100_000
+        api.upsert(responses.GET, BASE + Endpoint.PAYMENTS.path, body=body, status=500)
+        with pytest.raises(ConfirmaAPIError) as info:
+            ConfirmaHook(retry_policy=ONE_TRY).get_payments()
+        assert key[:offset] not in info.value.excerpt and info.value.excerpt.startswith("error")
 
 
 @pytest.mark.parametrize(
