@@ -49,12 +49,12 @@ class JSONTooDeepError(ValueError):
 def _depth_exceeds(raw: bytes, limit: int) -> bool:
     """Whether valid JSON ``raw`` (UTF-8) nests arrays/objects deeper than ``limit``, in C-speed passes.
 
-    Escapes go (``\\\\`` then ``\\"``, only when there is a backslash), then every byte but quotes
+    Escapes go (``\\\\`` then ``\\"``, only when a backslash precedes a quote), then every byte but quotes
     and brackets; what lies between quote pairs was in strings (adjacent quotes enclose nothing and
     go first). Then innermost pairs are removed pass by pass: one pass of both kinds removes one
     or two levels, so only a depth between ``limit / 2`` and ``limit`` needs the exact count.
     """
-    if b"\\" in raw:
+    if b'\\"' in raw:  # an escaped quote (or an escaped backslash before a closing quote)
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = raw.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
     if b'"' in brackets:  # strings with brackets in them

@@ -546,6 +546,17 @@ def test_nesting_up_to_the_limit_still_reads(keys, api) -> None:
     assert data == 1
 
 
+@pytest.mark.parametrize("text", ['[{\\"[\\', "]]]]}}", '\\"' * 70 + "[" * 70, "ä[ö{"])
+def test_depth_counts_structure_not_brackets_inside_strings(text: str) -> None:
+    from airflow_provider_confirma.json_codec import JSONTooDeepError, decode_json
+
+    at_limit = '{"a":[' * 32 + json.dumps(text) + "]}" * 32  # 64 levels, brackets and escapes in a string
+    assert decode_json(at_limit.encode()) == decode_json(at_limit)
+    with pytest.raises(JSONTooDeepError):
+        decode_json(f"[{at_limit}]")
+    assert decode_json(json.dumps([text] * 3, ensure_ascii=False).encode()) == [text] * 3
+
+
 async def test_deep_bodies_are_refused_on_the_async_path_too(keys) -> None:
     with aioresponses() as mock:
         body = "[" * 5000 + "]" * 5000  # aioresponses cannot feed 200 kB
