@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, redact_text
 
 CONN_TYPE = "confirma"
 DEFAULT_TIMEOUT = 30.0
@@ -125,7 +125,8 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
 def _base_from_host(host: str, port: Any, fail: Any) -> str:
     """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
 
-    User info (``user:password@``) is refused, and the message never quotes the field then.
+    User info (``user:password@``) is refused, and the message never quotes the field then; other
+    messages quote it with values under secret-looking keys (``?token=...``) redacted.
     """
     if "@" in host:
         raise fail("field 'host' must not contain user info ('user:password@'); the API key goes in 'password'")
@@ -136,7 +137,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     parts = urlsplit(raw or f"//{host}")
     hostname = parts.hostname
     if not hostname:
-        raise fail(f"field 'host' {host!r} is not a valid host or URL")
+        raise fail(f"field 'host' {redact_text(host)!r} is not a valid host or URL")
     scheme = (parts.scheme or ("http" if is_loopback(hostname) else "https")).lower()
     if scheme not in {"http", "https"}:
         raise fail(f"field 'host' uses scheme {scheme!r}; only https (or http on loopback) is allowed")
@@ -145,7 +146,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     try:
         url_port = parts.port
     except ValueError:
-        raise fail(f"field 'host' {host!r} has an invalid port") from None
+        raise fail(f"field 'host' {redact_text(host)!r} has an invalid port") from None
     if port not in (None, "") and url_port is None:
         try:
             url_port = int(port)

@@ -290,6 +290,14 @@ def test_host_user_info_is_refused_without_echoing_it(confirma_conn_env, host: s
     assert not ok and "hunter2pw" not in message and "user info" in message
 
 
+def test_a_secret_in_a_bad_host_query_is_not_echoed(confirma_conn_env) -> None:
+    host = "https://api.example.com:abc/confirma?api_key=hunter2pw"
+    confirma_conn_env("confirma_default", json.dumps({"conn_type": "confirma", "host": host, "password": "ck_x_12345"}))
+    with pytest.raises(ConfirmaConfigError, match="has an invalid port") as info:
+        ConfirmaHook().settings  # noqa: B018
+    assert "hunter2pw" not in str(info.value) and "api_key=***" in str(info.value)
+
+
 def padded_conn(confirma_conn_env) -> tuple[str, str]:
     key, token = unique("ck_padded"), unique("pp_padded")
     confirma_conn_env(
