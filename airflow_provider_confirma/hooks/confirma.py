@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+from airflow.sdk import log as sdk_log
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 
 from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_count, check_timeout
@@ -29,6 +30,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaError,
     ConfirmaResponseError,
     ConfirmaTransportError,
+    is_secret_key,
 )
 from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
@@ -163,7 +165,24 @@ def _read_requests_body(resp: requests.Response, method: str, path: str, max_byt
 
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
     """The connection's secrets, to blank out of error excerpts should a server echo them."""
-    return tuple(s for s in (settings.api_key, settings.provisioning_token) if s)
+    return settings.secrets
+
+
+def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
+    """The secrets in a decoded response: strings under secret-looking keys
+    (:func:`~airflow_provider_confirma.exceptions.is_secret_key`) at any depth and strings under no
+    key at all (the body itself, or in a top-level list), or every string."""
+    found: list[str] = []
+    stack: list[tuple[Any, Any]] = [(None, body)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend(value.items())
+        elif isinstance(value, list):
+            stack.extend((key, item) for item in value)
+        elif isinstance(value, str) and value and (every_string or key is None or is_secret_key(key)):
+            found.append(value)
+    return found
 
 
 class ConfirmaHook(BaseHook):
@@ -201,21 +220,32 @@ class ConfirmaHook(BaseHook):
     # -- connection ---------------------------------------------------------------------------
     @property
     def settings(self) -> ConfirmaConnectionSettings:
-        """The validated connection (read once per hook, synchronously)."""
+        """The validated connection (read once per hook, synchronously).
+
+        The key and provisioning token are registered with Airflow's log masker as they are sent
+        (stripped; Airflow itself masks the field as stored).
+        """
         if self._settings is None:
-            self._settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
+            settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
+            for secret in settings.secrets:
+                sdk_log.mask_secret(secret)
+            self._settings = settings
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
         """The validated connection, resolved without blocking the event loop.
 
-        The extra is read with ``aextra_dejson``: the sync ``extra_dejson`` masks through a blocking
-        supervisor call, which must not run on a triggerer's event loop.
+        The extra is read with ``aextra_dejson`` and the secrets are masked with ``amask_secret``:
+        the sync ``extra_dejson`` / ``mask_secret`` tell the supervisor through a blocking call,
+        which must not run on a triggerer's event loop.
         """
         if self._settings is None:
             conn = await self.aget_connection(self.confirma_conn_id)
             extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else None
-            self._settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
+            settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
+            for secret in settings.secrets:
+                await sdk_log.amask_secret(secret)
+            self._settings = settings
         return self._settings
 
     def _headers(self, settings: ConfirmaConnectionSettings, use_provisioning_token: bool) -> dict[str, str]:
@@ -401,12 +431,25 @@ class ConfirmaHook(BaseHook):
         return self.request(Endpoint.VALIDATE, params=params)
 
     def renew_token(self, params: Mapping[str, Any] | None = None) -> Any:
-        """GET /renew: the response carries the new token; never log it (it is returned as is)."""
-        return self.request(Endpoint.RENEW, params=params)
+        """GET /renew: the response carries the new token (documented as ``{"Message": token}``).
+
+        Every string in it is registered with Airflow's log masker before it is returned.
+        """
+        body = self.request(Endpoint.RENEW, params=params)
+        for secret in returned_secrets(body, every_string=True):
+            sdk_log.mask_secret(secret)
+        return body
 
     def create_client(self, body: Mapping[str, Any]) -> Any:
-        """POST /client with the partner provisioning token (connection extra)."""
-        return self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
+        """POST /client with the partner provisioning token (connection extra).
+
+        The new client's secrets (strings under secret-looking keys such as ``apiKey`` or
+        ``accessToken``) are registered with Airflow's log masker before the response is returned.
+        """
+        response = self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
+        for secret in returned_secrets(response):
+            sdk_log.mask_secret(secret)
+        return response
 
     def create_invoice(self, body: Mapping[str, Any]) -> Any:
         """POST /invoice (one SalesInvoiceRequest)."""

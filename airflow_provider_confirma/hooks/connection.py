@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, redact_text
 
 CONN_TYPE = "confirma"
 DEFAULT_TIMEOUT = 30.0
@@ -84,6 +84,11 @@ class ConfirmaConnectionSettings:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets exactly as requests send them (stripped): for the log masker and excerpts."""
+        return tuple(s for s in (self.api_key, self.provisioning_token) if s)
+
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any] | None = None) -> ConfirmaConnectionSettings:
         """Validate an Airflow ``Connection``; errors name the connection id and the field.
@@ -121,14 +126,14 @@ class ConfirmaConnectionSettings:
         ca_bundle = extra_field(extra, "ca_bundle")
         if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
             raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
-        token = extra_field(extra, "partner_provisioning_token")
+        token = str(extra_field(extra, "partner_provisioning_token") or "").strip()
         return cls(
             conn_id=conn_id,
             base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),
             api_key=api_key,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             verify=str(ca_bundle) if ca_bundle else True,
-            provisioning_token=str(token) if token else None,
+            provisioning_token=token or None,
             environment=environment,
         )
 
@@ -146,7 +151,13 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
 
 
 def _base_from_host(host: str, port: Any, fail: Any) -> str:
-    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback)."""
+    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
+
+    User info (``user:password@``) is refused, and the message never quotes the field then; other
+    messages quote it with values under secret-looking keys (``?token=...``) redacted.
+    """
+    if "@" in host:
+        raise fail("field 'host' must not contain user info ('user:password@'); the API key goes in 'password'")
     raw = host if "://" in host else None
     if raw is None and ":" in host.strip("[]"):
         with contextlib.suppress(ValueError):  # a bare IPv6 literal such as ``::1`` needs brackets
@@ -154,7 +165,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     parts = urlsplit(raw or f"//{host}")
     hostname = parts.hostname
     if not hostname:
-        raise fail(f"field 'host' {host!r} is not a valid host or URL")
+        raise fail(f"field 'host' {redact_text(host)!r} is not a valid host or URL")
     scheme = (parts.scheme or ("http" if is_loopback(hostname) else "https")).lower()
     if scheme not in {"http", "https"}:
         raise fail(f"field 'host' uses scheme {scheme!r}; only https (or http on loopback) is allowed")
@@ -163,7 +174,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     try:
         url_port = parts.port
     except ValueError:
-        raise fail(f"field 'host' {host!r} has an invalid port") from None
+        raise fail(f"field 'host' {redact_text(host)!r} has an invalid port") from None
     if port not in (None, "") and url_port is None:
         try:
             url_port = int(port)

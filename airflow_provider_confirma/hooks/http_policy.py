@@ -9,6 +9,7 @@ encoding of request bodies (``Decimal`` written exactly, never through float).
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
+    WITHHELD_EXCERPT,
     ConfirmaAPIError,
     ConfirmaAuthError,
     ConfirmaClientError,
@@ -34,7 +37,7 @@ from airflow_provider_confirma.exceptions import (
     PollerStopped,
     body_excerpt,
 )
-from airflow_provider_confirma.json_codec import decode_json, encode_json
+from airflow_provider_confirma.json_codec import JSONTooDeepError, decode_json, encode_json
 
 __all__ = [
     "SAFE_METHODS",
@@ -125,20 +128,27 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` header, else ``None`` (normal backoff); never raises.
+
+    Only what RFC 9110 allows: delta-seconds of ASCII digits (not ``"²"`` or ``"١٢"``, which
+    ``str.isdigit()`` accepts, nor ``"1.5"`` or ``"-1"``), or an HTTP date (a past date is 0).
+    """
+    if not isinstance(value, str):
         return None
-    value = value.strip()
-    if value.isdigit():
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
+    if not value.isascii() or not value[:1].isalpha():  # an HTTP date starts with the day name
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _is_json_content_type(content_type: str | None) -> bool:
@@ -196,7 +206,9 @@ def interpret_response(
 ) -> Any:
     """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error.
 
-    ``redact``: secrets to blank out of the body excerpt in error messages.
+    ``redact``: secrets to blank out of the body excerpt in error messages (:func:`body_excerpt`
+    also blanks values under secret-looking keys). Bodies of endpoints that return secrets
+    (:data:`~airflow_provider_confirma.endpoints.SECRET_RETURNING`) are never quoted.
     """
     redact = tuple(redact)
     if 200 <= status < 300:
@@ -207,16 +219,20 @@ def interpret_response(
                 method,
                 path,
                 status,
-                body_excerpt(body, redact=redact),
+                _excerpt(method, path, body, redact),
                 f"expected JSON, got {content_type or 'no content type'}",
             )
         try:
             return decode_json(body)  # fractional numbers (money) as exact Decimal, never float
+        except JSONTooDeepError as err:
+            raise ConfirmaResponseError(
+                method, path, status, _excerpt(method, path, body, redact), f"{err}; refused"
+            ) from None
         except ValueError:
             raise ConfirmaResponseError(
-                method, path, status, body_excerpt(body, redact=redact), "malformed JSON"
+                method, path, status, _excerpt(method, path, body, redact), "malformed JSON"
             ) from None
-    excerpt = body_excerpt(body, redact=redact)
+    excerpt = _excerpt(method, path, body, redact)
     error: ConfirmaAPIError
     if status == 401:
         error = ConfirmaAuthError(
@@ -232,6 +248,17 @@ def interpret_response(
         error = ConfirmaResponseError(method, path, status, excerpt, "unexpected status")
     error.retry_after = parse_retry_after(retry_after)
     raise error
+
+
+def _excerpt(method: str, path: str, body: bytes, redact: tuple[str, ...]) -> str:
+    """The body excerpt of an error message; none for an endpoint that returns secrets."""
+    try:
+        withheld = Endpoint(f"{method} {path}").returns_secrets
+    except ValueError:  # not a documented endpoint
+        withheld = False
+    if withheld:
+        return WITHHELD_EXCERPT if body else ""
+    return body_excerpt(body, redact=redact)
 
 
 def _param_text(value: Any) -> str:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.validation import ValidationIssue
 
 DEFAULT_MAX_RECORDS = 1000
+#: Deepest nesting :func:`to_xcom_safe` converts; above the JSON decoder's 64, so any response fits.
+MAX_XCOM_DEPTH = 100
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
 MAX_TRUNCATION_PATHS = 20
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
@@ -76,6 +78,7 @@ def to_xcom_safe(
     truncated: dict[str, int] | None = None,
     _path: str = "",
     _money: bool = False,
+    _depth: int = 0,
 ) -> Any:
     """``value`` as JSON-safe primitives for XCom.
 
@@ -83,6 +86,7 @@ def to_xcom_safe(
     so money is always text; ``date``/``datetime`` become ISO text; tuples and sets become lists;
     objects with ``to_xcom()`` (the sync records) are converted through it. Each list is cut to
     ``max_items``; ``truncated`` (if given) receives ``{path: number left out}`` (``$`` is the root).
+    Nesting deeper than :data:`MAX_XCOM_DEPTH` is a ``TypeError`` naming the path.
     """
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -91,13 +95,17 @@ def to_xcom_safe(
     if isinstance(value, int):
         return _number_text(value) if _money else value
     if isinstance(value, Enum):
-        return to_xcom_safe(value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money)
+        return to_xcom_safe(
+            value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money, _depth=_depth
+        )
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, timedelta):
         return _number_text(value.total_seconds())
     if hasattr(value, "to_xcom") and callable(value.to_xcom):
-        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path)
+        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path, _depth=_depth)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and _depth >= MAX_XCOM_DEPTH:
+        raise TypeError(f"{_path or 'value'}: nested deeper than {MAX_XCOM_DEPTH} levels cannot be stored in XCom")
     if isinstance(value, Mapping):
         return {
             str(k): to_xcom_safe(
@@ -106,6 +114,7 @@ def to_xcom_safe(
                 truncated=truncated,
                 _path=f"{_path}.{k}" if _path else str(k),
                 _money=isinstance(k, str) and is_money_key(k),
+                _depth=_depth + 1,
             )
             for k, v in value.items()
         }
@@ -116,7 +125,9 @@ def to_xcom_safe(
                 truncated[_path or "$"] = len(items) - max_items
             items = items[:max_items]
         return [
-            to_xcom_safe(item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money)
+            to_xcom_safe(
+                item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money, _depth=_depth + 1
+            )
             for i, item in enumerate(items)
         ]
     raise TypeError(f"{_path or 'value'}: {type(value).__name__} cannot be stored in XCom")
