@@ -129,7 +129,10 @@ async def test_coalesce_false_polls_per_waiter(fake_api: FakeStatusAPI):
 
 async def test_a_shared_error_round_reaches_every_waiter(fake_api: FakeStatusAPI):
     fake_api.failures.append(401)
-    results = await asyncio.gather(*(first_event(make_trigger([f"p{i}"])) for i in range(50)))
+    waiters = [make_trigger([f"p{i}"]) for i in range(50)]
+    for waiter in waiters:  # resolved beforehand, so that all 50 join the poll before its first round
+        await waiter.hook.aget_settings()
+    results = await asyncio.gather(*(first_event(waiter) for waiter in waiters))
     assert {r["status"] for r in results} == {"error"}
     assert len(fake_api.calls) == 1
 
