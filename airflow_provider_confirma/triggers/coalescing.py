@@ -173,7 +173,7 @@ class SharedPoller:
             await self._poll_loop()
         except asyncio.CancelledError:
             pass
-        except Exception as exc:  # pragma: no cover - the loop itself captures fetch and session errors
+        except Exception as exc:  # a bug: the loop itself captures fetch and session errors
             log.exception("Confirma shared poller %r crashed", self.key)
             # Its subscribers get the cause (not a PollerStopped to rejoin on), and a replacement
             # still waits an interval (see ``previous``): a crash never turns into a hot loop.
@@ -229,6 +229,11 @@ class SharedPoller:
             pending.publish_now()
 
 
+def _crashed(current: PollRound) -> bool:
+    """Whether ``current`` is the last round of a poller that crashed (its error, not a stop)."""
+    return current.published and current.error is not None and not isinstance(current.error, PollerStopped)
+
+
 class Subscription:
     """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
 
@@ -252,18 +257,25 @@ class Subscription:
         return found
 
     async def next_round(self) -> PollRound:
-        """The next round published after this call (records or error); rejoins a stopped poller."""
+        """The next round published after this call (records or error); rejoins a stopped poller.
+
+        A poller that crashed tells each of its subscribers its error once, also one that was not
+        waiting at that moment; the subscriber then follows a replacement (which keeps the interval).
+        """
         if self.closed:
             raise RuntimeError("subscription is closed")
         rejoins = 0
         while True:
-            if self.poller.closed:
-                self.poller = self._join(self.poller)
             current = self.poller._next
+            if self.poller.closed and not _crashed(current):
+                self.poller = self._join(self.poller)
+                current = self.poller._next
             await current.wait(self._slice)
             if isinstance(current.error, PollerStopped) and not self.closed and rejoins < MAX_REJOINS:
                 rejoins += 1
                 continue
+            if current is self.poller._next and self.poller.closed and not self.closed:
+                self.poller = self._join(self.poller)  # that was the poller's last round: follow a live one
             return current
 
     def close(self) -> None:

@@ -422,3 +422,30 @@ async def test_a_poller_whose_session_cannot_be_opened_publishes_the_error_and_k
     assert len(attempts) == 3
     gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert min(gaps) >= 0.1 - 0.01
+
+
+async def test_a_poller_that_crashes_hands_its_error_to_its_waiters_instead_of_restarting(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    class CrashingPoller(coalescing.SharedPoller):
+        async def _sleep(self) -> None:  # a bug in the poll loop itself, after its first poll
+            if self.polls:
+                raise RuntimeError("poll loop bug")
+            await super()._sleep()
+
+    polls = []
+
+    async def fetch(session: Any) -> dict[str, Any]:
+        polls.append(1)
+        return {}
+
+    monkeypatch.setattr(coalescing, "SharedPoller", CrashingPoller)
+    subscription = subscribe(("crashing",), fetch, 0.05)
+    try:
+        assert (await subscription.next_round()).index == {}
+        current = await subscription.next_round()  # asked for after the crash
+    finally:
+        subscription.close()
+    assert isinstance(current.error, RuntimeError) and str(current.error) == "poll loop bug"
+    assert polls == [1]  # no restarted poll in between
+    assert "crashed" in caplog.text
