@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk import log as sdk_log
 from tenacity import AsyncRetrying, RetryCallState, Retrying
+from tenacity.stop import stop_base
 
 from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_count, check_timeout
 from airflow_provider_confirma.endpoints import Endpoint
@@ -163,6 +164,41 @@ def _read_requests_body(resp: requests.Response, method: str, path: str, max_byt
     return _bounded(chunks, limit, whole, method, path, resp.status_code)
 
 
+def _attempt_timeout(method: str, path: str, timeout: float, deadline: float | None) -> float:
+    """One attempt's timeout: ``timeout``, cut to the time left before ``deadline``.
+
+    With no time left the attempt is not made: ``ConfirmaTransportError`` of kind ``connect``
+    (nothing was sent).
+    """
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConfirmaTransportError(method, path, "connect", "not sent: the caller's deadline had passed")
+    return min(timeout, left)
+
+
+def _retry_until(kwargs: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+    """Tenacity arguments (of ``RetryPolicy.tenacity_kwargs``) that also end the retries by ``deadline``.
+
+    A backoff or ``Retry-After`` sleep that would reach it is not slept: the call ends at once with
+    the last error.
+    """
+    if deadline is None:
+        return kwargs
+    return {**kwargs, "stop": kwargs["stop"] | _StopBefore(deadline)}
+
+
+class _StopBefore(stop_base):
+    """Stop when the next attempt would start at or after ``deadline`` (a ``time.monotonic()`` instant)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
+
+
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
     """The connection's secrets, to blank out of error excerpts should a server echo them."""
     return settings.secrets
@@ -300,11 +336,17 @@ class ConfirmaHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         use_provisioning_token: bool = False,
+        deadline: float | None = None,
     ) -> Any:
         """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty).
 
         Each attempt records whether the request was written (:mod:`.sync_transport`), which decides
         whether a failed POST may be retried; the body is read bounded (:func:`max_response_bytes`).
+
+        ``deadline``: a ``time.monotonic()`` instant by which the call ends, retries included: no
+        attempt starts after it, no retry sleep reaches it (the call ends with the last error
+        instead), and each attempt's timeout is cut to the time left (:func:`_attempt_timeout`,
+        :func:`_retry_until`).
         """
         import requests
 
@@ -328,6 +370,7 @@ class ConfirmaHook(BaseHook):
         session = self.session
 
         def attempt() -> Any:
+            limit = _attempt_timeout(method, path, timeout, deadline)
             with on_the_wire() as record:
                 try:
                     resp = session.request(
@@ -336,7 +379,7 @@ class ConfirmaHook(BaseHook):
                         params=query,
                         data=data,
                         headers=headers,
-                        timeout=(min(timeout, 10.0), timeout),
+                        timeout=(min(limit, 10.0), limit),
                         verify=verify,
                         proxies=proxies,
                         allow_redirects=False,
@@ -359,7 +402,8 @@ class ConfirmaHook(BaseHook):
             )
 
         retrying = Retrying(
-            before_sleep=lambda rs: _log_retry(rs, method, path), **self.retry_policy.tenacity_kwargs(method)
+            before_sleep=lambda rs: _log_retry(rs, method, path),
+            **_retry_until(self.retry_policy.tenacity_kwargs(method), deadline),
         )
         return retrying(attempt)
 
@@ -508,13 +552,16 @@ class ConfirmaHook(BaseHook):
         _check_status_endpoint(endpoint)
         return parse_status_body(endpoint, self.request(endpoint, params=params))
 
-    def get_status_index(self, endpoint: Endpoint, params: Mapping[str, Any] | None = None) -> StatusIndex:
+    def get_status_index(
+        self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+    ) -> StatusIndex:
         """A sync status endpoint as a :class:`StatusIndex` (records by identifier, typed on read).
 
         What a sensor's poke judges: cheaper than :meth:`get_sync_status` for large responses.
+        ``deadline``: as :meth:`request` (a poke passes the end of the sensor's timeout).
         """
         _check_status_endpoint(endpoint)
-        return index_status_body(endpoint, self.request(endpoint, params=params))
+        return index_status_body(endpoint, self.request(endpoint, params=params, deadline=deadline))
 
     async def aget_sync_status(
         self,
