@@ -135,10 +135,15 @@ def is_template(value: Any) -> bool:
 
 
 # -- numbers, query, timeout ---------------------------------------------------------------------
-def check_positive(value: Any, name: str) -> float:
-    """A positive, finite number of seconds (or count), else an error naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfirmaConfigError(f"{name} must be a positive number, got {value!r}")
+def check_positive(value: Any, name: str, *, zero_ok: bool = False) -> float:
+    """A positive (with ``zero_ok``: or zero), finite number of seconds (or count), else an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        ok = False
+    else:
+        ok = value >= 0 if zero_ok else value > 0
+    if not ok:
+        wanted = "a number >= 0" if zero_ok else "a positive number"
+        raise ConfirmaConfigError(f"{name} must be {wanted}, got {value!r}")
     return float(value)
 
 

@@ -48,3 +48,13 @@ class Endpoint(str, Enum):
     def full_path(self) -> str:
         """The absolute path on the host, e.g. ``/api/v1/partner/accounting/payment``."""
         return API_PREFIX + self.path
+
+    @property
+    def returns_secrets(self) -> bool:
+        """Whether a response of this endpoint carries a secret (:data:`SECRET_RETURNING`)."""
+        return self in SECRET_RETURNING
+
+
+#: Endpoints whose responses carry secrets: ``GET /renew`` (a fresh token) and ``POST /client`` (the
+#: new client's API key). No error message ever quotes their bodies, error bodies included.
+SECRET_RETURNING: frozenset[Endpoint] = frozenset({Endpoint.RENEW, Endpoint.CREATE_CLIENT})

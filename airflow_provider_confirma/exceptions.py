@@ -6,26 +6,136 @@ key, headers or request bodies.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable
+from decimal import Decimal
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 BODY_EXCERPT_CHARS = 200
+#: What an excerpt says instead of the body of an endpoint that returns secrets.
+WITHHELD_EXCERPT = "(not shown: this endpoint returns secrets)"
+
+#: Key names whose values are secrets, compared lower-case without separators (``api_key``,
+#: ``X-Api-Key`` and ``apiKey`` are all ``...apikey``): a key is secret when it ends with one of these,
+#: in the singular or plural (``accessToken``, ``provisioningToken``, ``clientSecret``, ``credentials``).
+SECRET_KEY_WORDS = (
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "token",
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "credential",
+    "authorization",
+)
+
+# ``"key": "value"`` (also inside a JSON string, with escaped quotes; the value may be cut off),
+# ``"key": 123`` and ``"key": [...]``; ``key=value`` / ``key: value`` (query strings, forms, headers, text).
+_JSON_PAIR = re.compile(
+    r'(?P<head>\\*"(?P<key>[^"\\]{1,100})\\*"\s*:\s*)'
+    r'(?P<value>\\*"(?:[^"\\]|\\.)*"?|-?[0-9][0-9.eE+-]*|\[[^\]]*\]?)'
+)
+_TEXT_PAIR = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z0-9_.-]{1,100})\s*[=:]\s*)"
+    r"(?P<value>(?:(?:bearer|basic|token)\s+)?[^\s&;,\"'<>]+)",
+    re.IGNORECASE,
+)
+_JSON_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+#: the longest text one character of a secret can take in an excerpt (a surrogate pair ``\\ud83d\\ude00``)
+_MAX_FORM_CHARS = 12
+
+
+def is_secret_key(name: object) -> bool:
+    """Whether values under the key ``name`` are secrets (see :data:`SECRET_KEY_WORDS`)."""
+    normalized = re.sub(r"[^a-z0-9]", "", str(name).lower())
+    singular = normalized[:-1] if normalized.endswith("s") else normalized
+    return normalized.endswith(SECRET_KEY_WORDS) or singular.endswith(SECRET_KEY_WORDS)
+
+
+@functools.lru_cache(maxsize=512)
+def _char_forms(char: str) -> str:
+    """A regex group of the forms of one character of a secret: raw, JSON-escaped, percent-encoded."""
+    code = ord(char)
+    if code > 0xFFFF:  # JSON writes it as a surrogate pair
+        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
+        escaped = f"\\\\u{high:04x}\\\\u{low:04x}"
+    else:
+        escaped = f"\\\\u{code:04x}"
+    forms = [escaped, "".join(f"%{byte:02x}" for byte in char.encode("utf-8")), re.escape(char)]
+    if char in _JSON_SHORT_ESCAPES:
+        forms.append(re.escape(_JSON_SHORT_ESCAPES[char]))
+    if char == " ":
+        forms.append(r"\+")  # quote_plus
+    return f"(?:{'|'.join(forms)})"
+
+
+def _secret_forms(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern matching every known secret raw, JSON-escaped (``\\/``, ``\\u002f``, any mix) or
+    URL-encoded (``quote``, ``quote_plus``; hex in either case)."""
+    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
+    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+
+
+def _redact_json_pair(match: re.Match[str]) -> str:
+    if is_secret_key(match["key"]):
+        return match["head"] + "***"
+    value = match["value"]
+    opening = value.find('"') + 1  # a string value may hold JSON itself: look inside it
+    return match["head"] + value[:opening] + _JSON_PAIR.sub(_redact_json_pair, value[opening:]) if opening else match[0]
+
+
+def _redact_text_pair(match: re.Match[str]) -> str:
+    if is_secret_key(match["key"]):
+        return match["head"] + "***"
+    return match["head"] + _TEXT_PAIR.sub(_redact_text_pair, match["value"])  # ``note: token=...``
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with every form of each known secret and every value under a secret-looking key
+    (:func:`is_secret_key`, JSON or ``key=value``) replaced by ``***``."""
+    forms = _secret_forms(secrets)
+    if forms is not None:
+        text = forms.sub("***", text)
+    text = _JSON_PAIR.sub(_redact_json_pair, text)
+    return _TEXT_PAIR.sub(_redact_text_pair, text)
 
 
 def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS, redact: Iterable[str] = ()) -> str:
     """A short, single-line, printable excerpt of a response body for error messages.
 
-    Each string in ``redact`` (the API key, should a server echo it back) is replaced by ``***``.
+    Redacted before it is cut (:func:`redact_text`): each string in ``redact`` (the API key and
+    provisioning token, should a server echo them) in every encoding, and values under
+    secret-looking keys. Only the body's head is read, however large the body.
     """
     if not body:
         return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    for secret in redact:
-        if secret:
-            text = text.replace(secret, "***")
+    secrets = tuple(s for s in redact if s)
+    tail = _MAX_FORM_CHARS * max((len(s) for s in secrets), default=0)
+    window = 16 * limit + tail  # whitespace runs shrink when collapsed: read well past the limit
+    if isinstance(body, bytes):  # at most 4 bytes a character
+        cut, text = len(body) > 4 * window, body[: 4 * window].decode("utf-8", "replace")
+    else:
+        cut, text = False, body
+    cut = cut or len(text) > window
+    text = redact_text(text[:window], secrets)
+    if cut and tail:
+        text = text[:-tail]  # a secret cut by the window's end is left unmatched there: drop it
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "…"
+    return text if len(text) <= limit and not cut else text[:limit] + "…"
 
 
 class ConfirmaError(AirflowException):
@@ -41,19 +151,27 @@ class ConfirmaArgumentError(ConfirmaConfigError, AirflowFailException):
 
 
 class ConfirmaTransportError(ConfirmaError):
-    """The request did not get a complete HTTP response (connect failure, timeout, reset).
+    """The request did not get a complete HTTP response.
 
-    ``kind`` is ``"connect"`` when the request provably never reached the server (safe to retry
-    any method), else ``"timeout"`` or ``"reset"`` (the server may have acted on it).
+    ``kind`` says where it failed: ``"connect"`` only when no byte of the request was written (DNS,
+    refused, connect timeout, TLS handshake, proxy tunnel: safe to retry any method, see
+    :attr:`never_sent`); after that the server may have acted on it: ``"timeout"`` (no answer in
+    time), ``"tls"`` (a TLS error after the request was written) or ``"reset"`` (the connection
+    broke before a complete response).
     """
 
     def __init__(self, method: str, path: str, kind: str, detail: str = "") -> None:
-        self.method, self.path, self.kind = method, path, kind
+        self.method, self.path, self.kind, self.detail = method, path, kind, detail
         message = f"Confirma API {method} {path} failed: {kind}"
         super().__init__(f"{message} ({detail})" if detail else message)
 
+    @property
+    def never_sent(self) -> bool:
+        """``True`` when the request provably never left (``kind == "connect"``)."""
+        return self.kind == "connect"
+
     def __reduce__(self):  # keep picklable/copyable with the custom signature
-        return (type(self), (self.method, self.path, self.kind))
+        return (type(self), (self.method, self.path, self.kind, self.detail))
 
 
 class ConfirmaAPIError(ConfirmaError):
@@ -93,6 +211,27 @@ class ConfirmaServerError(ConfirmaAPIError):
 
 class ConfirmaResponseError(ConfirmaAPIError):
     """A success status with a body we cannot use: malformed JSON, wrong content type or shape."""
+
+    @classmethod
+    def wrong_shape(cls, method: str, path: str, field: str, expected: str, value: object) -> ConfirmaResponseError:
+        """``field`` (a path such as ``metaData.totalCount``; empty for the whole body) is not ``expected``."""
+        where = field or "the body"
+        return cls(method, path, 200, "", f"unexpected response: {where} should be {expected}, got {json_type(value)}")
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type (``object``, ``array``, ``string``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, Decimal)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 class PollerStopped(Exception):

@@ -111,6 +111,16 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "32",
                         "default": "16",
                     },
+                    "max_response_bytes": {
+                        "description": "The most bytes of one JSON response the provider reads (sync and "
+                        "async); a larger answer fails with an error naming this option, checked from its "
+                        "Content-Length and while reading. Error statuses and non-JSON answers are read only "
+                        "as far as the error message quotes them. At least 1024.",
+                        "version_added": "0.1.0",
+                        "type": "integer",
+                        "example": "134217728",
+                        "default": "67108864",
+                    },
                 },
             },
         },

@@ -34,6 +34,49 @@ def encode_json(body: Any) -> bytes:
     return text.encode("utf-8")
 
 
+#: Deepest nesting of arrays and objects a decoded body may have. Confirma's documented bodies nest
+#: about 5 levels; deeper input is refused before anything walks it recursively.
+MAX_JSON_DEPTH = 64
+
+
+class JSONTooDeepError(ValueError):
+    """JSON nested deeper than :data:`MAX_JSON_DEPTH` levels."""
+
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether valid JSON ``raw`` (UTF-8) nests arrays/objects deeper than ``limit``, in C-speed passes.
+
+    Escapes go (``\\\\`` then ``\\"``, only when a backslash precedes a quote), then every byte but quotes
+    and brackets; what lies between quote pairs was in strings (adjacent quotes enclose nothing and
+    go first). Then innermost pairs are removed pass by pass: one pass of both kinds removes one
+    or two levels, so only a depth between ``limit / 2`` and ``limit`` needs the exact count.
+    """
+    if b'\\"' in raw:  # an escaped quote (or an escaped backslash before a closing quote)
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = raw.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in brackets:  # strings with brackets in them
+        brackets = b"".join(brackets.split(b'"')[::2])
+    rest = brackets
+    for passes in range(1, limit + 1):
+        rest = rest.replace(b"[]", b"").replace(b"{}", b"")
+        if not rest:
+            if 2 * passes <= limit:
+                return False
+            break
+    else:
+        return True
+    for _ in range(limit):  # exact: one level a pass
+        brackets = _INNERMOST.sub(b"", brackets)
+    return bool(brackets)
+
+
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -46,11 +89,24 @@ def decode_json(data: bytes | str) -> Any:
     """Parse JSON keeping fractional numbers exact (``Decimal``); ``NaN``/``Infinity`` are errors.
 
     Accepts what ``json.loads`` accepts (bytes in UTF-8, -16 or -32). Raises ``ValueError``
-    (``json.JSONDecodeError`` is one) on malformed input.
+    (``json.JSONDecodeError`` is one) on malformed input, :class:`JSONTooDeepError` (one too) on
+    nesting deeper than :data:`MAX_JSON_DEPTH`.
     """
     if isinstance(data, str):
         if data.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+        text = data
     else:
-        data = data.decode(json.detect_encoding(data), "surrogatepass")
-    return _DECODER.decode(data)
+        encoding = json.detect_encoding(data)
+        text = data.decode(encoding, "surrogatepass")
+        if encoding != "utf-8":
+            data = text
+    try:
+        value = _DECODER.decode(text)
+    except RecursionError:  # thousands of levels: the C scanner gave up
+        raise JSONTooDeepError() from None
+    if isinstance(value, (dict, list)):
+        raw = data if isinstance(data, bytes) else text.encode("utf-8", "surrogatepass")
+        if _depth_exceeds(raw, MAX_JSON_DEPTH):
+            raise JSONTooDeepError()
+    return value

@@ -57,7 +57,7 @@ def _status_requests(target: Target) -> int:
     from airflow_provider_confirma.endpoints import Endpoint
     from airflow_provider_confirma.sandbox import SandboxAdmin
 
-    stats = SandboxAdmin(target.url).stats()
+    stats = SandboxAdmin(target.url, target.api_key).stats()
     return int(stats["requests"].get(f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}", 0))
 
 
@@ -173,7 +173,7 @@ def prepare(target: Target) -> None:
     from airflow_provider_confirma.sandbox import SandboxAdmin
     from benchmarks.common import submit_payments
 
-    admin = SandboxAdmin(target.url)
+    admin = SandboxAdmin(target.url, target.api_key)
     previous = admin.config()
     admin.configure(sync_delay=0, failure_pattern=FAILURE_PATTERN)
     payment = {

@@ -285,7 +285,7 @@ async def _mark(cfg: ScaleConfig, target: Target) -> _Mark:
         0,
         {},
     )
-    stats = await asyncio.to_thread(SandboxAdmin(target.url).stats)
+    stats = await asyncio.to_thread(SandboxAdmin(target.url, target.api_key).stats)
     key = _server_key(cfg.client)
     mark.requests = int(stats["requests"].get(key, 0))
     mark.responses = {k: int(v) for k, v in stats["responses"].get(key, {}).items()}

@@ -81,7 +81,16 @@ def test_config_section_declares_the_request_bound_with_the_hooks_default():
     option = options[hook_module.MAX_CONCURRENT_REQUESTS_OPTION]
     assert option["type"] == "integer"
     assert int(option["default"]) == hook_module.DEFAULT_MAX_CONCURRENT_REQUESTS
-    assert set(options) == {hook_module.MAX_CONCURRENT_REQUESTS_OPTION}
+    assert set(options) == {hook_module.MAX_CONCURRENT_REQUESTS_OPTION, hook_module.MAX_RESPONSE_BYTES_OPTION}
+
+
+def test_config_section_declares_the_response_cap_with_the_hooks_default():
+    """``[confirma] max_response_bytes``: declared for ``airflow config``, default as the hook's."""
+    from airflow_provider_confirma.hooks import confirma as hook_module
+
+    option = get_provider_info()["config"][hook_module.CONFIG_SECTION]["options"][hook_module.MAX_RESPONSE_BYTES_OPTION]
+    assert option["type"] == "integer"
+    assert int(option["default"]) == hook_module.DEFAULT_MAX_RESPONSE_BYTES
 
 
 def test_conn_fields_are_complete_and_well_formed():

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import ssl
 import time
 import weakref
@@ -19,7 +20,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
+from airflow.sdk import log as sdk_log
 from tenacity import AsyncRetrying, RetryCallState, Retrying
+from tenacity.stop import stop_base
 
 from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_count, check_timeout
 from airflow_provider_confirma.endpoints import Endpoint
@@ -28,15 +31,20 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaError,
     ConfirmaResponseError,
     ConfirmaTransportError,
+    is_secret_key,
 )
 from airflow_provider_confirma.hooks import deadlines
-from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings
+from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
 from airflow_provider_confirma.hooks.http_policy import (
+    MAX_RESPONSE_BYTES_OPTION,
     RetryPolicy,
     clean_params,
+    content_length,
     encode_json,
     interpret_response,
     is_retryable,
+    response_limit,
+    response_too_large,
 )
 from airflow_provider_confirma.models import (
     LedgerSyncRecord,
@@ -49,6 +57,8 @@ from airflow_provider_confirma.models import (
 if TYPE_CHECKING:
     import aiohttp
     import requests
+
+    from airflow_provider_confirma.hooks.sync_transport import Attempt
 
 log = logging.getLogger(__name__)
 
@@ -72,31 +82,143 @@ def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
     )
 
 
-def _requests_transport_error(method: str, path: str, exc: requests.RequestException) -> ConfirmaTransportError:
-    """Classify a requests failure; ``connect`` only when the request provably was never sent."""
-    import requests
+def _requests_transport_error(
+    method: str, path: str, exc: requests.RequestException, attempt: Attempt | None = None
+) -> ConfirmaTransportError:
+    """Classify a requests failure by where it happened (``attempt``: what the connection did).
 
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConfirmaTransportError(method, path, "connect", "connect timeout")
-    if isinstance(exc, requests.exceptions.Timeout):
+    ``connect`` only when the request provably was never sent: the connection was reached and no
+    byte of the request written. Without that record (a transport mocked above the connection), only
+    errors urllib3 raises while opening a connection count as never sent. After a write, a TLS error
+    is ``tls``, not a handshake failure: a server may have read the whole request first.
+    """
+    import requests
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
+
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    if attempt is not None and attempt.reached:
+        never_sent = not attempt.written
+    else:
+        never_sent = isinstance(exc, requests.exceptions.ConnectTimeout) or isinstance(reason, NewConnectionError)
+    if never_sent:
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            detail = "connect timeout"
+        elif isinstance(exc, requests.exceptions.SSLError):
+            detail = "TLS handshake failed"
+        elif isinstance(exc, requests.exceptions.ProxyError):
+            detail = "the proxy refused or failed the connection"
+        else:
+            detail = "connection refused or unreachable"
+        return ConfirmaTransportError(method, path, "connect", detail)
+    if isinstance(exc, requests.exceptions.Timeout) or isinstance(reason, ReadTimeoutError):
         return ConfirmaTransportError(method, path, "timeout", "read timeout")
     if isinstance(exc, requests.exceptions.SSLError):
-        return ConfirmaTransportError(method, path, "connect", "TLS handshake failed")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        from urllib3.exceptions import MaxRetryError, NewConnectionError
+        return ConfirmaTransportError(method, path, "tls", "TLS error after the request was sent")
+    return ConfirmaTransportError(method, path, "reset", "connection closed before a complete response")
 
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        if isinstance(reason, NewConnectionError):
-            return ConfirmaTransportError(method, path, "connect", "connection refused or unreachable")
-        return ConfirmaTransportError(method, path, "reset", "connection closed before a complete response")
-    return ConfirmaTransportError(method, path, "reset", type(exc).__name__)
+
+def _requests_verify(verify: bool | str) -> bool | str:
+    """What requests verifies against: the connection's CA bundle, else the bundle requests would
+    take from the environment (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``; the session reads no
+    environment itself), else its default store. Given per request, so no setting replaces a bundle."""
+    if verify is not True:
+        return verify
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+#: bytes asked of the transport per read of a response body
+_READ_CHUNK = 64 * 1024
+
+
+def _body_plan(method: str, path: str, status: int, headers: Mapping[str, str], max_bytes: int) -> tuple[int, bool]:
+    """:func:`response_limit` of a response head, failing at once on a ``Content-Length`` too large."""
+    limit, whole = response_limit(status, headers.get("Content-Type"), max_bytes)
+    size = content_length(headers.get("Content-Length"))
+    if whole and size is not None and size > limit:
+        raise response_too_large(method, path, status, limit, size)
+    return limit, whole
+
+
+def _bounded(chunks: list[bytes], limit: int, whole: bool, method: str, path: str, status: int) -> bytes:
+    """The body read: past ``limit`` an error when the whole body was needed, else cut to the excerpt."""
+    body = b"".join(chunks)
+    if len(body) > limit:
+        if whole:
+            raise response_too_large(method, path, status, limit)
+        body = body[:limit]
+    return body
+
+
+def _read_requests_body(resp: requests.Response, method: str, path: str, max_bytes: int) -> bytes:
+    """The body of a streamed requests response, read at most one chunk past its limit."""
+    limit, whole = _body_plan(method, path, resp.status_code, resp.headers, max_bytes)
+    chunks: list[bytes] = []
+    got = 0
+    for chunk in resp.iter_content(min(_READ_CHUNK, limit + 1)):
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > limit:
+            break
+    return _bounded(chunks, limit, whole, method, path, resp.status_code)
+
+
+def _attempt_timeout(method: str, path: str, timeout: float, deadline: float | None) -> float:
+    """One attempt's timeout: ``timeout``, cut to the time left before ``deadline``.
+
+    With no time left the attempt is not made: ``ConfirmaTransportError`` of kind ``connect``
+    (nothing was sent).
+    """
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise ConfirmaTransportError(method, path, "connect", "not sent: the caller's deadline had passed")
+    return min(timeout, left)
+
+
+def _retry_until(kwargs: dict[str, Any], deadline: float | None) -> dict[str, Any]:
+    """Tenacity arguments (of ``RetryPolicy.tenacity_kwargs``) that also end the retries by ``deadline``.
+
+    A backoff or ``Retry-After`` sleep that would reach it is not slept: the call ends at once with
+    the last error.
+    """
+    if deadline is None:
+        return kwargs
+    return {**kwargs, "stop": kwargs["stop"] | _StopBefore(deadline)}
+
+
+class _StopBefore(stop_base):
+    """Stop when the next attempt would start at or after ``deadline`` (a ``time.monotonic()`` instant)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
 
 
 def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
     """The connection's secrets, to blank out of error excerpts should a server echo them."""
-    return tuple(s for s in (settings.api_key, settings.provisioning_token) if s)
+    return settings.secrets
+
+
+def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
+    """The secrets in a decoded response: strings under secret-looking keys
+    (:func:`~airflow_provider_confirma.exceptions.is_secret_key`) at any depth and strings under no
+    key at all (the body itself, or in a top-level list), or every string."""
+    found: list[str] = []
+    stack: list[tuple[Any, Any]] = [(None, body)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, Mapping):
+            stack.extend(value.items())
+        elif isinstance(value, list):
+            stack.extend((key, item) for item in value)
+        elif isinstance(value, str) and value and (every_string or key is None or is_secret_key(key)):
+            found.append(value)
+    return found
 
 
 class ConfirmaHook(BaseHook):
@@ -134,21 +256,32 @@ class ConfirmaHook(BaseHook):
     # -- connection ---------------------------------------------------------------------------
     @property
     def settings(self) -> ConfirmaConnectionSettings:
-        """The validated connection (read once per hook, synchronously)."""
+        """The validated connection (read once per hook, synchronously).
+
+        The key and provisioning token are registered with Airflow's log masker as they are sent
+        (stripped; Airflow itself masks the field as stored).
+        """
         if self._settings is None:
-            self._settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
+            settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
+            for secret in settings.secrets:
+                sdk_log.mask_secret(secret)
+            self._settings = settings
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
         """The validated connection, resolved without blocking the event loop.
 
-        The extra is read with ``aextra_dejson``: the sync ``extra_dejson`` masks through a blocking
-        supervisor call, which must not run on a triggerer's event loop.
+        The extra is read with ``aextra_dejson`` and the secrets are masked with ``amask_secret``:
+        the sync ``extra_dejson`` / ``mask_secret`` tell the supervisor through a blocking call,
+        which must not run on a triggerer's event loop.
         """
         if self._settings is None:
             conn = await self.aget_connection(self.confirma_conn_id)
             extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else None
-            self._settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
+            settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
+            for secret in settings.secrets:
+                await sdk_log.amask_secret(secret)
+            self._settings = settings
         return self._settings
 
     def _headers(self, settings: ConfirmaConnectionSettings, use_provisioning_token: bool) -> dict[str, str]:
@@ -176,11 +309,21 @@ class ConfirmaHook(BaseHook):
     # -- sync ---------------------------------------------------------------------------------
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook; TLS verification always on."""
+        """One keep-alive session per hook; TLS verification always on.
+
+        Its connections record whether a request was written (:mod:`.sync_transport`); it reads
+        nothing from the environment (``trust_env`` off): proxies come from :func:`proxy_for`, per
+        request, as on the async path.
+        """
         import requests  # lazy: DAG files import the operators and sensors, not the transport
 
+        from airflow_provider_confirma.hooks.sync_transport import MarkingAdapter
+
         session = requests.Session()
+        session.trust_env = False
         session.verify = self.settings.verify
+        for prefix in ("https://", "http://"):
+            session.mount(prefix, MarkingAdapter())
         return session
 
     def get_conn(self) -> requests.Session:
@@ -193,9 +336,21 @@ class ConfirmaHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         use_provisioning_token: bool = False,
+        deadline: float | None = None,
     ) -> Any:
-        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty)."""
+        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty).
+
+        Each attempt records whether the request was written (:mod:`.sync_transport`), which decides
+        whether a failed POST may be retried; the body is read bounded (:func:`max_response_bytes`).
+
+        ``deadline``: a ``time.monotonic()`` instant by which the call ends, retries included: no
+        attempt starts after it, no retry sleep reaches it (the call ends with the last error
+        instead), and each attempt's timeout is cut to the time left (:func:`_attempt_timeout`,
+        :func:`_retry_until`).
+        """
         import requests
+
+        from airflow_provider_confirma.hooks.sync_transport import attempt as on_the_wire
 
         settings = self.settings
         method, path = endpoint.method, endpoint.path
@@ -207,33 +362,48 @@ class ConfirmaHook(BaseHook):
         timeout = self._timeout(settings)
         query = clean_params(params)
         secrets = _secrets(settings)
+        url = settings.url(path)
+        proxy = proxy_for(url)
+        proxies = {"https": proxy, "http": proxy} if proxy else {}
+        max_bytes = max_response_bytes()
+        verify = _requests_verify(settings.verify)
+        session = self.session
 
         def attempt() -> Any:
-            try:
-                resp = self.session.request(
-                    method,
-                    settings.url(path),
-                    params=query,
-                    data=data,
-                    headers=headers,
-                    timeout=(min(timeout, 10.0), timeout),
-                    verify=settings.verify,  # per request, so REQUESTS_CA_BUNDLE cannot replace a CA bundle
-                    allow_redirects=False,
-                )
-            except requests.RequestException as exc:
-                raise _requests_transport_error(method, path, exc) from None
+            limit = _attempt_timeout(method, path, timeout, deadline)
+            with on_the_wire() as record:
+                try:
+                    resp = session.request(
+                        method,
+                        url,
+                        params=query,
+                        data=data,
+                        headers=headers,
+                        timeout=(min(limit, 10.0), limit),
+                        verify=verify,
+                        proxies=proxies,
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                    try:
+                        body = _read_requests_body(resp, method, path, max_bytes)
+                    finally:
+                        resp.close()
+                except requests.RequestException as exc:
+                    raise _requests_transport_error(method, path, exc, record) from None
             return interpret_response(
                 method,
                 path,
                 resp.status_code,
                 resp.headers.get("Content-Type"),
-                resp.content,
+                body,
                 resp.headers.get("Retry-After"),
                 redact=secrets,
             )
 
         retrying = Retrying(
-            before_sleep=lambda rs: _log_retry(rs, method, path), **self.retry_policy.tenacity_kwargs(method)
+            before_sleep=lambda rs: _log_retry(rs, method, path),
+            **_retry_until(self.retry_policy.tenacity_kwargs(method), deadline),
         )
         return retrying(attempt)
 
@@ -254,8 +424,8 @@ class ConfirmaHook(BaseHook):
         read = self._reads.get(endpoint)
         if read is None:
             read = self._reads[endpoint] = await self._read_of(endpoint)
-        path, url, headers, timeout, ssl_ctx, secrets = read
-        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets)
+        path, url, headers, timeout, ssl_ctx, secrets, proxy, max_bytes = read
+        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets, proxy, max_bytes)
         began = time.monotonic()
         # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a second
         # in a busy triggerer) builds no retry machinery, and an attempt in flight holds as few
@@ -269,15 +439,19 @@ class ConfirmaHook(BaseHook):
 
     async def _read_of(self, endpoint: Endpoint) -> tuple[Any, ...]:
         """What every read of ``endpoint`` sends, from the connection (worked out once per hook):
-        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets."""
+        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets, proxy
+        (:func:`proxy_for`) and the response size cap (:func:`max_response_bytes`)."""
         settings = await self.aget_settings()
+        url = settings.url(endpoint.path)
         return (
             endpoint.path,
-            settings.url(endpoint.path),
+            url,
             self._headers(settings, False),
             self._timeout(settings),
             _ssl_context(settings.verify),
             _secrets(settings),
+            proxy_for(url),
+            max_response_bytes(),
         )
 
     async def _aretry(self, args: tuple[Any, ...], first: Exception, elapsed: float) -> Any:
@@ -301,12 +475,25 @@ class ConfirmaHook(BaseHook):
         return self.request(Endpoint.VALIDATE, params=params)
 
     def renew_token(self, params: Mapping[str, Any] | None = None) -> Any:
-        """GET /renew: the response carries the new token; never log it (it is returned as is)."""
-        return self.request(Endpoint.RENEW, params=params)
+        """GET /renew: the response carries the new token (documented as ``{"Message": token}``).
+
+        Every string in it is registered with Airflow's log masker before it is returned.
+        """
+        body = self.request(Endpoint.RENEW, params=params)
+        for secret in returned_secrets(body, every_string=True):
+            sdk_log.mask_secret(secret)
+        return body
 
     def create_client(self, body: Mapping[str, Any]) -> Any:
-        """POST /client with the partner provisioning token (connection extra)."""
-        return self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
+        """POST /client with the partner provisioning token (connection extra).
+
+        The new client's secrets (strings under secret-looking keys such as ``apiKey`` or
+        ``accessToken``) are registered with Airflow's log masker before the response is returned.
+        """
+        response = self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
+        for secret in returned_secrets(response):
+            sdk_log.mask_secret(secret)
+        return response
 
     def create_invoice(self, body: Mapping[str, Any]) -> Any:
         """POST /invoice (one SalesInvoiceRequest)."""
@@ -365,13 +552,16 @@ class ConfirmaHook(BaseHook):
         _check_status_endpoint(endpoint)
         return parse_status_body(endpoint, self.request(endpoint, params=params))
 
-    def get_status_index(self, endpoint: Endpoint, params: Mapping[str, Any] | None = None) -> StatusIndex:
+    def get_status_index(
+        self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
+    ) -> StatusIndex:
         """A sync status endpoint as a :class:`StatusIndex` (records by identifier, typed on read).
 
         What a sensor's poke judges: cheaper than :meth:`get_sync_status` for large responses.
+        ``deadline``: as :meth:`request` (a poke passes the end of the sensor's timeout).
         """
         _check_status_endpoint(endpoint)
-        return index_status_body(endpoint, self.request(endpoint, params=params))
+        return index_status_body(endpoint, self.request(endpoint, params=params, deadline=deadline))
 
     async def aget_sync_status(
         self,
@@ -460,9 +650,20 @@ async def _aiohttp_attempt(
     timeout: float,
     ssl_ctx: ssl.SSLContext | bool,
     secrets: tuple[str, ...] = (),
+    proxy: str | None = None,
+    max_bytes: int | None = None,
 ) -> Any:
+    """One aiohttp request, classified by where it failed.
+
+    aiohttp raises ``ClientConnectorError`` (DNS, refused, TLS handshake, proxy connection),
+    ``ConnectionTimeoutError`` and ``ClientHttpProxyError`` (the proxy refused the tunnel) only while
+    its connector opens the connection, before ``req.send`` writes a byte: those are ``connect``.
+    Everything later may have reached the server. (Only GETs run here: aiohttp's own resend of an
+    idempotent request after a dropped keep-alive connection does not matter to them.)
+    """
     import aiohttp
 
+    cap = DEFAULT_MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
     # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
     # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
     watched = deadlines.supported()
@@ -477,22 +678,46 @@ async def _aiohttp_attempt(
                 headers=headers,
                 timeout=_no_client_timers() if watched else _client_timeout(timeout),
                 ssl=ssl_ctx,
+                proxy=proxy,
                 allow_redirects=False,
             ) as resp,
         ):
-            body = await resp.read()
             status, content_type, retry_after = (
                 resp.status,
                 resp.headers.get("Content-Type"),
                 resp.headers.get("Retry-After"),
             )
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            body = await _aread_body(resp, method, path, cap)
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.ClientHttpProxyError) as exc:
         raise ConfirmaTransportError(method, path, "connect", type(exc).__name__) from None
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
         raise ConfirmaTransportError(method, path, "timeout", "read timeout") from None
-    except aiohttp.ClientError as exc:
-        raise ConfirmaTransportError(method, path, "reset", type(exc).__name__) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        tls = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError)
+        kind = "tls" if tls else "reset"
+        raise ConfirmaTransportError(method, path, kind, type(exc).__name__) from None
     return interpret_response(method, path, status, content_type, body, retry_after, redact=secrets)
+
+
+async def _aread_body(resp: aiohttp.ClientResponse, method: str, path: str, max_bytes: int) -> bytes:
+    """The body of an aiohttp response, read in chunks at most one byte past its limit.
+
+    A body left unread closes the connection (it cannot carry another request)."""
+    limit, whole = _body_plan(method, path, resp.status, resp.headers, max_bytes)
+    chunks: list[bytes] = []
+    want = limit + 1
+    got = 0
+    try:
+        while got < want:
+            chunk = await resp.content.read(min(_READ_CHUNK, want - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        return _bounded(chunks, limit, whole, method, path, resp.status)
+    finally:
+        if got >= want or not resp.content.at_eof():
+            resp.close()
 
 
 @functools.lru_cache(maxsize=64)
@@ -538,14 +763,34 @@ def max_concurrent_requests() -> int:
     promotes and walks; past the bound a request waits for a slot, holding a handful. Polls beyond
     ``max_concurrent_requests / latency`` per second wait their turn (none is dropped).
     """
+    return _config_count(MAX_CONCURRENT_REQUESTS_OPTION, DEFAULT_MAX_CONCURRENT_REQUESTS, 1)
+
+
+def _config_count(option: str, default: int, minimum: int) -> int:
+    """The integer ``[confirma] <option>`` (``default`` when unset); else ``ConfirmaConfigError``
+    naming the option and what was given. Only ASCII digits (with a sign) are read as a number."""
     from airflow.sdk.configuration import conf
 
-    raw = conf.get(CONFIG_SECTION, MAX_CONCURRENT_REQUESTS_OPTION, fallback=None)
+    raw = conf.get(CONFIG_SECTION, option, fallback=None)
     text = str(raw).strip() if raw is not None else ""
     if not text:
-        return DEFAULT_MAX_CONCURRENT_REQUESTS
-    value = int(text) if text.lstrip("+-").isdigit() else raw  # else the error shows what was given
-    return check_count(value, f"[{CONFIG_SECTION}] {MAX_CONCURRENT_REQUESTS_OPTION}", 1)
+        return default
+    digits = text.lstrip("+-")
+    value = int(text) if digits.isascii() and digits.isdigit() else raw  # else the error shows what was given
+    return check_count(value, f"[{CONFIG_SECTION}] {option}", minimum)
+
+
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+
+
+def max_response_bytes() -> int:
+    """``[confirma] max_response_bytes`` (Airflow config): the most of one JSON response read.
+
+    Checked from the response head (``Content-Length``) and while reading, on both paths; default
+    64 MiB (a 100,000-record status list is about 16 MB). Error statuses and non-JSON answers are
+    read only as far as their message quotes them (a few KB).
+    """
+    return _config_count(MAX_RESPONSE_BYTES_OPTION, DEFAULT_MAX_RESPONSE_BYTES, 1024)
 
 
 class _LoopSession:

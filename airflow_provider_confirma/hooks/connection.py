@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, redact_text
 
 CONN_TYPE = "confirma"
 DEFAULT_TIMEOUT = 30.0
@@ -41,6 +42,33 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy of a request to ``url`` (the one rule of the sync and async paths), or ``None``.
+
+    From the environment: ``https_proxy`` for an https URL (``http_proxy`` for http; lower case
+    wins, as in curl and the standard library), unless ``no_proxy`` names the host (a domain
+    matches its subdomains, ``*`` matches all). Never for a loopback host. Only ``http://`` and
+    ``https://`` proxies; errors name the variable, never the proxy's credentials.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # public, not in the stubs
+    if not proxy or bypass(host, proxies):
+        return None
+    proxy = proxy if "://" in proxy else f"http://{proxy}"
+    scheme = urlsplit(proxy).scheme.lower()
+    if scheme not in {"http", "https"}:
+        raise ConfirmaConfigError(
+            f"environment variable {parts.scheme}_proxy uses scheme {scheme!r}; only http:// and https:// "
+            "proxies are supported"
+        )
+    return proxy
+
+
 @dataclass(frozen=True)
 class ConfirmaConnectionSettings:
     """Everything a request needs, taken from one connection. The key never shows in its repr."""
@@ -55,6 +83,11 @@ class ConfirmaConnectionSettings:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets exactly as requests send them (stripped): for the log masker and excerpts."""
+        return tuple(s for s in (self.api_key, self.provisioning_token) if s)
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any] | None = None) -> ConfirmaConnectionSettings:
@@ -93,14 +126,14 @@ class ConfirmaConnectionSettings:
         ca_bundle = extra_field(extra, "ca_bundle")
         if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
             raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
-        token = extra_field(extra, "partner_provisioning_token")
+        token = str(extra_field(extra, "partner_provisioning_token") or "").strip()
         return cls(
             conn_id=conn_id,
             base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),
             api_key=api_key,
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             verify=str(ca_bundle) if ca_bundle else True,
-            provisioning_token=str(token) if token else None,
+            provisioning_token=token or None,
             environment=environment,
         )
 
@@ -118,7 +151,13 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
 
 
 def _base_from_host(host: str, port: Any, fail: Any) -> str:
-    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback)."""
+    """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
+
+    User info (``user:password@``) is refused, and the message never quotes the field then; other
+    messages quote it with values under secret-looking keys (``?token=...``) redacted.
+    """
+    if "@" in host:
+        raise fail("field 'host' must not contain user info ('user:password@'); the API key goes in 'password'")
     raw = host if "://" in host else None
     if raw is None and ":" in host.strip("[]"):
         with contextlib.suppress(ValueError):  # a bare IPv6 literal such as ``::1`` needs brackets
@@ -126,7 +165,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     parts = urlsplit(raw or f"//{host}")
     hostname = parts.hostname
     if not hostname:
-        raise fail(f"field 'host' {host!r} is not a valid host or URL")
+        raise fail(f"field 'host' {redact_text(host)!r} is not a valid host or URL")
     scheme = (parts.scheme or ("http" if is_loopback(hostname) else "https")).lower()
     if scheme not in {"http", "https"}:
         raise fail(f"field 'host' uses scheme {scheme!r}; only https (or http on loopback) is allowed")
@@ -135,7 +174,7 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     try:
         url_port = parts.port
     except ValueError:
-        raise fail(f"field 'host' {host!r} has an invalid port") from None
+        raise fail(f"field 'host' {redact_text(host)!r} has an invalid port") from None
     if port not in (None, "") and url_port is None:
         try:
             url_port = int(port)

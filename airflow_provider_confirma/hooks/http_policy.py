@@ -9,6 +9,7 @@ encoding of request bodies (``Decimal`` written exactly, never through float).
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
+    WITHHELD_EXCERPT,
     ConfirmaAPIError,
     ConfirmaAuthError,
     ConfirmaClientError,
@@ -34,18 +37,21 @@ from airflow_provider_confirma.exceptions import (
     PollerStopped,
     body_excerpt,
 )
-from airflow_provider_confirma.json_codec import decode_json, encode_json
+from airflow_provider_confirma.json_codec import JSONTooDeepError, decode_json, encode_json
 
 __all__ = [
     "SAFE_METHODS",
     "RetryPolicy",
     "clean_params",
+    "content_length",
     "describe_error",
     "encode_json",
     "interpret_response",
     "is_retryable",
     "is_transient",
     "parse_retry_after",
+    "response_limit",
+    "response_too_large",
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -104,7 +110,7 @@ class _WaitRetryAfterOrBackoff:
 def is_retryable(method: str, exc: BaseException) -> bool:
     """Retry GETs on transport errors, 429 and 5xx; other methods only when never sent."""
     if isinstance(exc, ConfirmaTransportError):
-        return exc.kind == "connect" or method in SAFE_METHODS
+        return exc.never_sent or method in SAFE_METHODS
     if isinstance(exc, (ConfirmaRateLimitError, ConfirmaServerError)):
         return method in SAFE_METHODS
     return False
@@ -122,20 +128,27 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else ``None``."""
-    if not value:
+    """Seconds to wait from a ``Retry-After`` header, else ``None`` (normal backoff); never raises.
+
+    Only what RFC 9110 allows: delta-seconds of ASCII digits (not ``"²"`` or ``"١٢"``, which
+    ``str.isdigit()`` accepts, nor ``"1.5"`` or ``"-1"``), or an HTTP date (a past date is 0).
+    """
+    if not isinstance(value, str):
         return None
-    value = value.strip()
-    if value.isdigit():
+    value = value.strip(" \t")
+    if _DELTA_SECONDS.fullmatch(value):
         return float(value)
+    if not value.isascii() or not value[:1].isalpha():  # an HTTP date starts with the day name
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    except (TypeError, ValueError, OverflowError, OSError, AttributeError):
         return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def _is_json_content_type(content_type: str | None) -> bool:
@@ -143,6 +156,43 @@ def _is_json_content_type(content_type: str | None) -> bool:
         return False
     mime = content_type.split(";", 1)[0].strip().lower()
     return mime == "application/json" or mime.endswith("+json")
+
+
+#: bytes of a response read only for an error message (an error status, a non-JSON success)
+EXCERPT_READ_BYTES = 8192
+#: ``[confirma] max_response_bytes``: the most of a JSON success a request reads (see the hook)
+MAX_RESPONSE_BYTES_OPTION = "max_response_bytes"
+
+
+def response_limit(status: int, content_type: str | None, max_bytes: int) -> tuple[int, bool]:
+    """How much of a response to read, decided from its head before the body is read.
+
+    ``(max_bytes, True)`` for a JSON success (the whole body is needed: more is an error, see
+    :func:`response_too_large`); else ``(EXCERPT_READ_BYTES, False)``: an error status or a non-JSON
+    success is read only as far as its message quotes it.
+    """
+    if 200 <= status < 300 and status != 204 and _is_json_content_type(content_type):
+        return max_bytes, True
+    return min(EXCERPT_READ_BYTES, max_bytes), False
+
+
+def content_length(value: str | None) -> int | None:
+    """A ``Content-Length`` header as a number of bytes (``None`` when absent or unreadable)."""
+    text = (value or "").strip()
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def response_too_large(method: str, path: str, status: int, max_bytes: int, size: int | None = None) -> Exception:
+    """The error of a JSON success larger than ``[confirma] max_response_bytes`` (read no further)."""
+    told = f"of {size} bytes (Content-Length) " if size is not None else ""
+    return ConfirmaResponseError(
+        method,
+        path,
+        status,
+        "",
+        f"response {told}is larger than [confirma] {MAX_RESPONSE_BYTES_OPTION} = {max_bytes} bytes; narrow the "
+        f"query or raise the option (AIRFLOW__CONFIRMA__{MAX_RESPONSE_BYTES_OPTION.upper()})",
+    )
 
 
 def interpret_response(
@@ -156,7 +206,9 @@ def interpret_response(
 ) -> Any:
     """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error.
 
-    ``redact``: secrets to blank out of the body excerpt in error messages.
+    ``redact``: secrets to blank out of the body excerpt in error messages (:func:`body_excerpt`
+    also blanks values under secret-looking keys). Bodies of endpoints that return secrets
+    (:data:`~airflow_provider_confirma.endpoints.SECRET_RETURNING`) are never quoted.
     """
     redact = tuple(redact)
     if 200 <= status < 300:
@@ -167,16 +219,20 @@ def interpret_response(
                 method,
                 path,
                 status,
-                body_excerpt(body, redact=redact),
+                _excerpt(method, path, body, redact),
                 f"expected JSON, got {content_type or 'no content type'}",
             )
         try:
             return decode_json(body)  # fractional numbers (money) as exact Decimal, never float
+        except JSONTooDeepError as err:
+            raise ConfirmaResponseError(
+                method, path, status, _excerpt(method, path, body, redact), f"{err}; refused"
+            ) from None
         except ValueError:
             raise ConfirmaResponseError(
-                method, path, status, body_excerpt(body, redact=redact), "malformed JSON"
+                method, path, status, _excerpt(method, path, body, redact), "malformed JSON"
             ) from None
-    excerpt = body_excerpt(body, redact=redact)
+    excerpt = _excerpt(method, path, body, redact)
     error: ConfirmaAPIError
     if status == 401:
         error = ConfirmaAuthError(
@@ -192,6 +248,17 @@ def interpret_response(
         error = ConfirmaResponseError(method, path, status, excerpt, "unexpected status")
     error.retry_after = parse_retry_after(retry_after)
     raise error
+
+
+def _excerpt(method: str, path: str, body: bytes, redact: tuple[str, ...]) -> str:
+    """The body excerpt of an error message; none for an endpoint that returns secrets."""
+    try:
+        withheld = Endpoint(f"{method} {path}").returns_secrets
+    except ValueError:  # not a documented endpoint
+        withheld = False
+    if withheld:
+        return WITHHELD_EXCERPT if body else ""
+    return body_excerpt(body, redact=redact)
 
 
 def _param_text(value: Any) -> str:

@@ -2,26 +2,40 @@
 
 Submissions are money: the payload is validated before anything is sent (at DAG parse time when
 it holds no template), amounts go out as exact JSON numbers, and a POST is sent at most once per
-try. Before every POST the status endpoint is asked which identifiers Confirma already knows, and
-those are not sent again, so a task retry after an ambiguous failure cannot duplicate them.
+try. Before every POST the status endpoint is asked which identifiers Confirma already knows: those
+are not sent again, and one listed with other data than the payload fails the task, sending
+nothing. The attempt is recorded in the task state store before the POST; a POST whose outcome is
+unknown fails without retries, and a later try first waits (bounded) for what that attempt may have
+sent to be listed, failing closed when it is not.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_confirma.arguments import check_status_sets, normalize_identifiers, rendered_identifiers
+from airflow_provider_confirma.arguments import (
+    check_positive,
+    check_status_sets,
+    normalize_identifiers,
+    rendered_identifiers,
+)
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI, sync_asset
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaError
 from airflow_provider_confirma.operators.base import (
+    ATTEMPT_KEY,
+    AttemptRecord,
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
+    ConfirmaSubmissionUncertainError,
     has_templates,
     load_payload,
     raise_for_issues,
@@ -73,31 +87,111 @@ def _duplicate_issues(items: Sequence[Any], list_key: str, id_key: str) -> list[
     return issues
 
 
+class ConfirmaSubmissionConflictError(ConfirmaError, AirflowFailException):
+    """Confirma already lists an identifier with other data than the payload; nothing was sent."""
+
+
+#: Defaults of the wait for an earlier, uncertain attempt (seconds).
+DEFAULT_PREVIOUS_ATTEMPT_TIMEOUT = 300.0
+DEFAULT_PREVIOUS_ATTEMPT_POLL_INTERVAL = 15.0
+#: At most this many identifiers are named in a conflict message, each value cut to this many characters.
+CONFLICTS_SHOWN = 5
+VALUE_CHARS = 40
+
+
+def _shown_value(value: Any) -> str:
+    text = "-" if value is None else repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
+
+
+def _comparable(kind: str, value: Any) -> Any:
+    """``value`` as compared: dates as ISO text, numbers as exact ``Decimal``, the rest as text."""
+    if value is None:
+        return None
+    if kind == "date" and isinstance(value, date):
+        return value.isoformat()
+    if kind == "number" and not isinstance(value, bool):
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            pass  # not a number: compared as text
+    return str(value)
+
+
 class _SubmitOperator(ConfirmaBaseOperator):
-    """Validate, skip what the status endpoint already knows, POST once, return the identifiers."""
+    """Validate, compare with what the status endpoint already lists, record the attempt, POST once.
+
+    :param previous_attempt_timeout: seconds a try waits for the identifiers of an earlier attempt
+        whose outcome is unknown to appear in the status list before it fails closed (default 300).
+    :param previous_attempt_poll_interval: seconds between status reads during that wait (default 15).
+    """
 
     submit_endpoint: ClassVar[Endpoint]
     status_endpoint: ClassVar[Endpoint]
     id_key: ClassVar[str]  # identifier field of one submitted item
     noun: ClassVar[str]
+    #: submitted fields compared with the status record of a known identifier: (field, "text"|"date"|"number")
+    compared_fields: ClassVar[tuple[tuple[str, str], ...]]
+    #: the operator that reads the status endpoint, named in messages
+    status_operator: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        previous_attempt_timeout: float = DEFAULT_PREVIOUS_ATTEMPT_TIMEOUT,
+        previous_attempt_poll_interval: float = DEFAULT_PREVIOUS_ATTEMPT_POLL_INTERVAL,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.previous_attempt_timeout = check_positive(
+            previous_attempt_timeout, "previous_attempt_timeout", zero_ok=True
+        )
+        self.previous_attempt_poll_interval = check_positive(
+            previous_attempt_poll_interval, "previous_attempt_poll_interval"
+        )
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
         """The validated items of ``payload`` with amounts as ``Decimal``; raises naming the bad field."""
         raise NotImplementedError
 
-    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
+    def _body(self, items: list[Mapping[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
         raise NotImplementedError
 
     def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
         raise NotImplementedError
 
-    def _submit(self, payload: Any) -> list[str]:
+    def _check_hint(self, identifiers: Sequence[str]) -> str:
+        from airflow_provider_confirma.models import bounded
+
+        return (
+            f"Before rerunning, check {self.status_endpoint.value} ({self.status_operator}) or the Confirma UI "
+            f"for {self.id_key} {bounded(list(identifiers), 5)}."
+        )
+
+    def _submit(self, payload: Any, context: Context) -> list[str]:
         from airflow_provider_confirma.models import bounded
 
         items = self._items(payload)
         identifiers = [str(item[self.id_key]) for item in items]
+        attempt = AttemptRecord(context, self.submit_endpoint)
+        recorded = attempt.read()
+        if not attempt.available:
+            attempt.warn_unavailable(
+                self.log,
+                f"a retry right after a POST whose outcome is unknown (e.g. the worker died mid-POST) may not yet "
+                f"see that submission in {self.status_endpoint.value}, and can send it again. "
+                f"{self._check_hint(identifiers)}",
+            )
         hook = self.hook
-        known = self._known(hook)
+        if recorded is not None:
+            known = self._await_recorded(hook, recorded, identifiers)
+            attempt.clear()  # its identifiers are listed (or not part of this payload): the outcome is definite
+        else:
+            known = self._known(hook)
+        self._check_conflicts(items, known)
         already = [ident for ident in identifiers if ident in known]
         if already:
             self.log.info(
@@ -112,11 +206,20 @@ class _SubmitOperator(ConfirmaBaseOperator):
             self.log.info("All %d %s(s) are already known to Confirma; nothing sent", len(items), self.noun)
             return identifiers
         sent_ids = [str(item[self.id_key]) for item in to_send]
+        body = self._body(to_send)
+        attempt.write(sent_ids, body)  # before the POST: a later try waits for these before deciding
         response = submit_once(
-            lambda: self._post(hook, to_send),
+            lambda: self._post(hook, body),
             endpoint=self.submit_endpoint,
             what=f"the submission of {len(to_send)} {self.noun}(s) ({bounded(sent_ids)})",
-            retry_checks_status=True,
+            recovery_hint=self._check_hint(sent_ids)
+            + (
+                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
+                "for them to be listed and sends none that is."
+                if attempt.available
+                else " No attempt was recorded (no task state store): clear this task only once they are listed."
+            ),
+            not_processed=attempt.clear,
         )
         self.log.info(
             "Submitted %d %s(s): %s; response: %s",
@@ -126,6 +229,96 @@ class _SubmitOperator(ConfirmaBaseOperator):
             to_xcom_safe(response, max_items=5),
         )
         return identifiers
+
+    def _await_recorded(
+        self, hook: ConfirmaHook, recorded: Mapping[str, Any], identifiers: Sequence[str]
+    ) -> dict[str, SyncRecord]:
+        """The status records once every identifier of the recorded attempt in this payload is listed.
+
+        Polls every ``previous_attempt_poll_interval`` seconds for ``previous_attempt_timeout``
+        seconds; then fails closed naming what is missing.
+        """
+        from airflow_provider_confirma.models import bounded
+
+        current = set(identifiers)
+        waiting = [i for i in recorded["identifiers"] if i in current]
+        others = len(recorded["identifiers"]) - len(waiting)
+        when = f"recorded at {recorded.get('recorded_at')} by try {recorded.get('try_number')}"
+        self.log.warning(
+            "An earlier attempt of this task (%s) may have sent %d %s(s) whose outcome is unknown%s; "
+            "waiting up to %g s for %s to list them before deciding what to send",
+            when,
+            len(waiting),
+            self.noun,
+            f" ({others} of them not in this payload, not waited for)" if others else "",
+            self.previous_attempt_timeout,
+            self.status_endpoint.value,
+        )
+        deadline = time.monotonic() + self.previous_attempt_timeout
+        polls = 0
+        while True:
+            known = self._known(hook)
+            polls += 1
+            missing = [i for i in waiting if i not in known]
+            if not missing:
+                self.log.info(
+                    "All %d %s(s) of the earlier attempt are listed (poll %d)",
+                    len(waiting),
+                    self.noun,
+                    polls,
+                )
+                return known
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self.log.info(
+                "%d of %d %s(s) of the earlier attempt not listed yet (poll %d): %s; next poll in %.1f s",
+                len(missing),
+                len(waiting),
+                self.noun,
+                polls,
+                bounded(missing, 5),
+                min(self.previous_attempt_poll_interval, remaining),
+            )
+            time.sleep(min(self.previous_attempt_poll_interval, remaining))
+        raise ConfirmaSubmissionUncertainError(
+            f"An earlier attempt of this task ({when}) may have sent {len(missing)} {self.noun}(s) that "
+            f"{self.status_endpoint.value} still does not list after {self.previous_attempt_timeout:g} s "
+            f"({polls} polls): {bounded(missing, 5)}. Nothing was sent. They may still be ingesting, or that "
+            f"POST never arrived. {self._check_hint(missing)} If they show up there, clear this task: it "
+            "sends only what Confirma does not list. If Confirma confirms it never received them, delete "
+            f"the key {ATTEMPT_KEY!r} in this task instance's Task State Store (UI tab, or the REST API), "
+            "then clear the task to send them."
+        )
+
+    def _check_conflicts(self, items: Sequence[Mapping[str, Any]], known: Mapping[str, SyncRecord]) -> None:
+        """Fail (sending nothing) when a listed identifier shows other data than the payload has for it."""
+        conflicts: list[str] = []
+        for item in items:
+            ident = str(item[self.id_key])
+            record = known.get(ident)
+            if record is None:
+                continue
+            shown = {**record.extra, **record.to_xcom()}  # type: ignore[attr-defined]
+            diffs = []
+            for name, kind in self.compared_fields:
+                listed = _comparable(kind, shown.get(name))
+                if listed is None:
+                    continue  # the record does not show this field
+                if listed != _comparable(kind, item.get(name)):
+                    diffs.append(
+                        f"{name} {_shown_value(shown.get(name))} at Confirma, {_shown_value(item.get(name))} submitted"
+                    )
+            if diffs:
+                conflicts.append(f"{ident} ({'; '.join(diffs)})")
+        if conflicts:
+            shown_conflicts = "; ".join(conflicts[:CONFLICTS_SHOWN])
+            more = f" (+{len(conflicts) - CONFLICTS_SHOWN} more)" if len(conflicts) > CONFLICTS_SHOWN else ""
+            raise ConfirmaSubmissionConflictError(
+                f"Confirma already lists {len(conflicts)} {self.noun}(s) of this payload with other data: "
+                f"{shown_conflicts}{more}. Nothing was sent, not even the other {self.noun}s. A corrected "
+                f"{self.noun} needs its own {self.id_key} (or a correction in Confirma / the accounting system)."
+            )
 
 
 class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
@@ -137,6 +330,9 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
         DAG import, when the list holds no template) and nothing is sent.
     :param status_query_params: query parameters of the ``GET /accounting/payment`` call made before
         the POST (undocumented by Confirma; passed through as given).
+    :param previous_attempt_timeout: seconds to wait, when an earlier try recorded a POST whose outcome
+        is unknown, for its identifiers to be listed before failing closed (default 300; 0: one check).
+    :param previous_attempt_poll_interval: seconds between the status reads of that wait (default 15).
     :return: the ``paymentIdentifier`` of every payment in the payload (including those Confirma
         already knew), so ``ConfirmaPaymentSyncSensor(source_identifiers=submit.output)`` waits for them.
     """
@@ -146,6 +342,8 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
     id_key = "paymentIdentifier"
     noun = "payment"
+    compared_fields = (("invoiceNumber", "text"), ("paymentDate", "date"), ("amount", "number"), ("currency", "text"))
+    status_operator = "ConfirmaGetPaymentSyncStatusOperator"
 
     def __init__(
         self,
@@ -174,11 +372,14 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
     def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
         return {r.source_identifier: r for r in hook.get_payment_sync_status(self.status_query_params)}
 
-    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
-        return hook.submit_payments({"payments": items})
+    def _body(self, items: list[Mapping[str, Any]]) -> Any:
+        return {"payments": items}
+
+    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
+        return hook.submit_payments(body)
 
     def execute(self, context: Context) -> list[str]:
-        return self._submit(self.payments)
+        return self._submit(self.payments, context)
 
 
 class ConfirmaSubmitLedgerOperator(_SubmitOperator):
@@ -188,6 +389,9 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
         ...), or the whole body ``{"ledgers": {...}}``, or its JSON text. Amounts and
         ``vatPercentage`` go out as exact JSON numbers. Validated before sending.
     :param status_query_params: query parameters of the ``GET /accounting/ledger`` call made before the POST.
+    :param previous_attempt_timeout: seconds to wait, when an earlier try recorded a POST whose outcome
+        is unknown, for its identifiers to be listed before failing closed (default 300; 0: one check).
+    :param previous_attempt_poll_interval: seconds between the status reads of that wait (default 15).
     :return: ``[ledgerIdentifier]`` (also when Confirma already knew it and nothing was sent).
     """
 
@@ -196,6 +400,8 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
     id_key = "ledgerIdentifier"
     noun = "ledger document"
+    compared_fields = (("documentName", "text"), ("documentDate", "date"))
+    status_operator = "ConfirmaGetLedgerSyncStatusOperator"
 
     def __init__(
         self,
@@ -222,12 +428,15 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
     def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
         return {r.source_identifier: r for r in hook.get_ledger_sync_status(self.status_query_params)}
 
-    def _post(self, hook: ConfirmaHook, items: list[Mapping[str, Any]]) -> Any:
+    def _body(self, items: list[Mapping[str, Any]]) -> Any:
         (ledger,) = items
-        return hook.submit_ledger({"ledgers": ledger})
+        return {"ledgers": ledger}
+
+    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
+        return hook.submit_ledger(body)
 
     def execute(self, context: Context) -> list[str]:
-        return self._submit(self.ledger)
+        return self._submit(self.ledger, context)
 
 
 class _SyncStatusOperator(ConfirmaBaseOperator):

@@ -10,11 +10,13 @@ Owns:
   template, else after rendering. That module, the hook and the JSON codec are imported where they
   are used, so importing an operator module (at every DAG parse) stays cheap.
 * :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
-* :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown says so.
+* :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown fails without retries.
+* :class:`AttemptRecord`: what a try may have POSTed, in Airflow's task state store, for the next try.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -30,11 +32,11 @@ from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaArgumentError,
+    ConfirmaAuthError,
     ConfirmaClientError,
     ConfirmaConfigError,
     ConfirmaError,
     ConfirmaRateLimitError,
-    ConfirmaServerError,
     ConfirmaTransportError,
 )
 
@@ -46,8 +48,12 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.validation import ValidationIssue
 
 DEFAULT_MAX_RECORDS = 1000
+#: Deepest nesting :func:`to_xcom_safe` converts; above the JSON decoder's 64, so any response fits.
+MAX_XCOM_DEPTH = 100
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
 MAX_TRUNCATION_PATHS = 20
+
+log = logging.getLogger(__name__)
 
 
 # -- XCom -----------------------------------------------------------------------------------------
@@ -71,6 +77,7 @@ def to_xcom_safe(
     truncated: dict[str, int] | None = None,
     _path: str = "",
     _money: bool = False,
+    _depth: int = 0,
 ) -> Any:
     """``value`` as JSON-safe primitives for XCom.
 
@@ -78,6 +85,7 @@ def to_xcom_safe(
     so money is always text; ``date``/``datetime`` become ISO text; tuples and sets become lists;
     objects with ``to_xcom()`` (the sync records) are converted through it. Each list is cut to
     ``max_items``; ``truncated`` (if given) receives ``{path: number left out}`` (``$`` is the root).
+    Nesting deeper than :data:`MAX_XCOM_DEPTH` is a ``TypeError`` naming the path.
     """
     if value is None or isinstance(value, (bool, str)):
         return value
@@ -86,13 +94,17 @@ def to_xcom_safe(
     if isinstance(value, int):
         return _number_text(value) if _money else value
     if isinstance(value, Enum):
-        return to_xcom_safe(value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money)
+        return to_xcom_safe(
+            value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money, _depth=_depth
+        )
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
     if isinstance(value, timedelta):
         return _number_text(value.total_seconds())
     if hasattr(value, "to_xcom") and callable(value.to_xcom):
-        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path)
+        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path, _depth=_depth)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and _depth >= MAX_XCOM_DEPTH:
+        raise TypeError(f"{_path or 'value'}: nested deeper than {MAX_XCOM_DEPTH} levels cannot be stored in XCom")
     if isinstance(value, Mapping):
         return {
             str(k): to_xcom_safe(
@@ -101,6 +113,7 @@ def to_xcom_safe(
                 truncated=truncated,
                 _path=f"{_path}.{k}" if _path else str(k),
                 _money=isinstance(k, str) and is_money_key(k),
+                _depth=_depth + 1,
             )
             for k, v in value.items()
         }
@@ -111,7 +124,9 @@ def to_xcom_safe(
                 truncated[_path or "$"] = len(items) - max_items
             items = items[:max_items]
         return [
-            to_xcom_safe(item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money)
+            to_xcom_safe(
+                item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money, _depth=_depth + 1
+            )
             for i, item in enumerate(items)
         ]
     raise TypeError(f"{_path or 'value'}: {type(value).__name__} cannot be stored in XCom")
@@ -277,8 +292,13 @@ def resolve_window(
 
 
 # -- POST failures --------------------------------------------------------------------------------
-class ConfirmaSubmissionUncertainError(ConfirmaError):
-    """A POST failed in a way that leaves open whether Confirma received it (timeout, reset, 5xx)."""
+class ConfirmaSubmissionUncertainError(ConfirmaError, AirflowFailException):
+    """Confirma may have a submission whose outcome is unknown (timeout, reset, 5xx, an unreadable 2xx,
+    or an earlier attempt that never showed up). Fails without retry: a rerun must check first."""
+
+
+#: The task state store key of the attempt record (:class:`AttemptRecord`).
+ATTEMPT_KEY = "confirma_submit_attempt"
 
 
 def submit_once(
@@ -286,37 +306,122 @@ def submit_once(
     *,
     endpoint: Endpoint,
     what: str,
-    retry_checks_status: bool,
     recovery_hint: str = "",
+    not_processed: Callable[[], None] | None = None,
 ) -> Any:
     """Send one POST (never retried once it may have arrived) and turn its failures into clear errors.
 
-    * connect failure / 429: the request provably had no effect: re-raised, a task retry is safe;
-    * other 4xx: the payload was rejected: :class:`AirflowFailException` (a retry would be rejected too);
-    * timeout, reset, 5xx: unknown whether it arrived. With ``retry_checks_status`` a
-      :class:`ConfirmaSubmissionUncertainError` (a task retry first asks the status endpoint what
-      Confirma knows); otherwise :class:`AirflowFailException`, so nothing is re-sent automatically.
+    * never sent (``connect`` failure, a configuration error) or 429: re-raised, a task retry is safe;
+    * other 4xx: the payload was rejected: :class:`AirflowFailException` (401: re-raised as is);
+    * anything else from the hook (timeout, reset, 5xx, a 2xx whose body cannot be read): unknown
+      whether Confirma has it: :class:`ConfirmaSubmissionUncertainError`, which fails the task
+      without retries; the message says what happened and ``recovery_hint`` what to check.
+
+    ``not_processed`` is called when the outcome is definite and nothing was stored (never sent, 429,
+    4xx), e.g. to clear the attempt record; a failure there is logged, never raised.
     """
+
+    def forget() -> None:
+        if not_processed is not None:
+            try:
+                not_processed()
+            except Exception as err:  # the record stays: a later try waits for it (fails closed)
+                log.warning("Could not clear the attempt record of %s: %s", what, err)
+
     try:
         return post()
-    except ConfirmaRateLimitError:
-        raise
-    except ConfirmaClientError as exc:
-        raise AirflowFailException(
-            f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
-        ) from exc
-    except (ConfirmaTransportError, ConfirmaServerError) as exc:
-        if isinstance(exc, ConfirmaTransportError) and exc.kind == "connect":
-            raise
-        message = f"{endpoint.value} failed ({exc}): {what} may or may not have reached Confirma."
-        if retry_checks_status:
-            raise ConfirmaSubmissionUncertainError(
-                f"{message} A retry of this task checks the status endpoint first and sends only what "
-                "Confirma does not know yet."
+    except ConfirmaError as exc:
+        if not _not_processed(exc):  # 5xx, unreadable 2xx, anything after the request may have been written
+            raise _uncertain(endpoint, exc, what, recovery_hint) from exc
+        forget()
+        if isinstance(exc, ConfirmaClientError) and not isinstance(exc, ConfirmaRateLimitError):
+            raise AirflowFailException(
+                f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
             ) from exc
-        raise AirflowFailException(
-            f"{message} Not retried automatically, to avoid a duplicate. {recovery_hint}".rstrip()
-        ) from exc
+        raise
+
+
+def _not_processed(exc: ConfirmaError) -> bool:
+    """Whether a failed POST provably left nothing at Confirma: never sent (a ``connect`` failure, a
+    configuration error raised before sending) or refused (4xx, 429 and 401 included)."""
+    if isinstance(exc, ConfirmaTransportError):
+        return exc.never_sent
+    return isinstance(exc, (ConfirmaConfigError, ConfirmaClientError, ConfirmaAuthError))
+
+
+def _uncertain(endpoint: Endpoint, exc: Exception, what: str, hint: str) -> ConfirmaSubmissionUncertainError:
+    return ConfirmaSubmissionUncertainError(
+        f"{endpoint.value} failed ({exc}): {what} may or may not have reached Confirma. "
+        f"Failing without retries, so that nothing is sent twice. {hint}".rstrip()
+    )
+
+
+class AttemptRecord:
+    """What this task may have POSTed, kept in Airflow's task state store (``context["task_state_store"]``).
+
+    Airflow (3.3+) keys that store by DAG run, task and map index: a retry or a cleared task of the
+    same run reads what an earlier try wrote; another DAG run does not. The record is written
+    before a POST (endpoint, identifiers, a SHA-256 of the body, when, which try) and cleared only
+    when the outcome is definite. Without a store (older Airflow, a hand-built context) nothing is
+    recorded: :attr:`available` is false and :meth:`warn_unavailable` says what that means.
+    """
+
+    def __init__(self, context: Context, endpoint: Endpoint) -> None:
+        self.store = context.get("task_state_store")
+        self.endpoint = endpoint
+        ti = context.get("ti")
+        self.try_number = getattr(ti, "try_number", None)
+
+    @property
+    def available(self) -> bool:
+        return self.store is not None
+
+    def warn_unavailable(self, logger: Any, consequence: str) -> None:
+        logger.warning(
+            "No task state store in this task's context (it needs Airflow 3.3+): the attempt is not recorded "
+            "before the POST, so protection across tries is reduced: %s",
+            consequence,
+        )
+
+    def read(self) -> dict[str, Any] | None:
+        """The recorded attempt, or ``None``; a record that cannot be read fails closed."""
+        if self.store is None:
+            return None
+        value: Any = self.store.get(ATTEMPT_KEY)
+        if value is None:
+            return None
+        ids = value.get("identifiers") if isinstance(value, Mapping) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ConfirmaSubmissionUncertainError(
+                f"The task state store key {ATTEMPT_KEY!r} of this task holds no readable attempt record; "
+                "nothing was sent. Check in Confirma what an earlier try submitted, then delete that key "
+                "(task instance > Task State Store) and clear the task."
+            )
+        return dict(value)
+
+    def write(self, identifiers: Sequence[str], body: Any) -> None:
+        """Record an attempt (before its POST); a failure to record it means nothing is sent."""
+        if self.store is None:
+            return
+        import hashlib
+        from datetime import timezone
+
+        from airflow_provider_confirma.json_codec import encode_json
+
+        self.store.set(
+            ATTEMPT_KEY,
+            {
+                "endpoint": self.endpoint.value,
+                "identifiers": list(identifiers),
+                "fingerprint": "sha256:" + hashlib.sha256(encode_json(body)).hexdigest(),
+                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "try_number": self.try_number,
+            },
+        )
+
+    def clear(self) -> None:
+        if self.store is not None:
+            self.store.delete(ATTEMPT_KEY)
 
 
 # -- the base operator ----------------------------------------------------------------------------

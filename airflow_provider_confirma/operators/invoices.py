@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, ConfirmaResponseError
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
@@ -68,7 +68,6 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
             lambda: self.hook.create_invoice(body),
             endpoint=Endpoint.CREATE_INVOICE,
             what=f"invoice {number}",
-            retry_checks_status=False,
             recovery_hint=RECOVERY_HINT,
         )
         self.log.info("Submitted invoice %s", number)
@@ -113,7 +112,6 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
             lambda: self.hook.create_invoice_action({"actions": actions}),
             endpoint=Endpoint.CREATE_INVOICE_ACTION,
             what=f"{len(actions)} action(s) ({', '.join(codes)}) on invoice(s) {', '.join(numbers)}",
-            retry_checks_status=False,
             recovery_hint=RECOVERY_HINT.replace("this invoice", "these cases"),
         )
         self.log.info("Queued %d action(s) %s on invoice(s) %s", len(actions), codes, numbers)
@@ -161,6 +159,8 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
             )
         params.update(self.query_params or {})
         body = self.hook.get_case_details(params)
+        if body is not None and not isinstance(body, Mapping):
+            raise ConfirmaResponseError.wrong_shape("GET", Endpoint.CASE_DETAILS.path, "", "an object", body)
         self.log.info("Fetched case details for %s", params)
         return object_result(body, self.max_records, {"query": params})
 
@@ -190,10 +190,32 @@ class ConfirmaGetDistributionInfoOperator(ConfirmaWindowedOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         params, window = self.build_query(context)
         body = self.hook.get_distribution_info(params)
-        meta = body.get("metaData") if isinstance(body, Mapping) else None
-        counts = {k: meta.get(k) for k in ("totalCount", "successfulCount", "failedCount")} if meta else {}
+        counts = distribution_counts(body)
         self.log.info("Distribution info for %s: %s", params or "API default window", counts or "no metaData")
         return object_result(body, self.max_records, {"window": window or None, **counts})
+
+
+def distribution_counts(body: Any) -> dict[str, Any]:
+    """``metaData``'s ``totalCount``, ``successfulCount`` and ``failedCount`` (integers or null) of a
+    ``GET /invoice/distribution`` body; a shape that differs is a ConfirmaResponseError naming the field."""
+
+    def wrong(field: str, expected: str, value: Any) -> ConfirmaResponseError:
+        return ConfirmaResponseError.wrong_shape("GET", Endpoint.DISTRIBUTION_INFO.path, field, expected, value)
+
+    if body is None:
+        return {}
+    if not isinstance(body, Mapping):
+        raise wrong("", "an object", body)
+    meta = body.get("metaData")
+    if meta is not None and not isinstance(meta, Mapping):
+        raise wrong("metaData", "an object", meta)
+    if not meta:
+        return {}
+    counts = {k: meta.get(k) for k in ("totalCount", "successfulCount", "failedCount")}
+    for key, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise wrong(f"metaData.{key}", "an integer", value)
+    return counts
 
 
 __all__ = [

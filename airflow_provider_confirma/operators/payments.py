@@ -38,6 +38,16 @@ def totals_by_currency(records: Iterable[Any], amount_key: str, currency_key: st
     return {currency: f"{total:f}" for currency, total in sorted(totals.items())}
 
 
+def objects_of(records: list[Any], endpoint: Endpoint, field: str) -> list[Any]:
+    """``records`` when each is a JSON object, else a ConfirmaResponseError naming the first other one."""
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise ConfirmaResponseError.wrong_shape(
+                endpoint.method, endpoint.path, f"{field}[{index}]", "an object", record
+            )
+    return records
+
+
 class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
     """GET ``/payments``: payments the agency received and allocated in a window.
 
@@ -54,11 +64,9 @@ class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
         if body is None:
             records: list[Any] = []
         elif isinstance(body, list):
-            records = body
+            records = objects_of(body, Endpoint.PAYMENTS, "")
         else:
-            raise ConfirmaResponseError(
-                "GET", Endpoint.PAYMENTS.path, 200, "", f"expected a JSON array, got {type(body).__name__}"
-            )
+            raise ConfirmaResponseError.wrong_shape("GET", Endpoint.PAYMENTS.path, "", "a JSON array", body)
         self.log.info("Fetched %d payment(s) for window %s", len(records), window or "API default")
         return records_result(records, self.max_records, {"window": window or None})
 
@@ -84,7 +92,7 @@ class ConfirmaGetSettlementsOperator(ConfirmaWindowedOperator):
             raise ConfirmaResponseError(
                 "GET", Endpoint.SETTLEMENTS.path, 200, "", "expected a JSON object with a 'settlements' list"
             )
-        settlements = body.get("settlements") or []
+        settlements = objects_of(body.get("settlements") or [], Endpoint.SETTLEMENTS, "settlements")
         self.log.info("Fetched %d settlement(s) for window %s", len(settlements), window or "API default (30 days)")
         summary = {
             "window": window or None,

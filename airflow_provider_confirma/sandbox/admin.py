@@ -2,6 +2,9 @@
 
 Standard library only (``urllib``), so scripts and fixtures can drive a sandbox without extra
 imports. :class:`SandboxEndpoint` is the common face of the in-process server and the subprocess.
+
+The admin endpoints take the sandbox's API key (its start ``api_key``) as ``X-Api-Key`` and JSON
+bodies only; :class:`SandboxAdmin` sends both.
 """
 
 from __future__ import annotations
@@ -24,22 +27,27 @@ class SandboxAdminError(RuntimeError):
 
 
 class SandboxAdmin:
-    """``stats()``, ``configure(...)``, ``set_chaos(...)``, ``reset()``... against one sandbox URL."""
+    """``stats()``, ``configure(...)``, ``set_chaos(...)``, ``reset()``... against one sandbox URL,
+    authenticated with the sandbox's ``api_key``."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, api_key: str, timeout: float = 10.0) -> None:
+        if not isinstance(api_key, str) or not api_key:
+            raise TypeError("SandboxAdmin needs the sandbox's api_key (a non-empty string)")
         self.url = url.rstrip("/")
+        self._api_key = api_key
         self.timeout = timeout
 
     def __repr__(self) -> str:
         return f"SandboxAdmin({self.url!r})"
 
     def _call(self, method: str, path: str, body: Any = None, exact: bool = False) -> Any:
-        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json", "X-Api-Key": self._api_key}
+        data = None
+        if method in ("POST", "PUT", "PATCH"):
+            data = json.dumps({} if body is None else body).encode()
+            headers["Content-Type"] = "application/json"
         request = urllib.request.Request(  # noqa: S310 - the URL is the sandbox's own http URL
-            f"{self.url}{ADMIN_PREFIX}{path}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            f"{self.url}{ADMIN_PREFIX}{path}", data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
@@ -67,6 +75,7 @@ class SandboxAdmin:
         return self._call("GET", "/records", exact=True)
 
     def config(self) -> dict[str, Any]:
+        """The current settings, without ``api_key`` and ``provisioning_token``."""
         return self._call("GET", "/config")
 
     def configure(self, **changes: Any) -> dict[str, Any]:
@@ -120,7 +129,7 @@ class SandboxEndpoint:
 
     @property
     def admin(self) -> SandboxAdmin:
-        return SandboxAdmin(self.url)
+        return SandboxAdmin(self.url, self.api_key)
 
     # shortcuts
     def stats(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The sandbox's HTTP face: an ASGI app with every documented endpoint under the API prefix,
-admin endpoints under ``/_sandbox``, and a pure-ASGI middleware that counts requests, injects
-chaos and checks ``X-Api-Key``.
+admin endpoints under ``/_sandbox``, and a pure-ASGI middleware that checks the ``Host`` header
+(DNS rebinding), counts requests, injects chaos and checks ``X-Api-Key`` (the API's keys for API
+paths, the start key alone for admin paths).
 
 Built on Starlette, the routing core of FastAPI (installed with it): importing FastAPI alone took
 about 1 s of the CLI's 2 s start-up budget (``python -X importtime``), and its per-request
@@ -14,8 +15,9 @@ Paths come from :class:`~airflow_provider_confirma.endpoints.Endpoint`; payload 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -74,6 +76,8 @@ _CHAOS_TEXT = {
 }
 _JSON = JSON_TYPE.encode()
 _UNAUTHORIZED = b'{"message":"Unauthorized: missing or invalid X-Api-Key"}'
+_ADMIN_UNAUTHORIZED = b'{"message":"Unauthorized: the sandbox admin API needs the sandbox\'s X-Api-Key"}'
+_BAD_HOST = b'{"message":"Invalid Host header: this sandbox answers only to the address it is bound to"}'
 _MALFORMED = b'{"payments": [{"sourceIdentifier": "truncated'
 _HTML = b"<html><body><h1>Maintenance</h1><p>sandbox chaos: wrong content type</p></body></html>"
 
@@ -86,16 +90,57 @@ async def _send_simple(
     await send({"type": "http.response.body", "body": body})
 
 
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+
+
+def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> frozenset[bytes]:
+    """The ``Host`` header values a sandbox bound to ``host:port`` answers (lower case, as bytes).
+
+    The bound address, ``extra`` names, and for a loopback or wildcard bind the localhost forms, each
+    with ``:port`` (bare too when the port is 80). Anything else is refused, so a web page whose
+    DNS name is rebound to 127.0.0.1 cannot reach the sandbox from a browser.
+    """
+    names = {_host_name(host), *(_host_name(name) for name in extra)}
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+        local = address.is_loopback or address.is_unspecified
+    except ValueError:
+        local = host.lower() == "localhost"
+    if local:
+        names.update(_LOOPBACK_NAMES)
+    out = set()
+    for name in names:
+        if ("]:" in name) if name.startswith("[") else (":" in name):  # a name given with its port
+            out.add(name)
+        else:
+            out.add(f"{name}:{port}")
+            if port == 80:
+                out.add(name)
+    return frozenset(value.encode("latin-1") for value in out)
+
+
+def _host_name(name: str) -> str:
+    """``name`` as it appears in a Host header: lower case, an IPv6 literal in brackets."""
+    name = name.strip().lower()
+    if name.count(":") > 1 and not name.startswith("["):
+        return f"[{name}]"
+    return name
+
+
 class SandboxMiddleware:
-    """Counting, chaos and authentication for API requests; admin and unknown paths pass through.
+    """Host check for every request; counting, chaos and authentication for API requests; the
+    admin key for admin requests; unknown paths pass through.
 
     The sync status GETs are answered here from the state's cached bytes (no routing, no
     per-request serialization): they are what sensors and benchmarks hit hardest.
     """
 
-    def __init__(self, app: ASGIApp, state: SandboxState, aborter: ConnectionAborter | None) -> None:
+    def __init__(
+        self, app: ASGIApp, state: SandboxState, hosts: Collection[bytes], aborter: ConnectionAborter | None
+    ) -> None:
         self.app = app
         self.state = state
+        self.hosts = frozenset(hosts)
         self.aborter = aborter
         self.client_path = Endpoint.CREATE_CLIENT.full_path
         self.status_paths = {endpoint.full_path: kind for endpoint, kind in STATUS_ENDPOINTS.items()}
@@ -121,8 +166,27 @@ class SandboxMiddleware:
         return 200
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         path: str = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(API_PREFIX):
+        api_key = None
+        host_ok = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                if host_ok or value.lower() not in self.hosts:  # a second Host header is refused too
+                    host_ok = False
+                    break
+                host_ok = True
+            elif name == b"x-api-key" and api_key is None:
+                api_key = value.decode("latin-1")
+        if not host_ok:
+            await _send_simple(send, 400, _BAD_HOST, _JSON)
+            return
+        if not path.startswith(API_PREFIX):
+            if (path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")) and not self.state.admin_key_ok(api_key):
+                await _send_simple(send, 401, _ADMIN_UNAUTHORIZED, _JSON)
+                return
             await self.app(scope, receive, send)
             return
         state = self.state
@@ -146,11 +210,6 @@ class SandboxMiddleware:
             await self._reset(scope, key)
             return
 
-        api_key = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                api_key = value.decode("latin-1")
-                break
         provisioning = method == "POST" and path == self.client_path
         if not state.key_ok(api_key, provisioning=provisioning):
             state.count_response(key, 401)
@@ -196,12 +255,20 @@ def _query(request: Request) -> dict[str, str]:
     return dict(request.query_params)
 
 
-async def _read_json(request: Request) -> Any:
-    """The JSON body (fractions as ``Decimal``), or an error ``Response`` (415 / 400)."""
+def _not_json(request: Request) -> Response | None:
+    """A 415 ``Response`` unless the request's ``Content-Type`` is JSON."""
     content_type = request.headers.get("content-type", "")
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime != JSON_TYPE and not mime.endswith("+json"):
         return error_response(415, f"Content-Type must be {JSON_TYPE}, got {content_type or 'none'}")
+    return None
+
+
+async def _read_json(request: Request) -> Any:
+    """The JSON body (fractions as ``Decimal``), or an error ``Response`` (415 / 400)."""
+    refused = _not_json(request)
+    if refused is not None:
+        return refused
     raw = await request.body()
     try:
         return decode_json(raw)
@@ -227,8 +294,9 @@ def _invalid(issues: list[ValidationIssue]) -> Response:
 
 
 # -- the app ---------------------------------------------------------------------------------------
-def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) -> ASGIApp:
-    """The sandbox ASGI app over ``state``; ``aborter`` enables connection-reset chaos."""
+def create_app(state: SandboxState, hosts: Collection[bytes], aborter: ConnectionAborter | None = None) -> ASGIApp:
+    """The sandbox ASGI app over ``state``, answering the ``Host`` values ``hosts`` (see
+    :func:`allowed_hosts`); ``aborter`` enables connection-reset chaos."""
     routes: list[Route] = []
 
     # -- onboarding --
@@ -325,7 +393,7 @@ def create_app(state: SandboxState, aborter: ConnectionAborter | None = None) ->
     for endpoint, handler in handlers.items():
         routes.append(Route(endpoint.full_path, handler, methods=[endpoint.method], name=endpoint.name))
     routes.extend(_admin_routes(state))
-    return SandboxMiddleware(Starlette(routes=routes), state, aborter)
+    return SandboxMiddleware(Starlette(routes=routes), state, hosts, aborter)
 
 
 def _submitted(kind: str, result: Any) -> Response:
@@ -342,8 +410,16 @@ def _submitted(kind: str, result: Any) -> Response:
     )
 
 
+#: admin methods that take a body: JSON only, so a cross-site form or ``text/plain`` POST is refused
+_ADMIN_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 def _admin_routes(state: SandboxState) -> list[Route]:
+    """The ``/_sandbox`` endpoints (the middleware has checked the admin key)."""
+
     async def admin_body(request: Request) -> Any:
+        if request.method not in _ADMIN_BODY_METHODS:
+            return {}
         raw = await request.body()
         if not raw.strip():
             return {}
@@ -354,6 +430,10 @@ def _admin_routes(state: SandboxState) -> list[Route]:
 
     def guarded(fn: Callable[[Any], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
+            if request.method in _ADMIN_BODY_METHODS:
+                refused = _not_json(request)
+                if refused is not None:
+                    return refused
             try:
                 return json_response(fn(await admin_body(request)))
             except (ValueError, TypeError) as err:
@@ -365,8 +445,8 @@ def _admin_routes(state: SandboxState) -> list[Route]:
         ("/health", ["GET"], lambda _: {"status": "ok"}),
         ("/stats", ["GET"], lambda _: state.stats()),
         ("/records", ["GET"], lambda _: state.records()),
-        ("/config", ["GET"], lambda _: state.config.to_dict()),
-        ("/config", ["PUT", "POST", "PATCH"], lambda body: state.configure(body).to_dict()),
+        ("/config", ["GET"], lambda _: state.config.public_dict()),
+        ("/config", ["PUT", "POST", "PATCH"], lambda body: state.configure(body).public_dict()),
         ("/chaos", ["GET"], lambda _: state.config.chaos.to_dict()),
         ("/chaos", ["PUT", "POST"], lambda body: state.set_chaos(body).to_dict()),
         ("/chaos", ["DELETE"], lambda _: state.set_chaos(None).to_dict()),
@@ -379,4 +459,4 @@ def _admin_routes(state: SandboxState) -> list[Route]:
 def _reset(state: SandboxState, body: Any) -> dict[str, Any]:
     keep = bool(body.get("keep_config")) if isinstance(body, dict) else False
     state.reset(restore_config=not keep)
-    return {"reset": True, "config": state.config.to_dict()}
+    return {"reset": True, "config": state.config.public_dict()}

@@ -1,20 +1,30 @@
 """``confirma-sandbox``: run the Confirma partner API sandbox from a shell.
 
 Prints the ``AIRFLOW_CONN_CONFIRMA_DEFAULT`` value that points Airflow at it, and with
-``--ready-file`` writes ``{"url", "port", "api_key", "conn"}`` once it accepts connections.
+``--ready-file`` writes ``{"url", "port", "api_key", "conn"}`` (mode 0600) once it accepts
+connections. The keys come from ``CONFIRMA_SANDBOX_API_KEY`` / ``CONFIRMA_SANDBOX_PROVISIONING_TOKEN``
+or ``--api-key-file`` / ``--provisioning-token-file``, never from the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_confirma.sandbox.config import DUPLICATE_POLICIES, ChaosConfig, SandboxConfig
+from airflow_provider_confirma.sandbox.config import (
+    API_KEY_ENV,
+    DUPLICATE_POLICIES,
+    PROVISIONING_TOKEN_ENV,
+    SECRET_SETTINGS,
+    ChaosConfig,
+    SandboxConfig,
+)
 
 DEFAULT_PORT = 8765
 
@@ -36,8 +46,6 @@ _CHAOS_FLAGS = {
     "chaos_script": "script",
 }
 _CONFIG_FLAGS = (
-    "api_key",
-    "provisioning_token",
     "sync_delay",
     "failure_rate",
     "failure_pattern",
@@ -48,6 +56,11 @@ _CONFIG_FLAGS = (
     "seed_invoices",
     "anchor_date",
 )
+#: secret setting -> (file flag, environment variable)
+_SECRET_SOURCES = {
+    "api_key": ("api_key_file", API_KEY_ENV),
+    "provisioning_token": ("provisioning_token_file", PROVISIONING_TOKEN_ENV),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,13 +74,30 @@ def build_parser() -> argparse.ArgumentParser:
     net.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto", help="HTTP parser")
     net.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop")
     net.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
-    net.add_argument("--ready-file", help="write {url, port, api_key, conn} as JSON here once serving")
+    net.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME[:PORT]",
+        help="another Host header value to answer (repeatable); default: the bound address and, "
+        "for a loopback or wildcard bind, localhost, 127.0.0.1 and [::1], with the port",
+    )
+    net.add_argument("--ready-file", help="write {url, port, api_key, conn} as JSON (mode 0600) here once serving")
     net.add_argument("--conn-id", default="confirma_default", help="connection id for the printed variable")
 
+    keys = parser.add_argument_group(
+        "keys (never on the command line: any local user can read it)",
+        f"The API key (also the admin key) comes from --api-key-file, else ${API_KEY_ENV}, else "
+        f"the public default confirma-sandbox-key; the provisioning token from "
+        f"--provisioning-token-file, else ${PROVISIONING_TOKEN_ENV}.",
+    )
+    keys.add_argument("--api-key-file", metavar="PATH", help="file holding the accepted X-Api-Key")
+    keys.add_argument("--provisioning-token-file", metavar="PATH", help="file holding the key of POST /client")
+    for flag in ("--api-key", "--provisioning-token"):  # removed: refused with a pointer to the safe ways
+        keys.add_argument(flag, dest=f"refused_{flag[2:].replace('-', '_')}", help=argparse.SUPPRESS)
+
     api = parser.add_argument_group("behaviour")
-    api.add_argument("--config-json", help="a full SandboxConfig as JSON; the flags below override it")
-    api.add_argument("--api-key", help="the accepted X-Api-Key (default: confirma-sandbox-key)")
-    api.add_argument("--provisioning-token", help="the key accepted by POST /client")
+    api.add_argument("--config-json", help="a SandboxConfig as JSON, without the keys; the flags below override it")
     api.add_argument("--sync-delay", type=float, help="seconds until a submitted record leaves pending (default 1)")
     api.add_argument("--failure-rate", type=float, help="fraction of records that fail (seeded, per identifier)")
     api.add_argument("--failure-pattern", help="regex: identifiers matching it fail")
@@ -100,11 +130,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    """The :class:`SandboxConfig` of parsed arguments (``ValueError`` names a bad setting)."""
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> SandboxConfig:
+    """The :class:`SandboxConfig` of parsed arguments and the key variables of ``environ`` (default
+    ``os.environ``); ``ValueError`` names a bad setting, never a key."""
+    environ = os.environ if environ is None else environ
+    for name, (file_flag, variable) in _SECRET_SOURCES.items():
+        if getattr(args, f"refused_{name}") is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{flag} is not accepted: a key on the command line is readable by any local user (ps); "
+                f"set ${variable} or pass --{file_flag.replace('_', '-')} PATH"
+            )
     base: dict[str, Any] = json.loads(args.config_json) if args.config_json else {}
     if not isinstance(base, dict):
         raise ValueError("--config-json must be a JSON object")
+    secrets = sorted(set(SECRET_SETTINGS) & set(base))
+    if secrets:
+        raise ValueError(
+            f"--config-json must not carry {', '.join(secrets)}: the command line is readable by any local "
+            f"user; set ${API_KEY_ENV} / ${PROVISIONING_TOKEN_ENV} or use --api-key-file / --provisioning-token-file"
+        )
+    for name, (file_flag, variable) in _SECRET_SOURCES.items():
+        path = getattr(args, file_flag)
+        if path is not None:
+            base[name] = _read_secret(path, "--" + file_flag.replace("_", "-"))
+        elif environ.get(variable):
+            base[name] = environ[variable]
     for name in _CONFIG_FLAGS:
         value = getattr(args, name)
         if value is not None:
@@ -116,6 +167,28 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
             chaos[name] = value
     base["chaos"] = ChaosConfig.from_dict(chaos)
     return SandboxConfig.from_dict(base)
+
+
+def _read_secret(path: str, flag: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().strip()
+    except (OSError, UnicodeError) as err:
+        raise ValueError(f"cannot read {flag} {path}: {getattr(err, 'strerror', None) or type(err).__name__}") from None
+    if not value:
+        raise ValueError(f"{flag} {path} is empty")
+    return value
+
+
+def _write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by this user only (0600)."""
+    tmp = f"{path}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -147,12 +220,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{variable}={endpoint.conn_value}", flush=True)
         if args.ready_file:
             info = {"url": endpoint.url, "port": endpoint.port, "api_key": config.api_key, "conn": endpoint.conn_value}
-            tmp = f"{args.ready_file}.tmp"
-            with open(tmp, "w") as handle:
-                json.dump(info, handle)
-            os.replace(tmp, args.ready_file)
+            _write_private(args.ready_file, json.dumps(info))
 
-    server = build_server(config, http=args.http, loop=args.loop, log_level=args.log_level, on_ready=on_ready)
+    server = build_server(
+        config,
+        host=args.host,
+        port=endpoint.port,
+        allowed_hosts=args.allowed_host,
+        http=args.http,
+        loop=args.loop,
+        log_level=args.log_level,
+        on_ready=on_ready,
+    )
     # uvicorn shuts down gracefully, then re-raises the signal it caught: make that a clean exit
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:

@@ -15,6 +15,11 @@ from typing import Any
 DEFAULT_API_KEY = "confirma-sandbox-key"
 DEFAULT_PROVISIONING_TOKEN = "confirma-sandbox-provisioning-token"  # noqa: S105 - a fixed sandbox value
 DUPLICATE_POLICIES = ("accept", "reject")
+#: the settings that are secrets: never on a command line, in a repr or in an admin response
+SECRET_SETTINGS = ("api_key", "provisioning_token")
+#: where the CLI (and so :class:`~.server.SandboxProcess`) reads them from when no file is given
+API_KEY_ENV = "CONFIRMA_SANDBOX_API_KEY"
+PROVISIONING_TOKEN_ENV = "CONFIRMA_SANDBOX_PROVISIONING_TOKEN"  # noqa: S105 - a variable name
 
 #: Chaos outcomes, each drawn with its own probability. ``reset`` drops the connection before the
 #: request is handled; ``reset_after_body`` handles it (a POST is stored) and then drops the
@@ -141,8 +146,10 @@ class SandboxConfig:
     ``anchor_date`` (default: today, UTC).
     """
 
-    api_key: str = DEFAULT_API_KEY
-    provisioning_token: str = DEFAULT_PROVISIONING_TOKEN
+    #: the accepted ``X-Api-Key``; also the key of the ``/_sandbox`` admin endpoints
+    api_key: str = field(default=DEFAULT_API_KEY, repr=False)
+    #: the key accepted by ``POST /client``
+    provisioning_token: str = field(default=DEFAULT_PROVISIONING_TOKEN, repr=False)
     sync_delay: float = 1.0
     failure_rate: float = 0.0
     failure_pattern: str | None = None
@@ -157,7 +164,7 @@ class SandboxConfig:
     chaos: ChaosConfig = field(default_factory=ChaosConfig)
 
     def __post_init__(self) -> None:
-        for name in ("api_key", "provisioning_token"):
+        for name in SECRET_SETTINGS:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{name} must be a non-empty string")
@@ -199,6 +206,13 @@ class SandboxConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["anchor_date"] = self.anchor_date.isoformat() if self.anchor_date else None
         out["chaos"] = self.chaos.to_dict()
+        return out
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the secrets (what the admin endpoints show)."""
+        out = self.to_dict()
+        for name in SECRET_SETTINGS:
+            del out[name]
         return out
 
     def updated(self, changes: Mapping[str, Any]) -> SandboxConfig:

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_confirma.sandbox.admin import SandboxEndpoint
-from airflow_provider_confirma.sandbox.config import SandboxConfig
+from airflow_provider_confirma.sandbox.config import API_KEY_ENV, PROVISIONING_TOKEN_ENV, SandboxConfig
 
 DEFAULT_HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 15.0
@@ -110,21 +110,29 @@ def bind_socket(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
 def build_server(
     config: SandboxConfig,
     *,
+    host: str,
+    port: int,
+    allowed_hosts: Sequence[str] = (),
     http: str = "auto",
     loop: str = "auto",
     log_level: str = "warning",
     on_ready: Callable[[], None] | None = None,
 ) -> Any:
-    """A ``uvicorn.Server`` serving the sandbox app; ``server.sandbox_state`` is its state."""
+    """A ``uvicorn.Server`` serving the sandbox app on the socket bound to ``host:port``;
+    ``server.sandbox_state`` is its state.
+
+    Requests whose ``Host`` header is not that address (or a localhost form of it, or one of
+    ``allowed_hosts``) get 400: see :func:`~.app.allowed_hosts`.
+    """
     import uvicorn
 
-    from airflow_provider_confirma.sandbox.app import create_app
+    from airflow_provider_confirma.sandbox import app
     from airflow_provider_confirma.sandbox.state import SandboxState
 
     state = SandboxState(config)
     registry = TransportRegistry()
     uv_config = uvicorn.Config(
-        create_app(state, registry),
+        app.create_app(state, app.allowed_hosts(host, port, allowed_hosts), registry),
         http=http_protocol_class(http, registry),
         loop=loop,
         lifespan="off",
@@ -162,11 +170,13 @@ class ConfirmaSandbox(SandboxEndpoint):
         port: int = 0,
         http: str = "auto",
         loop: str = "auto",
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.config = config or SandboxConfig()
         self.host = host
         self.port = port
         self.api_key = self.config.api_key
+        self.allowed_hosts = tuple(allowed_hosts)
         self._http, self._loop = http, loop
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -185,7 +195,15 @@ class ConfirmaSandbox(SandboxEndpoint):
         sock = bind_socket(self.host, self.port)
         self.port = sock.getsockname()[1]
         ready = threading.Event()
-        self._server = build_server(self.config, http=self._http, loop=self._loop, on_ready=ready.set)
+        self._server = build_server(
+            self.config,
+            host=self.host,
+            port=self.port,
+            allowed_hosts=self.allowed_hosts,
+            http=self._http,
+            loop=self._loop,
+            on_ready=ready.set,
+        )
 
         def run() -> None:
             try:
@@ -226,6 +244,9 @@ class SandboxProcess(SandboxEndpoint):
     """The sandbox as a subprocess of the ``confirma-sandbox`` CLI; a context manager.
 
     Waits for the CLI's ready file, so the server accepts connections when ``start()`` returns.
+    The keys go to the child in its environment (``CONFIRMA_SANDBOX_API_KEY``,
+    ``CONFIRMA_SANDBOX_PROVISIONING_TOKEN``), never on its command line, which any local user can
+    read (``ps``, ``/proc/<pid>/cmdline``).
     """
 
     def __init__(
@@ -259,7 +280,7 @@ class SandboxProcess(SandboxEndpoint):
             "--port",
             str(self.port),
             "--config-json",
-            json.dumps(self.config.to_dict()),
+            json.dumps(self.config.public_dict()),
             "--ready-file",
             ready_file,
             *self.extra_args,
@@ -277,7 +298,12 @@ class SandboxProcess(SandboxEndpoint):
                 self.command(str(ready)),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(self.env or {})},
+                env={
+                    **os.environ,
+                    **(self.env or {}),
+                    API_KEY_ENV: self.config.api_key,
+                    PROVISIONING_TOKEN_ENV: self.config.provisioning_token,
+                },
             )
         deadline = began + timeout
         while not ready.exists():

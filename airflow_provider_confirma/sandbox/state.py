@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_confirma.endpoints import API_PREFIX
-from airflow_provider_confirma.sandbox.config import CHAOS_OUTCOMES, ChaosConfig, SandboxConfig
+from airflow_provider_confirma.sandbox.config import CHAOS_OUTCOMES, SECRET_SETTINGS, ChaosConfig, SandboxConfig
 from airflow_provider_confirma.sandbox.seed import InvoiceInfo, build_seed_data
 
 PENDING, SYNCED = 0, 1
@@ -232,7 +232,7 @@ class SandboxState:
         Changing ``seed``, ``seed_invoices`` or ``anchor_date`` regenerates the seeded data. The keys
         are fixed at start (clients already hold them).
         """
-        fixed = sorted({"api_key", "provisioning_token"} & set(changes))
+        fixed = sorted(set(SECRET_SETTINGS) & set(changes))
         if fixed:
             raise ValueError(f"{', '.join(fixed)} can only be set when the sandbox starts")
         with self.lock:
@@ -274,6 +274,10 @@ class SandboxState:
                 (self.config.provisioning_token,) if provisioning else (self.config.api_key, *self.extra_keys)
             )
             return any(hmac.compare_digest(key.encode(), good.encode()) for good in allowed)
+
+    def admin_key_ok(self, key: str | None) -> bool:
+        """The admin endpoints take the start ``api_key`` only (not renewed or client keys)."""
+        return bool(key) and hmac.compare_digest(str(key).encode(), self.config.api_key.encode())
 
     def count_request(self, key: str) -> None:
         with self.lock:

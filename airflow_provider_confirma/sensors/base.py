@@ -18,15 +18,17 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk import Asset, BaseSensorOperator, PokeReturnValue
+from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, PokeReturnValue
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
+    TaskDeferralError,
+    TaskDeferralTimeout,
 )
 
 from airflow_provider_confirma.arguments import (
@@ -58,6 +60,9 @@ if TYPE_CHECKING:
 
 #: How many identifiers the asset event's extra names (as the status operators' events do).
 ASSET_EXTRA_IDENTIFIERS = 100
+#: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
+#: ``silent_fail``: a wait that goes on after an error resumes in a new process and needs its deadline.
+WAIT_START_KEY = "confirma_sync_wait_started_at"
 
 
 class ConfirmaSyncStatusSensor(BaseSensorOperator):
@@ -215,7 +220,15 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self._started_at = self._wait_started_at(context)
         if self.deferrable:
             return self._succeeded(context, self._execute_deferrable(context))
-        return self._succeeded(context, super().execute(context))
+        try:
+            summary = super().execute(context)
+        except AirflowSkipException as skip:
+            # Airflow's poke loop fails its own timeout under never_fail, but skips one that a poke
+            # raises (the time ran out during a request): a timeout means one thing (see _flagged).
+            if self.never_fail and isinstance(skip.__cause__, AirflowSensorTimeout):
+                raise skip.__cause__ from None
+            raise
+        return self._succeeded(context, summary)
 
     def _succeeded(self, context: Context, summary: Any) -> Any:
         """The summary of a finished wait; with ``emit_asset``, it also fills the asset event's extra."""
@@ -247,6 +260,11 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 return first.timestamp()
         return time.time()
 
+    def _remaining(self) -> float:
+        """Seconds left of the sensor's ``timeout`` (zero or less once it has passed)."""
+        assert self._started_at is not None
+        return self._started_at + self.timeout - time.time()
+
     def _streak_store(self, context: Context) -> Any:
         """Where reschedule mode keeps the error count between pokes (``None`` in the other modes)."""
         if not self.reschedule or self.deferrable:
@@ -254,12 +272,20 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         return context.get("task_state_store")
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One status request, judged; logs the progress every time."""
-        from airflow_provider_confirma.hooks.http_policy import is_transient
+        """One status request, judged; logs the progress every time.
+
+        The request, retries included, ends by the sensor's timeout (the hook's ``deadline``): a
+        poke that starts after it sends nothing, and one whose request the timeout cut short raises
+        ``AirflowSensorTimeout``.
+        """
+        from airflow_provider_confirma.hooks.http_policy import describe_error, is_transient
         from airflow_provider_confirma.triggers.sync_wait import poll_error_streak
 
         if self._started_at is None:
             self._started_at = time.time()
+        remaining = self._remaining()
+        if remaining <= 0:
+            raise AirflowSensorTimeout(f"Sensor has timed out before this poke; timeout is {self.timeout}s")
         store = self._streak_store(context)
         try_number = context["ti"].try_number if store is not None else None
         if store is not None:
@@ -267,10 +293,17 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
             self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
         try:
-            index = self.hook.get_status_index(self.status_endpoint, self._rendered_params())
+            index = self.hook.get_status_index(
+                self.status_endpoint, self._rendered_params(), deadline=time.monotonic() + remaining
+            )
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            if self._remaining() <= 0:
+                raise AirflowSensorTimeout(
+                    f"Sensor has timed out during the status request; timeout is {self.timeout}s; "
+                    f"last error: {describe_error(exc)}"
+                ) from exc
             self._consecutive_errors += 1
             if store is not None:
                 store.set(self.error_streak_key, {"try_number": try_number, "errors": self._consecutive_errors})
@@ -304,29 +337,116 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
         return False
 
-    def _execute_deferrable(self, context: Context) -> Any:
-        """Check once on the worker; defer with the remaining sensor timeout if not done."""
-        assert self._started_at is not None
-        try:
-            done = self.poke(context)
-        except (AirflowFailException, AirflowSensorTimeout) as exc:
+    # -- what each flag means (the same in every mode: docs/sensor.md) --------------------------
+    def _timeout_outcome(self, message: str) -> AirflowException:
+        """The end of a wait whose timeout passed: skipped under ``soft_fail``, else ``AirflowSensorTimeout``."""
+        if self.soft_fail:
+            return AirflowSkipException(f"Skipping due to soft_fail: {message}")
+        return AirflowSensorTimeout(message)
+
+    def _flagged(self, exc: Exception) -> Exception | None:
+        """How a check that raised ``exc`` ends the task, as Airflow's poke loop
+        (``BaseSensorOperator.execute``) decides it; ``None`` when ``silent_fail`` logs it and the
+        wait goes on.
+
+        * ``AirflowFailException`` (a failed record): skipped under ``soft_fail`` or ``never_fail``.
+        * ``AirflowSensorTimeout``: skipped under ``soft_fail`` only, as the poke loop's own
+          timeout check does (``never_fail`` does not skip it, whoever raised it).
+        * any other error (401 and other 4xx, an unreadable response, transient errors past
+          ``max_consecutive_errors``, a bad trigger event, a failed trigger): logged and waited
+          past under ``silent_fail``, skipped under ``never_fail``, else it fails the task
+          (retries apply). ``soft_fail`` never skips an error: a revoked key is a failure.
+        """
+        if isinstance(exc, AirflowSkipException):
+            return exc
+        if isinstance(exc, AirflowSensorTimeout):
+            return self._timeout_outcome(str(exc))
+        if isinstance(exc, AirflowFailException):
             if self.soft_fail or self.never_fail:
                 flag = "soft_fail" if self.soft_fail else "never_fail"
-                raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
-            raise
+                return AirflowSkipException(f"Skipping due to {flag}: {exc}")
+            return exc
+        if self.silent_fail:
+            from airflow_provider_confirma.hooks.http_policy import describe_error
+
+            self.log.error("Sensor check failed; silent_fail: waiting on: %s", describe_error(exc))
+            return None
+        if self.never_fail:
+            return AirflowSkipException(f"Skipping due to never_fail: {exc}")
+        return exc
+
+    def _check_raised(self, context: Context, exc: Exception) -> NoReturn:
+        """End the task as :meth:`_flagged` says; under ``silent_fail`` an error pauses the wait
+        for ``poke_interval`` instead (as the poke loop sleeps), then it goes on in the trigger."""
+        ended = self._flagged(exc)
+        if ended is exc:
+            raise exc
+        if ended is not None:
+            raise ended from exc
+        self._pause(context)
+
+    # -- deferrable ----------------------------------------------------------------------------
+    def _execute_deferrable(self, context: Context) -> Any:
+        """Check once on the worker (the flags as in poke mode); defer with the rest of the timeout."""
+        if self.silent_fail:
+            self._save_wait_start(context)
+        try:
+            done = self.poke(context)
+        except Exception as exc:
+            self._check_raised(context, exc)
         if isinstance(done, PokeReturnValue) and done:
             return done.xcom_value
-        remaining = self._started_at + self.timeout - time.time()
+        self._defer()
+
+    def _defer(self) -> NoReturn:
+        """Defer to the sync trigger with the rest of the sensor's timeout (if any is left)."""
+        remaining = self._remaining()
         if remaining <= 0:
-            message = f"Sensor has timed out after the first check; timeout is {self.timeout}s"
-            if self.soft_fail:
-                raise AirflowSkipException(message)
-            raise AirflowSensorTimeout(message)
+            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s")
         self.defer(
             trigger=self.build_trigger(),
             method_name="execute_complete",
             timeout=timedelta(seconds=remaining),
         )
+
+    def _pause(self, context: Context) -> NoReturn:
+        """``silent_fail`` after an error: the next check comes ``poke_interval`` later (at most at
+        the timeout), waited for in the triggerer; :meth:`resume_wait` then defers to the trigger."""
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        if self._started_at is None:
+            self._started_at = self._saved_wait_start(context)
+        remaining = self._remaining() if self._started_at is not None else 0.0
+        if remaining <= 0:
+            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s")
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=min(self.poke_interval, remaining))),
+            method_name="resume_wait",
+            timeout=timedelta(seconds=remaining),
+        )
+
+    def resume_wait(self, context: Context, event: Any = None) -> Any:
+        """Resume after a ``silent_fail`` pause: wait on in the trigger for the rest of the timeout."""
+        self._started_at = self._saved_wait_start(context)
+        if self._started_at is None:
+            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s (wait start unknown)")
+        self._defer()
+
+    def _save_wait_start(self, context: Context) -> None:
+        store, ti = context.get("task_state_store"), context.get("ti")
+        if store is not None and ti is not None:
+            store.set(WAIT_START_KEY, {"try_number": ti.try_number, "started_at": self._started_at})
+
+    def _saved_wait_start(self, context: Context) -> float | None:
+        """The start of this try's wait (:meth:`_save_wait_start`), or ``None`` if not kept."""
+        store, ti = context.get("task_state_store"), context.get("ti")
+        if store is None or ti is None:
+            return None
+        saved = store.get(WAIT_START_KEY)
+        if not isinstance(saved, Mapping) or saved.get("try_number") != ti.try_number:
+            return None
+        started = saved.get("started_at")
+        return float(started) if isinstance(started, (int, float)) else None
 
     @classmethod
     def get_trigger_class(cls) -> type[ConfirmaSyncStatusTrigger]:
@@ -360,19 +480,34 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             retry_policy=self.http_retry_policy,
         )
 
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume a deferred wait, each flag meaning what it does in poke mode (:meth:`_flagged`).
+
+        Bypasses ``BaseSensorOperator.resume_execution``, which skips on every error after a
+        deferral under ``soft_fail`` (a revoked key included; apache/airflow#71255) and on the
+        timeout under ``never_fail``, unlike its poke loop. Airflow's own ends of a deferral are
+        judged the same way: its deferral timeout is the sensor's timeout, a failed trigger an error.
+        """
+        try:
+            return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
+        except TaskDeferralTimeout as exc:
+            raise self._timeout_outcome(f"Sensor has timed out while deferred; timeout is {self.timeout}s") from exc
+        except TaskDeferralError as exc:
+            self._check_raised(context, exc)
+
     def execute_complete(self, context: Context, event: Any = None) -> Any:
-        """Resume from the trigger: accept only success / failed / timeout / error events."""
+        """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
         from airflow_provider_confirma.triggers.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
 
         try:
             checked = read_event(event)
         except ValueError as err:
-            raise AirflowException(f"{type(self).__name__} '{self.task_id}': {err}") from None
+            self._check_raised(context, AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
         if checked.status == EVENT_SUCCESS:
             self.log.info("Confirma %s sync: %s", self.noun, checked.message)
             return self._succeeded(context, checked.summary)
         if checked.status == EVENT_FAILED:
-            raise AirflowFailException(checked.message)
+            self._check_raised(context, AirflowFailException(checked.message))
         if checked.status == EVENT_TIMEOUT:
-            raise AirflowSensorTimeout(checked.message)
-        raise AirflowException(checked.message)
+            raise self._timeout_outcome(checked.message)
+        self._check_raised(context, AirflowException(checked.message))

@@ -3,8 +3,9 @@
 Polls a sync status endpoint (``GET /accounting/payment`` or ``GET /accounting/ledger``) through
 ``ConfirmaHook.aget_sync_status`` (aiohttp, the hook's retry and Retry-After policy, the connection
 resolved asynchronously) and judges each response with the sensor's own :class:`~.sync_wait.SyncWait`.
-Concurrent waits on one endpoint, connection and query share one poll per interval
-(:mod:`.coalescing`). Emits exactly one event from the closed vocabulary of :mod:`.sync_wait`:
+Concurrent waits whose requests are the same (endpoint, query, retry policy and the connection as
+each wait resolved it: base URL, TLS, timeout, key) share one poll per interval (:mod:`.coalescing`).
+Emits exactly one event from the closed vocabulary of :mod:`.sync_wait`:
 success, failed, timeout or error. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`)
 sets ``status_endpoint`` and ``noun``; its classpath is what ``serialize()`` names.
 """
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import contextvars
 import dataclasses
+import hashlib
 import math
 import random
 import time
@@ -36,6 +38,7 @@ from airflow_provider_confirma.arguments import (
     retry_policy_from,
 )
 from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.confirma import (
     STATUS_RECORDS,
@@ -44,10 +47,14 @@ from airflow_provider_confirma.hooks.confirma import (
     release_client_session,
     unreadable_status,
 )
+from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, describe_error, is_transient
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
 from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
 from airflow_provider_confirma.triggers.sync_wait import (
+    FAILURE_DETAILS_LIMIT,
+    LOG_NAMES_LIMIT,
+    SyncVerdict,
     SyncWait,
     error_event,
     poll_error_streak,
@@ -95,6 +102,48 @@ def jittered() -> float:
     return 1.0 + POLL_JITTER * (random.random() - 0.5)  # noqa: S311 - spreading load, not a secret
 
 
+def connection_key(settings: ConfirmaConnectionSettings) -> tuple[tuple[str, Any], ...]:
+    """A resolved connection as a poll key: every field, its secrets as SHA-256 hex digests.
+
+    The secrets are the fields the settings hide from their repr (the API key, the provisioning
+    token), so a secret field added later is hashed too; the key names a poller's task and may be
+    logged, and must never carry a secret.
+    """
+    parts = []
+    for spec in dataclasses.fields(settings):
+        value = getattr(settings, spec.name)
+        if not spec.repr and value is not None:
+            value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+        elif isinstance(value, (dict, list, set)):  # the key must be hashable
+            value = repr(value)
+        parts.append((spec.name, value))
+    return tuple(parts)
+
+
+#: How many failed records a timeout event can name: its summary's failures and its message's
+#: progress line (see :class:`~.sync_wait.SyncVerdict`).
+SHOWN_FAILURES = max(FAILURE_DETAILS_LIMIT, LOG_NAMES_LIMIT + 1)
+
+
+def for_timeout(verdict: SyncVerdict) -> SyncVerdict:
+    """``verdict``, changed in place to hold only the records its timeout event can show.
+
+    The event's summary types the first ``max_xcom_records`` tracked records found and names the
+    first failed ones, and so does its message; the rest of the response is let go, so a wait
+    sleeping until its next own poll keeps a few records, not the whole response (a wait for all
+    records still keeps their identifiers, for its counts).
+    """
+    progress = verdict.progress
+    index = progress.index
+    shown = progress.found[: verdict.wait.max_xcom_records] + progress.failed[:SHOWN_FAILURES]
+    if isinstance(index, StatusIndex):
+        raw = index.raw
+        progress.index = StatusIndex({ident: raw[ident] for ident in shown}, index.record_type, index.list_key)
+    else:
+        progress.index = {ident: index[ident] for ident in shown}
+    return verdict
+
+
 class ConfirmaSyncStatusTrigger(BaseTrigger):
     """Wait until the given records (or all pending ones) are synced, failed, or time is up.
 
@@ -112,7 +161,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     :param fail_on_sync_failure: emit ``failed`` at the first failed tracked identifier; else keep waiting.
     :param max_xcom_records: cap of the records listed in the event summary.
     :param max_consecutive_errors: transient poll errors in a row before an ``error`` event.
-    :param coalesce: share one poll with concurrent triggers of the same connection and query.
+    :param coalesce: share one poll with concurrent triggers making the same request (the same
+        endpoint, query and retry policy, and the same connection as each resolved it).
     :param retry_policy: fields of the hook's :class:`RetryPolicy` (``None``: the default).
     """
 
@@ -196,12 +246,15 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         identifiers = tuple(self.source_identifiers) if self.source_identifiers is not None else None
         return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
 
-    def poll_key(self) -> tuple[Any, ...]:
-        """What makes two waits share a poll: endpoint, connection, query and retry policy."""
+    def poll_key(self, settings: ConfirmaConnectionSettings) -> tuple[Any, ...]:
+        """What makes two waits share a poll: everything their request uses. The endpoint, query and
+        retry policy, and ``settings``, the connection as this wait resolved it (base URL, TLS,
+        timeout, a hash of the key: see :func:`connection_key`), so a wait started after the
+        connection was edited never joins the poll of one started before."""
         policy = dataclasses.astuple(self.retry_policy) if self.retry_policy is not None else None
         return (
             self.status_endpoint.value,
-            self.confirma_conn_id,
+            connection_key(settings),
             tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items())),
             policy,
         )
@@ -221,31 +274,40 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
         self._logged, self._errors, self._warned = "", 0, False
+        if self.end_time <= time.time():
+            return self._timed_out(wait, None)
+        try:
+            # Once per wait, before it polls: the poll it joins is keyed on what it resolved.
+            settings = await self.hook.aget_settings()
+        except Exception as exc:  # an unknown or invalid connection
+            return self._poll_failed(exc)
         try:
             if not self.coalesce:
                 return await self._wait_privately(wait)
-            return await self._wait_coalesced(wait)
+            return await self._wait_coalesced(wait, settings)
+        except ConfirmaConfigError as err:  # a ValueError too, but not one of the response
+            return self._poll_failed(err)
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
             return self._poll_failed(unreadable_status(self.status_endpoint, err))
 
-    def _timed_out(self, wait: SyncWait, last: Mapping[str, SyncRecord] | None) -> dict[str, Any]:
+    def _timed_out(self, wait: SyncWait, last: SyncVerdict | None) -> dict[str, Any]:
         timeout_seconds = max(0.0, self.end_time - self.started_at)
-        verdict = wait.judge(last) if last is not None else None
-        return timeout_event(wait.noun, timeout_seconds, verdict, time.time() - self.started_at)
+        return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)
 
-    async def _wait_coalesced(self, wait: SyncWait) -> dict[str, Any]:
+    async def _wait_coalesced(self, wait: SyncWait, settings: ConfirmaConnectionSettings) -> dict[str, Any]:
         """Judge the rounds of the shared poller of :meth:`poll_key` until an event ends the wait."""
         # The latest response, for the timeout event: judged again then, so no verdict is kept
-        # alive between polls (thousands of waiters would keep thousands of them).
+        # alive between polls (thousands of waiters would keep thousands of them). It is the
+        # poll's one response, shared by all its waiters, not a copy per waiter.
         seen: list[Mapping[str, SyncRecord]] = []
-        subscription = subscribe(self.poll_key(), self._fetch_status, self.poll_interval)
+        subscription = subscribe(self.poll_key(settings), self._fetch_status, self.poll_interval)
         try:
             remaining = self.end_time - time.time()
             if remaining > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
                     # One deadline for the whole wait, not a timer per round.
                     return await within(self._poll(subscription, wait, seen), remaining)
-            return self._timed_out(wait, seen[-1] if seen else None)
+            return self._timed_out(wait, wait.judge(seen[-1]) if seen else None)
         finally:
             subscription.close()
 
@@ -257,10 +319,11 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         loop) to walk. So the loop is flat: no subscription, poller, round object or timer per
         wait; the end of the wait bounds each sleep, and each request that could outlast it (on
         the loop's watchdog, see :mod:`..hooks.deadlines`). Only the last response survives a
-        sleep, for the timeout event.
+        sleep, for the timeout event, and of it only the few records that event shows
+        (:func:`for_timeout`): a wait never holds a whole response through its sleep.
         """
-        last: StatusIndex | None = None
-        session = await acquire_client_session()
+        last: SyncVerdict | None = None
+        session = await acquire_client_session()  # fails on a bad [confirma] max_concurrent_requests
         try:
             while (remaining := self.end_time - time.time()) > 0:
                 try:
@@ -270,8 +333,11 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 except Exception as exc:
                     event = self._judge_error(exc)
                 else:
-                    last = index
-                    event = self._judge_index(index, wait)
+                    verdict = self._verdict(index, wait)
+                    del index
+                    event = self._finished(verdict)
+                    if event is None:
+                        last = for_timeout(verdict)
                 if event is not None:
                     return event
                 pause = min(self.poll_interval * jittered(), self.end_time - time.time())
@@ -295,6 +361,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         return await within(self._fetch_status(session), remaining)  # pragma: no cover - Python 3.10
 
     def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
+        if isinstance(exc, ConfirmaConfigError):  # the message names the option or field, and the value
+            return error_event(f"Confirma {self.noun} sync status poll cannot run, configuration error: {exc}")
         return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
 
     async def _poll(
@@ -315,7 +383,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             return self._judge_error(current.error)
         assert current.index is not None
         seen[:] = [current.index]
-        return self._judge_index(current.index, wait)
+        return self._finished(self._verdict(current.index, wait))
 
     def _judge_error(self, exc: BaseException) -> dict[str, Any] | None:
         """The event that a failed poll ends the wait with, or ``None`` (a transient error, logged)."""
@@ -325,8 +393,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)
         return error_event(ended) if ended is not None else None
 
-    def _judge_index(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> dict[str, Any] | None:
-        """The event that one response ends the wait with, or ``None`` to wait on."""
+    def _verdict(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> SyncVerdict:
+        """The verdict over one response (a good poll: the error streak ends); logs a changed one."""
         self._errors = 0
         verdict = wait.judge(index)
         text = verdict.describe()
@@ -336,6 +404,10 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 self._warned = True
             self.shared_log.info("Confirma %s sync: %s", self.noun, text)
             self._logged = text
+        return verdict
+
+    def _finished(self, verdict: SyncVerdict) -> dict[str, Any] | None:
+        """The event that a verdict ends the wait with, or ``None`` to wait on."""
         if verdict.finished:
             return verdict_event(verdict, time.time() - self.started_at)
         return None

@@ -7,8 +7,11 @@ last one leaves. Each poll is published as a :class:`PollRound` (the indexed rec
 exception) to every subscriber, woken in slices so the loop stays responsive; each subscriber waits
 on an ``asyncio.Event`` of the round through its own waiter, so cancelling one subscriber never
 cancels the poll or disturbs the others.
-Nothing is shared across event loops or keys (the caller puts connection id, endpoint and query
-into the key). Without coalescing there is nothing to share: the trigger polls in its own task.
+Nothing is shared across event loops or keys (the caller puts everything its request uses into the
+key). A poller keeps its interval on every path: after a failed poll, when it cannot open its HTTP
+session, and when it replaces a poller that stopped under its subscribers; one that crashes hands
+its error to its subscribers. Without coalescing there is nothing to share: the trigger polls in
+its own task.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_confirma.exceptions import PollerStopped
-from airflow_provider_confirma.hooks.confirma import shared_client_session
+from airflow_provider_confirma.hooks.confirma import acquire_client_session, release_client_session
 
 if TYPE_CHECKING:
     import aiohttp
@@ -111,10 +114,17 @@ class SharedPoller:
     """Polls ``fetch`` every ``min(interval of its subscribers)`` seconds while it has subscribers.
 
     The interval is measured from the end of one poll to the start of the next, so the poller
-    sleeps on every path, errors included, and a slow API is never hit back to back.
+    sleeps on every path, errors included, and a slow API is never hit back to back. A poller
+    that replaces a stopped one (``previous``) first waits out the interval of its last poll.
     """
 
-    def __init__(self, key: Hashable, fetch: Fetch, registry: dict[Hashable, SharedPoller] | None = None) -> None:
+    def __init__(
+        self,
+        key: Hashable,
+        fetch: Fetch,
+        registry: dict[Hashable, SharedPoller] | None = None,
+        previous: SharedPoller | None = None,
+    ) -> None:
         self.key = key
         self._fetch = fetch
         self._registry = registry
@@ -122,9 +132,12 @@ class SharedPoller:
         self._next = PollRound(number=1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._last_end: float | None = None
+        #: the loop's shared HTTP session, once opened (released when the poller stops)
+        self._session: aiohttp.ClientSession | None = None
+        #: loop time at which the last poll ended (of ``previous`` until this one polled)
+        self._last_end: float | None = previous._last_end if previous is not None else None
         self.closed = False
-        #: number of requests made (one per round)
+        #: number of rounds polled (one request each, unless the session could not be opened)
         self.polls = 0
 
     @property
@@ -157,24 +170,30 @@ class SharedPoller:
     # -- polling -------------------------------------------------------------------------------
     async def _run(self) -> None:
         try:
-            async with shared_client_session() as session:
-                try:
-                    await self._poll_loop(session)
-                finally:
-                    self._close()
+            await self._poll_loop()
         except asyncio.CancelledError:
             pass
-        except Exception:  # pragma: no cover - the loop itself captures fetch errors
+        except Exception as exc:  # a bug: the loop itself captures fetch and session errors
             log.exception("Confirma shared poller %r crashed", self.key)
+            # Its subscribers get the cause (not a PollerStopped to rejoin on), and a replacement
+            # still waits an interval (see ``previous``): a crash never turns into a hot loop.
+            self._last_end = asyncio.get_running_loop().time()
+            self._close(exc)
         finally:
             self._close()
+            if self._session is not None:
+                session, self._session = self._session, None
+                await release_client_session(session)
 
-    async def _poll_loop(self, session: aiohttp.ClientSession) -> None:
+    async def _poll_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        await self._sleep()  # a replacement's first poll keeps the interval of the poller it replaces
         while self._subscribers:
             current = self._next
             try:
-                current.index = await self._fetch(session)
+                if self._session is None:  # fails, e.g., on a bad [confirma] max_concurrent_requests
+                    self._session = await acquire_client_session()
+                current.index = await self._fetch(self._session)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -183,6 +202,7 @@ class SharedPoller:
             self._last_end = loop.time()
             self._next = PollRound(number=current.number + 1)
             await current.publish()
+            del current  # the round's records are its subscribers' now, not kept through the sleep
             await self._sleep()
 
     async def _sleep(self) -> None:
@@ -195,8 +215,9 @@ class SharedPoller:
             with contextlib.suppress(asyncio.TimeoutError):
                 await within(self._wake.wait(), delay)
 
-    def _close(self) -> None:
-        """Deregister and release waiters of the unpublished round (idempotent, synchronous)."""
+    def _close(self, error: BaseException | None = None) -> None:
+        """Deregister and release waiters of the unpublished round with ``error`` (default: a
+        :class:`PollerStopped`, on which they rejoin); idempotent, synchronous."""
         if self.closed:
             return
         self.closed = True
@@ -204,8 +225,13 @@ class SharedPoller:
             del self._registry[self.key]
         pending = self._next
         if not pending.published:
-            pending.error = PollerStopped("the shared status poller stopped")
+            pending.error = error if error is not None else PollerStopped("the shared status poller stopped")
             pending.publish_now()
+
+
+def _crashed(current: PollRound) -> bool:
+    """Whether ``current`` is the last round of a poller that crashed (its error, not a stop)."""
+    return current.published and current.error is not None and not isinstance(current.error, PollerStopped)
 
 
 class Subscription:
@@ -221,27 +247,35 @@ class Subscription:
         self.closed = False
         self.poller: SharedPoller = self._join()
 
-    def _join(self) -> SharedPoller:
+    def _join(self, previous: SharedPoller | None = None) -> SharedPoller:
+        """The live poller of the key (created if none; ``previous``: the stopped one it replaces)."""
         registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
         found = registry.get(self.key)
         if found is None or found.closed:
-            found = registry[self.key] = SharedPoller(self.key, self._fetch, registry)
+            found = registry[self.key] = SharedPoller(self.key, self._fetch, registry, previous)
         found._add(self, self.interval)
         return found
 
     async def next_round(self) -> PollRound:
-        """The next round published after this call (records or error); rejoins a stopped poller."""
+        """The next round published after this call (records or error); rejoins a stopped poller.
+
+        A poller that crashed tells each of its subscribers its error once, also one that was not
+        waiting at that moment; the subscriber then follows a replacement (which keeps the interval).
+        """
         if self.closed:
             raise RuntimeError("subscription is closed")
         rejoins = 0
         while True:
-            if self.poller.closed:
-                self.poller = self._join()
             current = self.poller._next
+            if self.poller.closed and not _crashed(current):
+                self.poller = self._join(self.poller)
+                current = self.poller._next
             await current.wait(self._slice)
             if isinstance(current.error, PollerStopped) and not self.closed and rejoins < MAX_REJOINS:
                 rejoins += 1
                 continue
+            if current is self.poller._next and self.poller.closed and not self.closed:
+                self.poller = self._join(self.poller)  # that was the poller's last round: follow a live one
             return current
 
     def close(self) -> None:
@@ -256,7 +290,8 @@ def subscribe(key: Hashable, fetch: Fetch, interval: float) -> Subscription:
     """Join the poller of ``key`` on the running loop (created by the first subscriber).
 
     ``fetch`` is used only if this call creates the poller, so every caller of one key must pass
-    an equivalent request (same connection, endpoint, query and retry policy).
+    an equivalent request: the key must hold everything the request uses (resolved connection,
+    endpoint, query, retry policy), secrets only as hashes (it names the poller's task).
     """
     return Subscription(key, fetch, interval)
 

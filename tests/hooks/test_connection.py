@@ -123,7 +123,6 @@ def test_plain_key_wins_over_prefixed_and_empty_plain_falls_back():
             "https://staging-integrations.confirmafinance.com",
         ),
         ("HTTPS://Example.COM", "https://example.com"),
-        ("https://user:pw@example.com", "https://example.com"),
     ],
 )
 def test_host_overrides_environment(settings_for, host, base):

@@ -167,14 +167,17 @@ def test_nothing_is_posted_when_confirma_knows_every_payment(api, context, capfd
     assert "All 2 payment(s) are already known to Confirma; nothing sent" in "".join(capfd.readouterr())
 
 
-def test_ambiguous_post_failure_is_sent_once_and_says_a_retry_checks_first(api, context) -> None:
+def test_ambiguous_post_failure_is_sent_once_and_fails_without_retries(api, context) -> None:
     mock_status(api)
     mock_submit(api, json={"error": "upstream"}, status=503)
     with pytest.raises(ConfirmaSubmissionUncertainError) as info:
         run(submit_op([payment("pay-1")]), context())
     message = str(info.value)
     assert "may or may not have reached Confirma" in message
-    assert "checks the status endpoint first" in message
+    assert "Failing without retries" in message
+    assert "Before rerunning, check GET /accounting/payment" in message
+    assert "No attempt was recorded (no task state store)" in message  # this context has none
+    assert isinstance(info.value, AirflowFailException)
     assert "pay-1" in message
     assert isinstance(info.value.__cause__, ConfirmaServerError)
     assert len(calls_to(api, SUBMIT)) == 1  # never re-sent blindly

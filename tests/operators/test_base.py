@@ -251,44 +251,44 @@ PATH = Endpoint.SUBMIT_PAYMENTS.path
     ],
 )
 def test_ambiguous_failures_say_the_post_may_have_arrived(exc: Exception) -> None:
+    forgotten: list[bool] = []
     with pytest.raises(ConfirmaSubmissionUncertainError) as info:
-        submit_once(failing(exc), endpoint=Endpoint.SUBMIT_PAYMENTS, what="2 payments", retry_checks_status=True)
-    message = str(info.value)
-    assert "may or may not have reached Confirma" in message
-    assert "checks the status endpoint first" in message
-    assert not isinstance(info.value, AirflowFailException)  # a task retry is what protects the money
-
-    with pytest.raises(AirflowFailException) as no_status:
         submit_once(
             failing(exc),
             endpoint=Endpoint.CREATE_INVOICE,
             what="invoice 1",
-            retry_checks_status=False,
             recovery_hint="Check the distribution first.",
+            not_processed=lambda: forgotten.append(True),
         )
-    assert "may or may not have reached Confirma" in str(no_status.value)
-    assert "Not retried automatically" in str(no_status.value)
-    assert "Check the distribution first." in str(no_status.value)
+    message = str(info.value)
+    assert "may or may not have reached Confirma" in message
+    assert "Failing without retries" in message
+    assert "Check the distribution first." in message
+    assert isinstance(info.value, AirflowFailException)  # a task retry could send it twice
+    assert forgotten == []  # the outcome is unknown: the attempt record stays
 
 
 def test_rejections_fail_without_retry_and_provably_unsent_requests_reraise() -> None:
+    forgotten: list[str] = []
     with pytest.raises(AirflowFailException, match="rejected"):
         submit_once(
             failing(ConfirmaClientError("POST", PATH, 422, "payments[0].amount")),
             endpoint=Endpoint.SUBMIT_PAYMENTS,
             what="x",
-            retry_checks_status=True,
+            not_processed=lambda: forgotten.append("422"),
         )
     for exc in (
         ConfirmaRateLimitError("POST", PATH, 429),
         ConfirmaTransportError("POST", PATH, "connect"),
         ConfirmaAuthError("POST", PATH, 401),
     ):
-        with pytest.raises(type(exc)):
-            submit_once(failing(exc), endpoint=Endpoint.SUBMIT_PAYMENTS, what="x", retry_checks_status=True)
-    assert submit_once(lambda: {"ok": 1}, endpoint=Endpoint.SUBMIT_PAYMENTS, what="x", retry_checks_status=True) == {
-        "ok": 1
-    }
+        with pytest.raises(type(exc)) as info:
+            submit_once(
+                failing(exc), endpoint=Endpoint.SUBMIT_PAYMENTS, what="x", not_processed=lambda: forgotten.append("x")
+            )
+        assert not isinstance(info.value, AirflowFailException)
+    assert forgotten == ["422", "x", "x", "x"]  # each outcome is definite: nothing was stored
+    assert submit_once(lambda: {"ok": 1}, endpoint=Endpoint.SUBMIT_PAYMENTS, what="x") == {"ok": 1}
 
 
 def test_base_operator_checks_max_records_and_builds_its_hook() -> None:

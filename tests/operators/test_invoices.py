@@ -119,7 +119,7 @@ def test_ambiguous_invoice_post_fails_without_automatic_retry(api, context, fail
         run(invoice_op(http_retry_policy=TINY_POLICY), context())
     message = str(info.value)
     assert "invoice 10001 may or may not have reached Confirma" in message
-    assert "Not retried automatically" in message
+    assert "Failing without retries" in message
     assert "ConfirmaGetDistributionInfoOperator" in message
     assert len(calls_to(api, Endpoint.CREATE_INVOICE)) == 1
 

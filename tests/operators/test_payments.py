@@ -117,7 +117,7 @@ def test_payments_no_content_is_no_records(api, context) -> None:
 
 def test_payments_response_that_is_not_a_list_is_an_error(api, context) -> None:
     mock(api, Endpoint.PAYMENTS, '{"payments": []}')
-    with pytest.raises(ConfirmaResponseError, match="expected a JSON array"):
+    with pytest.raises(ConfirmaResponseError, match="should be a JSON array, got object"):
         run(payments_op(), context(DAILY))
 
 

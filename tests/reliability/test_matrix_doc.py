@@ -58,3 +58,31 @@ def test_the_no_duplicate_runs_exist():
     names = re.findall(r"^\| `(test_\w+)", section("No duplicates"), flags=re.M)
     assert len(names) >= 6
     assert set(names) <= defined_tests("test_no_duplicates.py")
+
+
+def safety_rows() -> dict[int, str]:
+    """``{item: tests cell}`` of the Safety matrix (one row per item of the safety issue)."""
+    rows: dict[int, str] = {}
+    for line in section("Safety matrix").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].isdigit():
+            rows[int(cells[0])] = cells[3]
+    return rows
+
+
+def test_the_safety_matrix_rows_are_items_of_the_issue():
+    rows = sorted(safety_rows())
+    assert rows, "no rows in the Safety matrix"
+    assert set(rows) <= set(range(1, 19)), rows
+
+
+@pytest.mark.parametrize("item", sorted(safety_rows()))
+def test_the_tests_a_safety_row_names_exist(item: int):
+    cell = safety_rows()[item]
+    found = re.findall(r"`(test_\w+\.py)::((?:test_\w+)(?:`, `test_\w+)*)", cell)
+    assert found, f"item {item}: no `test_file.py::test_name` in {cell!r}"
+    for filename, names in found:
+        tree = ast.parse(next(ROOT.joinpath("tests").rglob(filename)).read_text())
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        missing = [name for name in re.findall(r"test_\w+", names) if name not in defined]
+        assert not missing, f"item {item}: {missing} not in {filename}"

@@ -1,5 +1,8 @@
 """No duplicates: faults around POSTs plus real task retries (``dag.test()``, ``retry_delay`` 0) never
-make the sandbox store a submission twice, and what the API already has is not sent again.
+make the sandbox store a submission twice, and what the API already has is not sent again. A POST
+whose outcome is unknown fails the task without retries; the reruns here are new DAG runs, whose
+status check finds what the sandbox stored (it lists a POST at once; ``test_submit_safety.py``
+covers an API that lists it only later).
 
 The sandbox runs with ``duplicate_policy="accept"``: a second POST of a known identifier would be
 answered 200 and only *counted*, so ``duplicates == 0`` proves it never happened (with "reject" a
@@ -112,44 +115,49 @@ def stored_once(sandbox: Any, kind: str, identifiers: list[str]) -> None:
     assert held == dict.fromkeys(identifiers, 1)
 
 
-def test_payments_through_5xx_lost_response_and_bad_status_reads(dag_file, sandbox):
+def test_payments_through_bad_status_reads_then_a_lost_response(dag_file, sandbox):
     # One sequence on GET and POST /accounting/payment, in the order the tries meet it:
-    #   try 1: status read ok (nothing known) -> POST 503 (not stored): uncertain, the task fails
-    #   try 2: status read 503, hook retry ok -> POST stored but its response lost (reset)
-    #   try 3: status read answered with malformed JSON: the task fails, nothing is posted
-    #   try 4: status read lists all three -> nothing is sent, the task succeeds
-    sandbox.set_chaos(
-        script=["ok", "503", "503", "ok", "reset_after_body", "malformed_json", "ok"],
-        paths=["/accounting/payment"],
-    )
+    #   try 1: status read 503, hook retry 503: the task fails, nothing is posted (retried)
+    #   try 2: status read answered with malformed JSON: the task fails, nothing is posted (retried)
+    #   try 3: status read ok (nothing known) -> POST stored but its response lost (reset): uncertain,
+    #          the task fails without using its other retries
+    #   a rerun (a new DAG run): status read lists all three -> nothing is sent
+    sandbox.set_chaos(script=["503", "503", "malformed_json", "ok", "reset_after_body"], paths=["/accounting/payment"])
     result = run(dag_file, "confirma_nodup_payments", sandbox)
-    assert result.task_states == {"submit": "success", "wait": "success"}
-    assert result.tasks["submit"].try_number == 4
-    assert result.xcom("submit") == IDS
-    assert result.xcom("wait")["counts"]["synced"] == 3
-    assert sandbox.stats()["requests"][POST_KEY] == 2
+    assert result.task_states == {"submit": "failed", "wait": "upstream_failed"}
+    assert result.tasks["submit"].try_number == 3
+    assert sandbox.stats()["requests"][POST_KEY] == 1
+    stored_once(sandbox, "payments", IDS)
+
+    rerun = run(dag_file, "confirma_nodup_payments", sandbox)
+    assert rerun.task_states == {"submit": "success", "wait": "success"}
+    assert rerun.xcom("submit") == IDS
+    assert rerun.xcom("wait")["counts"]["synced"] == 3
+    assert sandbox.stats()["requests"][POST_KEY] == 1
     stored_once(sandbox, "payments", IDS)
 
 
 def test_payments_after_a_post_read_timeout(dag_file, sandbox):
-    # The first POST outlasts the read timeout (the sandbox drops it when its client leaves); the
-    # retry finds nothing known and sends once more.
+    # The first POST outlasts the read timeout (the sandbox drops it when its client leaves): the
+    # task fails without retries; a rerun finds nothing known and sends once more.
     seed = latency_seed([True, False, False], rate=0.3, method="POST", path=Endpoint.SUBMIT_PAYMENTS.path)
     sandbox.set_chaos(latency_ms=1200, latency_rate=0.3, seed=seed, methods=["POST"])
     result = run(dag_file, "confirma_nodup_payments", sandbox, timeout=0.5)
-    assert result.task_states == {"submit": "success", "wait": "success"}
-    assert result.tasks["submit"].try_number == 2
+    assert result.task_states == {"submit": "failed", "wait": "upstream_failed"}
+    assert result.tasks["submit"].try_number == 1
+    rerun = run(dag_file, "confirma_nodup_payments", sandbox, timeout=0.5)
+    assert rerun.task_states == {"submit": "success", "wait": "success"}
     assert sandbox.stats()["requests"][POST_KEY] == 2
     stored_once(sandbox, "payments", IDS)
 
 
 def test_what_the_api_already_has_is_not_sent_again(dag_file, sandbox):
     store_payments(sandbox, ["nd-1"])  # e.g. sent by an earlier run whose task then failed
-    sandbox.set_chaos(script=["502"], methods=["POST"])
+    sandbox.set_chaos(script=["429"], methods=["POST"])  # not accepted: the task retry may send
     result = run(dag_file, "confirma_nodup_payments", sandbox)
     assert result.task_states == {"submit": "success", "wait": "success"}
     assert result.tasks["submit"].try_number == 2
-    assert sandbox.stats()["requests"][POST_KEY] == 3  # nd-1 beforehand; then the 502, then nd-2 and nd-3
+    assert sandbox.stats()["requests"][POST_KEY] == 3  # nd-1 beforehand; then the 429, then nd-2 and nd-3
     submitted = {r["sourceIdentifier"]: r["submitted"]["invoiceNumber"] for r in sandbox.records()["payments"]}
     assert list(submitted) == IDS
     stored_once(sandbox, "payments", IDS)
@@ -170,8 +178,9 @@ def test_a_second_run_of_the_dag_sends_nothing(dag_file, sandbox):
 def test_ledger_after_a_lost_response(dag_file, sandbox):
     sandbox.set_chaos(script=["reset_after_body"], methods=["POST"])
     result = run(dag_file, "confirma_nodup_ledger", sandbox)
-    assert result.task_states == {"submit": "success"}
-    assert result.tasks["submit"].try_number == 2
+    assert result.task_states == {"submit": "failed"}
+    assert result.tasks["submit"].try_number == 1  # uncertain: no task retry
+    assert run(dag_file, "confirma_nodup_ledger", sandbox).task_states == {"submit": "success"}  # a rerun
     assert sandbox.stats()["requests"][LEDGER_POST] == 1
     stored_once(sandbox, "ledgers", ["nd-ledger-1"])
 

@@ -7,9 +7,11 @@ import time
 from decimal import Decimal
 
 import pytest
+import requests
 
 from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
-from airflow_provider_confirma.sandbox import SandboxAdminError
+from airflow_provider_confirma.sandbox import ConfirmaSandbox, SandboxAdminError, SandboxConfig
+from airflow_provider_confirma.sandbox.app import allowed_hosts
 from airflow_provider_confirma.sandbox.config import DEFAULT_PROVISIONING_TOKEN
 
 from .conftest import invoice, ledger, payment
@@ -221,6 +223,27 @@ def test_reset_forgets_everything_and_restores_the_start_config(confirma_sandbox
     confirma_sandbox.set_chaos(error_500=0.5)
     api.call(Endpoint.SUBMIT_PAYMENTS, {"payments": [payment("p1")]})
     confirma_sandbox.reset()
-    assert confirma_sandbox.admin.config() == confirma_sandbox.config.to_dict()
+    assert confirma_sandbox.admin.config() == confirma_sandbox.config.public_dict()
     assert confirma_sandbox.stats()["total_requests"] == 0
     assert api.call(Endpoint.PAYMENT_SYNC_STATUS).status_code == 204
+
+
+def test_allowed_hosts_of_a_bind():
+    assert allowed_hosts("127.0.0.1", 8765) == {b"127.0.0.1:8765", b"localhost:8765", b"[::1]:8765"}
+    assert allowed_hosts("0.0.0.0", 81) == {b"0.0.0.0:81", b"127.0.0.1:81", b"localhost:81", b"[::1]:81"}
+    assert allowed_hosts("192.0.2.7", 81) == {b"192.0.2.7:81"}  # a specific interface: only its address
+    assert allowed_hosts("::1", 80, ["Box.Example"]) >= {b"[::1]", b"[::1]:80", b"box.example", b"box.example:80"}
+    assert allowed_hosts("127.0.0.1", 5, ["proxy.test:9", "[fe80::1]:7"]) >= {b"proxy.test:9", b"[fe80::1]:7"}
+
+
+def test_extra_allowed_hosts_are_answered_and_others_refused():
+    with ConfirmaSandbox(SandboxConfig(), allowed_hosts=["sandbox.test", "other.test:9"]) as sandbox:
+        url = sandbox.url + "/_sandbox/health"
+
+        def status(host: str) -> int:
+            return requests.get(url, headers={"Host": host, "X-Api-Key": sandbox.api_key}, timeout=10).status_code
+
+        for host in (f"sandbox.test:{sandbox.port}", "other.test:9", f"localhost:{sandbox.port}"):
+            assert status(host) == 200, host
+        for host in (f"other.test:{sandbox.port}", "sandbox.test", "evil.test"):
+            assert status(host) == 400, host

@@ -129,7 +129,8 @@ def test_reset_after_body_stores_the_post_but_never_answers(confirma_sandbox, ap
 def test_reset_is_a_tcp_reset_on_a_raw_socket(confirma_sandbox):
     confirma_sandbox.set_chaos(script=["reset"])
     with socket.create_connection((confirma_sandbox.host, confirma_sandbox.port), timeout=5) as sock:
-        sock.sendall(f"GET {Endpoint.VALIDATE.full_path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        host = f"{confirma_sandbox.host}:{confirma_sandbox.port}"
+        sock.sendall(f"GET {Endpoint.VALIDATE.full_path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
         with pytest.raises(ConnectionResetError):  # RST, not a clean close (recv would return b"")
             sock.recv(1024)
 

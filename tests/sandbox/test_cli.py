@@ -26,8 +26,6 @@ def parse(*argv: str) -> SandboxConfig:
 
 def test_flags_build_the_config():
     config = parse(
-        "--api-key",
-        "k",
         "--sync-delay",
         "0.5",
         "--failure-pattern",
@@ -45,7 +43,7 @@ def test_flags_build_the_config():
         "--retry-after",
         "3",
     )
-    assert (config.api_key, config.sync_delay, config.failure_pattern, config.failure_status) == ("k", 0.5, "^bad", 9)
+    assert (config.sync_delay, config.failure_pattern, config.failure_status) == (0.5, "^bad", 9)
     chaos = config.chaos
     assert (chaos.error_503, chaos.reset_after_body, chaos.methods, chaos.script, chaos.retry_after) == (
         0.2,
@@ -57,9 +55,9 @@ def test_flags_build_the_config():
 
 
 def test_flags_override_config_json():
-    base = SandboxConfig(api_key="from-json", sync_delay=9, chaos={"error_500": 0.5, "seed": 4})
-    config = parse("--config-json", json.dumps(base.to_dict()), "--sync-delay", "1", "--chaos-seed", "5")
-    assert (config.api_key, config.sync_delay) == ("from-json", 1.0)
+    base = SandboxConfig(sync_delay=9, failure_pattern="^j", chaos={"error_500": 0.5, "seed": 4})
+    config = parse("--config-json", json.dumps(base.public_dict()), "--sync-delay", "1", "--chaos-seed", "5")
+    assert (config.failure_pattern, config.sync_delay) == ("^j", 1.0)
     assert (config.chaos.error_500, config.chaos.seed) == (0.5, 5)
 
 
@@ -78,10 +76,11 @@ def _read_lines(stream, lines: queue.Queue) -> None:
 def test_console_script_starts_and_prints_the_connection_value():
     assert CONSOLE_SCRIPT.exists(), "reinstall the package: the confirma-sandbox console script is missing"
     process = subprocess.Popen(
-        [str(CONSOLE_SCRIPT), "--port", "0", "--api-key", "cli-key", "--sync-delay", "0"],
+        [str(CONSOLE_SCRIPT), "--port", "0", "--sync-delay", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "CONFIRMA_SANDBOX_API_KEY": "cli-key"},
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True).start()
@@ -163,7 +162,8 @@ def test_python_dash_m_entry_point_has_help():
     for option in (
         "--host",
         "--port",
-        "--api-key",
+        "--api-key-file",
+        "--allowed-host",
         "--sync-delay",
         "--failure-rate",
         "--failure-pattern",

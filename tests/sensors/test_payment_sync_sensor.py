@@ -301,7 +301,7 @@ def test_reschedule_mode_measures_the_wait_from_the_first_reschedule(api: respon
     ti = mock.Mock()
     first = time.time() - 50
     ti.get_first_reschedule_date.return_value = mock.Mock(timestamp=lambda: first)
-    summary = make_sensor(mode="reschedule").execute({"ti": ti})
+    summary = make_sensor(mode="reschedule", timeout=120).execute({"ti": ti})
     assert 50 <= summary["waited_seconds"] < 60
 
 

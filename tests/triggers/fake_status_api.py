@@ -135,6 +135,19 @@ async def first_event(trigger: ConfirmaSyncStatusTrigger, within: float = 10) ->
     return event.payload
 
 
+async def resolved(*triggers: ConfirmaSyncStatusTrigger) -> tuple[ConfirmaSyncStatusTrigger, ...]:
+    """``triggers`` with their connections resolved (each wait resolves its own before it joins a
+    poll, and may yield meanwhile): started together, they then join the same first round."""
+    for trigger in triggers:
+        await trigger.hook.aget_settings()
+    return triggers
+
+
+async def events(*triggers: ConfirmaSyncStatusTrigger) -> list[dict[str, Any]]:
+    """The first events of ``triggers`` run together, their connections resolved beforehand."""
+    return list(await asyncio.gather(*(first_event(t) for t in await resolved(*triggers))))
+
+
 async def wait_for_calls(api: FakeStatusAPI, count: int) -> None:
     """Until ``api`` has served ``count`` requests (fails after 5 s)."""
     deadline = time.monotonic() + 5

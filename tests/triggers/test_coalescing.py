@@ -15,8 +15,10 @@ from tests.triggers.fake_status_api import (
     HOST,
     OTHER_HOST,
     FakeStatusAPI,
+    events,
     first_event,
     payment_trigger,
+    resolved,
     wait_for_calls,
 )
 
@@ -38,13 +40,13 @@ async def test_thousands_of_waiters_share_one_request_per_round(fake_api: FakeSt
     waits = [[ids[i % len(ids)]] for i in range(2000)]
     fake_api.statuses.update(dict.fromkeys(ids, 0))
     flipper = asyncio.create_task(flip_after(fake_api, 2, dict.fromkeys(ids, 1)))
-    events = await asyncio.gather(*(first_event(make_trigger(wait)) for wait in waits))
+    results = await events(*(make_trigger(wait) for wait in waits))
     await flipper
     # Two pending rounds and one synced round (one more if the event loop lagged a round).
     assert 3 <= len(fake_api.calls) <= 4
-    assert all(e["status"] == "success" for e in events)
+    assert all(e["status"] == "success" for e in results)
     # Each waiter judged its own identifier.
-    assert [e["summary"]["records"][0]["sourceIdentifier"] for e in events] == [w[0] for w in waits]
+    assert [e["summary"]["records"][0]["sourceIdentifier"] for e in results] == [w[0] for w in waits]
     assert active_pollers() == {}
 
 
@@ -52,11 +54,11 @@ async def test_each_waiter_gets_its_own_verdict_from_the_shared_round(fake_api: 
     fake_api.statuses.update({"ok-1": 1, "ok-2": 1, "bad-1": 2, "slow-1": 0})
     fake_api.descriptions["bad-1"] = "Rejected by target"
     started = time.time()
-    results = await asyncio.gather(
-        first_event(make_trigger(["ok-1", "ok-2"])),
-        first_event(make_trigger(["ok-1", "bad-1"])),
-        first_event(make_trigger(["slow-1"], started_at=started, end_time=started + 0.3)),
-        first_event(make_trigger(["bad-1"], fail_on_sync_failure=False, started_at=started, end_time=started + 0.3)),
+    results = await events(
+        make_trigger(["ok-1", "ok-2"]),
+        make_trigger(["ok-1", "bad-1"]),
+        make_trigger(["slow-1"], started_at=started, end_time=started + 0.3),
+        make_trigger(["bad-1"], fail_on_sync_failure=False, started_at=started, end_time=started + 0.3),
     )
     assert [r["status"] for r in results] == ["success", "failed", "timeout", "timeout"]
     assert "bad-1 (status 2: Rejected by target)" in results[1]["message"]
@@ -68,7 +70,7 @@ async def test_each_waiter_gets_its_own_verdict_from_the_shared_round(fake_api: 
 async def test_cancelling_one_waiter_does_not_disturb_the_others(fake_api: FakeStatusAPI):
     ids = ["a", "b", "c"]
     fake_api.statuses.update(dict.fromkeys(ids, 0))
-    tasks = [asyncio.create_task(first_event(make_trigger([i]))) for i in ids]
+    tasks = [asyncio.create_task(first_event(t)) for t in await resolved(*(make_trigger([i]) for i in ids))]
     await wait_for_calls(fake_api, 1)
     (poller,) = active_pollers().values()
     assert poller.subscriber_count == 3
@@ -102,12 +104,12 @@ async def test_the_poller_stops_when_the_last_waiter_leaves(fake_api: FakeStatus
 
 async def test_different_queries_and_connections_poll_separately(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 1})
-    results = await asyncio.gather(
-        first_event(make_trigger(["a"], query_params={"fromDate": "2026-01-01"})),
-        first_event(make_trigger(["a"], query_params={"fromDate": "2026-01-01"})),
-        first_event(make_trigger(["a"], query_params={"fromDate": "2026-02-01"})),
-        first_event(make_trigger(["a"])),
-        first_event(make_trigger(["a"], confirma_conn_id="confirma_other")),
+    results = await events(
+        make_trigger(["a"], query_params={"fromDate": "2026-01-01"}),
+        make_trigger(["a"], query_params={"fromDate": "2026-01-01"}),
+        make_trigger(["a"], query_params={"fromDate": "2026-02-01"}),
+        make_trigger(["a"]),
+        make_trigger(["a"], confirma_conn_id="confirma_other"),
     )
     assert all(r["status"] == "success" for r in results)
     seen = sorted((c.host, tuple(sorted(c.params.items()))) for c in fake_api.calls)
@@ -129,7 +131,7 @@ async def test_coalesce_false_polls_per_waiter(fake_api: FakeStatusAPI):
 
 async def test_a_shared_error_round_reaches_every_waiter(fake_api: FakeStatusAPI):
     fake_api.failures.append(401)
-    results = await asyncio.gather(*(first_event(make_trigger([f"p{i}"])) for i in range(50)))
+    results = await events(*(make_trigger([f"p{i}"]) for i in range(50)))
     assert {r["status"] for r in results} == {"error"}
     assert len(fake_api.calls) == 1
 
@@ -137,9 +139,9 @@ async def test_a_shared_error_round_reaches_every_waiter(fake_api: FakeStatusAPI
 async def test_transient_errors_are_counted_per_waiter(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 1})
     fake_api.failures.extend([503, 503])
-    results = await asyncio.gather(
-        first_event(make_trigger(["a"], max_consecutive_errors=2)),
-        first_event(make_trigger(["a"], max_consecutive_errors=5)),
+    results = await events(
+        make_trigger(["a"], max_consecutive_errors=2),
+        make_trigger(["a"], max_consecutive_errors=5),
     )
     assert results[0]["status"] == "error"
     assert "failed 2 times in a row" in results[0]["message"]

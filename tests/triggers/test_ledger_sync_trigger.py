@@ -17,7 +17,8 @@ from aioresponses import CallbackResult, aioresponses
 from airflow.sdk.module_loading import import_string
 from airflow.sdk.serde import deserialize, serialize
 
-from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
+from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
@@ -127,9 +128,10 @@ def test_ledger_and_payment_waits_never_share_a_poll():
     same = {"confirma_conn_id": "confirma_test", "query_params": {"fromDate": "2026-02-01"}, "end_time": time.time()}
     ledger = ConfirmaLedgerSyncTrigger(**same)
     payment = ConfirmaPaymentSyncTrigger(**same)
-    assert ledger.poll_key() != payment.poll_key()
-    assert ledger.poll_key()[0] == Endpoint.LEDGER_SYNC_STATUS.value
-    assert ledger.poll_key() == ConfirmaLedgerSyncTrigger(**same).poll_key()
+    conn = ConfirmaConnectionSettings(conn_id="confirma_test", base_url=HOST + API_PREFIX, api_key=TRIGGER_KEY)
+    assert ledger.poll_key(conn) != payment.poll_key(conn)
+    assert ledger.poll_key(conn)[0] == Endpoint.LEDGER_SYNC_STATUS.value
+    assert ledger.poll_key(conn) == ConfirmaLedgerSyncTrigger(**same).poll_key(conn)
 
 
 def test_serialize_names_the_ledger_classpath_and_round_trips_without_the_key():
