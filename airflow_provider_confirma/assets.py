@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_confirma.endpoints import Endpoint
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset
+    from airflow.providers.common.compat.sdk import Asset
 
 ASSET_SCHEME = "confirma"
 
@@ -27,7 +27,7 @@ _CONSTANTS = {"PAYMENT_SYNC_ASSET": PAYMENT_SYNC_ASSET_URI, "LEDGER_SYNC_ASSET":
 @functools.cache
 def sync_asset(uri: str) -> Asset:
     """The ``Asset`` of ``uri``, built once on first use: a DAG parse that emits no asset pays nothing."""
-    from airflow.sdk import Asset
+    from airflow.providers.common.compat.sdk import Asset
 
     return Asset(uri)
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from decimal import Decimal
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 BODY_EXCERPT_CHARS = 200
 #: What an excerpt says instead of the body of an endpoint that returns secrets.

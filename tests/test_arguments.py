@@ -89,7 +89,7 @@ def test_check_count_and_timeout_name_the_argument():
 
 
 def test_templates_are_recognised_without_rendering():
-    from airflow.sdk import DAG
+    from airflow.providers.common.compat.sdk import DAG
     from airflow.sdk.bases.operator import BaseOperator
 
     assert is_template("{{ ti.xcom_pull('submit') }}")

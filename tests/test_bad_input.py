@@ -18,7 +18,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
@@ -332,7 +332,7 @@ def test_a_bad_static_argument_is_an_import_error_of_the_dag_file(airflow_db):
     path = write_dag_file(
         """
         from datetime import datetime
-        from airflow.sdk import DAG
+        from airflow.providers.common.compat.sdk import DAG
         from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 
         with DAG("confirma_bad_static", schedule=None, start_date=datetime(2026, 1, 1)):

@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk import log as sdk_log
+from airflow.providers.common.compat.sdk import BaseHook
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 from tenacity.stop import stop_base
 
+from airflow_provider_confirma import compat
 from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_count, check_timeout
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
@@ -234,6 +234,21 @@ class ConfirmaHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Confirma Finance"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields on Airflow 3.0 and 3.1 (from the provider metadata's
+        ``conn-fields``, which Airflow 3.2+ reads itself without calling this)."""
+        from airflow_provider_confirma.hooks.connection import form_widgets
+
+        return form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder fields on Airflow 3.0 and 3.1 (``ui-field-behaviour``)."""
+        from airflow_provider_confirma.hooks.connection import ui_field_behaviour
+
+        return ui_field_behaviour()
+
     def __init__(
         self,
         confirma_conn_id: str = default_conn_name,
@@ -264,23 +279,22 @@ class ConfirmaHook(BaseHook):
         if self._settings is None:
             settings = ConfirmaConnectionSettings.from_connection(self.get_connection(self.confirma_conn_id))
             for secret in settings.secrets:
-                sdk_log.mask_secret(secret)
+                compat.mask_secret(secret)
             self._settings = settings
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
         """The validated connection, resolved without blocking the event loop.
 
-        The extra is read with ``aextra_dejson`` and the secrets are masked with ``amask_secret``:
-        the sync ``extra_dejson`` / ``mask_secret`` tell the supervisor through a blocking call,
-        which must not run on a triggerer's event loop.
+        The extra is read and the secrets are masked asynchronously (:mod:`..compat`): the sync
+        ``extra_dejson`` / ``mask_secret`` tell the supervisor through a blocking call, which must
+        not run on a triggerer's event loop.
         """
         if self._settings is None:
-            conn = await self.aget_connection(self.confirma_conn_id)
-            extra = await conn.aextra_dejson() if hasattr(conn, "aextra_dejson") else None
+            conn, extra = await compat.aconnection_and_extra(self.confirma_conn_id, self)
             settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
             for secret in settings.secrets:
-                await sdk_log.amask_secret(secret)
+                await compat.amask_secret(secret)
             self._settings = settings
         return self._settings
 
@@ -481,7 +495,7 @@ class ConfirmaHook(BaseHook):
         """
         body = self.request(Endpoint.RENEW, params=params)
         for secret in returned_secrets(body, every_string=True):
-            sdk_log.mask_secret(secret)
+            compat.mask_secret(secret)
         return body
 
     def create_client(self, body: Mapping[str, Any]) -> Any:
@@ -492,7 +506,7 @@ class ConfirmaHook(BaseHook):
         """
         response = self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
         for secret in returned_secrets(response):
-            sdk_log.mask_secret(secret)
+            compat.mask_secret(secret)
         return response
 
     def create_invoice(self, body: Mapping[str, Any]) -> Any:
@@ -769,7 +783,7 @@ def max_concurrent_requests() -> int:
 def _config_count(option: str, default: int, minimum: int) -> int:
     """The integer ``[confirma] <option>`` (``default`` when unset); else ``ConfirmaConfigError``
     naming the option and what was given. Only ASCII digits (with a sign) are read as a number."""
-    from airflow.sdk.configuration import conf
+    from airflow.providers.common.compat.sdk import conf
 
     raw = conf.get(CONFIG_SECTION, option, fallback=None)
     text = str(raw).strip() if raw is not None else ""

@@ -184,3 +184,54 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
     if url_port:
         netloc += f":{url_port}"
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+# -- the connection form on Airflow 3.0 and 3.1 ------------------------------------------------------
+def _form_metadata() -> dict[str, Any]:
+    """The ``confirma`` connection type of the provider metadata: the one definition of the form."""
+    from airflow_provider_confirma.get_provider_info import get_provider_info
+
+    (kind,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE]
+    return kind
+
+
+def form_widgets() -> dict[str, Any]:
+    """The form's extra fields as WTForms fields, built from the metadata's ``conn-fields``.
+
+    Airflow 3.0 and 3.1 take a connection form only from a hook's ``get_connection_form_widgets``
+    (and render it through stand-ins of these WTForms classes); 3.2+ read ``conn-fields`` itself.
+    """
+    from wtforms import IntegerField, PasswordField, StringField
+    from wtforms.validators import Optional, any_of
+
+    fields: dict[str, Any] = {}
+    for name, spec in _form_metadata()["conn-fields"].items():
+        schema = spec.get("schema", {})
+        kind = schema.get("type")
+        kinds = set(kind) if isinstance(kind, list) else {kind}
+        field_class = (
+            PasswordField
+            if schema.get("format") == "password"
+            else IntegerField
+            if kinds == {"integer"}
+            else StringField
+        )
+        validators = [any_of(schema["enum"])] if "enum" in schema else [Optional()]
+        default = schema.get("default")
+        fields[name] = field_class(
+            spec.get("label", name),
+            validators=validators,
+            description=spec.get("description", ""),
+            default=None if default is None else str(default) if field_class is StringField else default,
+        )
+    return fields
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """The metadata's ``ui-field-behaviour`` in the form Airflow 3.0 and 3.1 expect of a hook."""
+    behaviour = _form_metadata()["ui-field-behaviour"]
+    return {
+        "hidden_fields": list(behaviour.get("hidden-fields", [])),
+        "relabeling": dict(behaviour.get("relabeling", {})),
+        "placeholders": dict(behaviour.get("placeholders", {})),
+    }

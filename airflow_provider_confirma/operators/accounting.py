@@ -18,8 +18,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import Asset, AssetAlias
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, Asset, AssetAlias
 
 from airflow_provider_confirma.arguments import (
     check_positive,
@@ -46,7 +45,7 @@ from airflow_provider_confirma.operators.base import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord

@@ -25,8 +25,7 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, is_template, retry_policy_from
 from airflow_provider_confirma.endpoints import Endpoint
@@ -41,7 +40,7 @@ from airflow_provider_confirma.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.hooks.http_policy import RetryPolicy

@@ -26,7 +26,7 @@ from airflow_provider_confirma.operators.base import (
 )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 RECOVERY_HINT = (
     "Check ConfirmaGetDistributionInfoOperator (GET /invoice/distribution) or ConfirmaGetCaseDetailsOperator "

@@ -17,7 +17,7 @@ from airflow_provider_confirma.exceptions import ConfirmaResponseError
 from airflow_provider_confirma.operators.base import ConfirmaWindowedOperator, records_result
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 
 def totals_by_currency(records: Iterable[Any], amount_key: str, currency_key: str = "currency") -> dict[str, str]:

@@ -20,15 +20,16 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
-from airflow.sdk import Asset, BaseOperator, BaseSensorOperator, PokeReturnValue
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import (
+from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
-    TaskDeferralError,
-    TaskDeferralTimeout,
+    Asset,
+    BaseOperator,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
 )
 
 from airflow_provider_confirma.arguments import (
@@ -46,11 +47,12 @@ from airflow_provider_confirma.arguments import (
     rendered_identifiers,
     retry_policy_from,
 )
+from airflow_provider_confirma.compat import TaskDeferralError, TaskDeferralTimeout
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.hooks.http_policy import RetryPolicy
@@ -63,6 +65,12 @@ ASSET_EXTRA_IDENTIFIERS = 100
 #: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
 #: ``silent_fail``: a wait that goes on after an error resumes in a new process and needs its deadline.
 WAIT_START_KEY = "confirma_sync_wait_started_at"
+#: Logged at each failed reschedule poke where the error count cannot be kept between pokes.
+NO_STREAK_WARNING = (
+    "No task state store (it needs Airflow 3.3+): in reschedule mode every poke is a new process, so "
+    "errors in a row cannot be counted and max_consecutive_errors=%s cannot end the wait; it goes on "
+    "until its timeout. Use mode='poke' or deferrable=True to stop after that many errors."
+)
 
 
 class ConfirmaSyncStatusSensor(BaseSensorOperator):
@@ -307,6 +315,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self._consecutive_errors += 1
             if store is not None:
                 store.set(self.error_streak_key, {"try_number": try_number, "errors": self._consecutive_errors})
+            elif self.reschedule and not self.deferrable:
+                self.log.warning(NO_STREAK_WARNING, self.max_consecutive_errors)
             ended = poll_error_streak(self.log, self.noun, self._consecutive_errors, self.max_consecutive_errors, exc)
             if ended is not None:
                 raise AirflowException(ended) from exc
@@ -406,6 +416,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self.defer(
             trigger=self.build_trigger(),
             method_name="execute_complete",
+            kwargs={"started_at": self._started_at},
             timeout=timedelta(seconds=remaining),
         )
 
@@ -422,12 +433,12 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=min(self.poke_interval, remaining))),
             method_name="resume_wait",
+            kwargs={"started_at": self._started_at},
             timeout=timedelta(seconds=remaining),
         )
 
-    def resume_wait(self, context: Context, event: Any = None) -> Any:
+    def resume_wait(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume after a ``silent_fail`` pause: wait on in the trigger for the rest of the timeout."""
-        self._started_at = self._saved_wait_start(context)
         if self._started_at is None:
             raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s (wait start unknown)")
         self._defer()
@@ -453,7 +464,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         """:attr:`trigger_class`, imported when given as a dotted path."""
         trigger_class = cls.trigger_class
         if isinstance(trigger_class, str):
-            from airflow.sdk.module_loading import import_string
+            from airflow.providers.common.compat.module_loading import import_string
 
             trigger_class = import_string(trigger_class)
         return trigger_class
@@ -488,6 +499,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         timeout under ``never_fail``, unlike its poke loop. Airflow's own ends of a deferral are
         judged the same way: its deferral timeout is the sensor's timeout, a failed trigger an error.
         """
+        self._started_at = self._resumed_wait_start(context, next_kwargs)
         try:
             return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
         except TaskDeferralTimeout as exc:
@@ -495,7 +507,15 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         except TaskDeferralError as exc:
             self._check_raised(context, exc)
 
-    def execute_complete(self, context: Context, event: Any = None) -> Any:
+    def _resumed_wait_start(self, context: Context, next_kwargs: Mapping[str, Any] | None) -> float | None:
+        """When the wait began: from the deferral's kwargs (every Airflow version), else, after a
+        failed trigger (whose kwargs Airflow replaces), from the task state store where there is one."""
+        started = (next_kwargs or {}).get("started_at")
+        if isinstance(started, (int, float)) and not isinstance(started, bool):
+            return float(started)
+        return self._saved_wait_start(context)
+
+    def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
         from airflow_provider_confirma.triggers.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
 

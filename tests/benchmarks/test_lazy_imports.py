@@ -40,7 +40,7 @@ FORBIDDEN = (
 #: a DAG file as users write one: templated payload and identifiers, a deferrable sensor, a
 #: status operator with static identifiers and custom status codes, a windowed GET operator
 DAG_FILE = """
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow_provider_confirma.operators.accounting import (
     ConfirmaGetPaymentSyncStatusOperator,
     ConfirmaSubmitPaymentsOperator,

@@ -622,14 +622,16 @@ def test_test_connection_bad_configuration(confirma_conn_env):
     assert "Confirma connection 'half': set extra 'environment'" in message
 
 
-def test_airflow_connection_test_uses_the_hook(rsps):
-    """The path Airflow's REST connection test takes: Connection -> get_hook -> test_connection."""
-    from airflow.sdk import Connection
+def test_airflow_connection_test_uses_the_hook(rsps, monkeypatch):
+    """The path Airflow's REST connection test takes (every supported version): a transient
+    Connection exported as ``AIRFLOW_CONN_<ID>``, then Connection -> get_hook -> test_connection."""
+    from airflow.models.connection import Connection
 
     rsps.get(VALIDATE_URL, json={"isValid": True, "message": "Token is valid"})
     conn = Connection(
         conn_id="ui_form", conn_type="confirma", password=TEST_API_KEY, extra=json.dumps({"environment": "staging"})
     )
+    monkeypatch.setenv("AIRFLOW_CONN_UI_FORM", conn.get_uri())
     assert conn.test_connection() == (True, "Token is valid")
     assert rsps.calls[0].request.headers["X-Api-Key"] == TEST_API_KEY
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from urllib.parse import quote
 
 import pytest
-from airflow.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook
 from conftest import TEST_API_KEY  # tests/conftest.py, already imported by pytest
 
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pendulum
 import pytest
 import responses
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 from airflow.sdk.execution_time.context import OutletEventAccessors
 from conftest import TEST_API_KEY  # tests/conftest.py, already imported by pytest
 

@@ -11,8 +11,7 @@ import pendulum
 import pytest
 import requests
 import responses
-from airflow.sdk import AssetAlias, BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AssetAlias, BaseOperator
 from conftest import TEST_API_KEY
 
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET, PAYMENT_SYNC_ASSET

@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
@@ -109,7 +109,7 @@ def test_object_result_caps_lists_and_lists_at_most_twenty_truncated_paths() -> 
 
 # -- payloads ----------------------------------------------------------------------------------------
 def test_has_templates_finds_jinja_and_xcom_references_at_any_depth() -> None:
-    from airflow.sdk import BaseOperator
+    from airflow.providers.common.compat.sdk import BaseOperator
 
     assert not has_templates([{"paymentDate": "2026-02-01", "amount": Decimal("1.00")}])
     assert has_templates([{"paymentDate": "{{ ds }}"}])

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 import requests
 import responses
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, ConfirmaRateLimitError

@@ -9,8 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import AssetAlias
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AssetAlias
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.operators.accounting import (

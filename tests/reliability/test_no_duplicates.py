@@ -32,7 +32,7 @@ DAG_SOURCE = '''
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitLedgerOperator, ConfirmaSubmitPaymentsOperator

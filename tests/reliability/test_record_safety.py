@@ -26,11 +26,9 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, PokeReturnValue, task
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.module_loading import import_string
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, PokeReturnValue, TaskDeferred, task
 from airflow.sdk.execution_time.context import OutletEventAccessors
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
 
 from airflow_provider_confirma.arguments import is_template
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaResponseError
@@ -41,6 +39,7 @@ from airflow_provider_confirma.operators.accounting import (
 from airflow_provider_confirma.operators.base import has_templates
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import deserialize, serialize
 from tests.dag_helpers import run_dag, write_dag_file
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record, records_reply
 
@@ -304,7 +303,7 @@ DAG_SOURCE = '''
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_confirma.operators.accounting import ConfirmaGetPaymentSyncStatusOperator
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_confirma.sensors.payment_sync import ERROR_STREAK_KEY, ConfirmaPaymentSyncSensor
 from tests.dag_helpers import run_dag, write_dag_file
@@ -78,7 +78,7 @@ DAG_SOURCE = '''
 
 from datetime import datetime
 
-from airflow.sdk import DAG, chain
+from airflow.providers.common.compat.sdk import DAG, chain
 
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 

@@ -27,18 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+from airflow.providers.common.compat.module_loading import import_string
+from airflow.providers.common.compat.sdk import (
     AirflowFailException,
-    AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
 
 from airflow_provider_confirma.endpoints import API_PREFIX
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
+from tests.airflow_compat import AirflowRescheduleException, deserialize, serialize
 from tests.dag_helpers import run_dag, write_dag_file
 from tests.reliability.helpers import conn_json, record
 
@@ -136,7 +135,7 @@ TIMEOUT_DAGS = '''
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 
@@ -416,7 +415,7 @@ FLAG_DAGS = '''
 
 from datetime import datetime
 
-from airflow.sdk import DAG, chain
+from airflow.providers.common.compat.sdk import DAG, chain
 
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 import responses
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_confirma.endpoints import ENVIRONMENT_HOSTS, Endpoint
@@ -388,7 +388,7 @@ DAG_SOURCE = '''
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitPaymentsOperator

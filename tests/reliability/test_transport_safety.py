@@ -30,8 +30,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aioresponses import aioresponses
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
+from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
 from airflow_provider_confirma.exceptions import (
@@ -43,6 +42,7 @@ from airflow_provider_confirma.exceptions import (
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.connection import proxy_for
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import deserialize, serialize
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record
 from tests.tls_helpers import write_self_signed
 from tests.triggers.fake_status_api import first_event

@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
+from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import deserialize, serialize
 from tests.reliability.helpers import (
     STATUS_KEY,
     TRANSIENT_FAULTS,

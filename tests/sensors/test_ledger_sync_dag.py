@@ -31,7 +31,7 @@ DAG_SOURCE = '''
 
 from datetime import datetime
 
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitLedgerOperator
 from airflow_provider_confirma.sensors.ledger_sync import ConfirmaLedgerSyncSensor

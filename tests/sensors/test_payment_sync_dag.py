@@ -31,7 +31,7 @@ DAG_SOURCE = '''
 from datetime import datetime
 from decimal import Decimal
 
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor

@@ -10,13 +10,14 @@ from unittest import mock
 
 import pytest
 import responses
-from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import (
+from airflow.providers.common.compat.sdk import (
+    DAG,
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
+    task,
 )
 
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
+from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
 from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import deserialize, serialize
 from tests.triggers.fake_status_api import HOST, ONE_ATTEMPT, TRIGGER_KEY, first_event
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.module_loading import import_string
-from airflow.sdk.serde import deserialize, serialize
+from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import deserialize, serialize
 from tests.triggers.fake_status_api import TRIGGER_KEY, FakeStatusAPI, first_event, payment_trigger
 
 pytestmark = pytest.mark.usefixtures("trigger_conns")

@@ -1,0 +1,25 @@
+"""Test-side imports that moved between the supported Airflow versions (3.0 to 3.3), and the marker
+for tests of features a version lacks. The provider's own differences live in
+``airflow_provider_confirma.compat``."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_confirma.compat import AIRFLOW_V_3_2_PLUS, AIRFLOW_V_3_3_PLUS
+
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow.sdk.serde import deserialize, serialize
+else:  # Airflow 3.0, 3.1
+    from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
+    from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef]
+
+#: Tests of what needs Airflow 3.3: the task state store, or Airflow internals of 3.3 that the test
+#: drives directly (``dag.test()`` retries, DAG bundles). Below 3.3 the provider degrades as the
+#: README's version table says, and those paths have their own tests.
+needs_airflow_3_3 = pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="needs Airflow 3.3 (task state store, 3.3 internals)"
+)
+
+__all__ = ["AirflowRescheduleException", "deserialize", "needs_airflow_3_3", "serialize"]
