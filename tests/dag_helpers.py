@@ -27,6 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
+
 DAGS_FOLDER_BUNDLE = "dags-folder"
 
 
@@ -48,16 +50,47 @@ def write_dag_file(source: str, filename: str) -> Path:
     return path
 
 
+def parse_bundle(folder: Path, bundle_path: Path, bundle_name: str) -> Any:
+    """The DAG bag of ``folder`` parsed as part of the bundle ``bundle_name``, on every Airflow 3.x."""
+    try:
+        from airflow.dag_processing.dagbag import BundleDagBag  # Airflow 3.2+
+    except ImportError:
+        try:
+            from airflow.models.dagbag import BundleDagBag  # type: ignore[no-redef]  # Airflow 3.1
+        except ImportError:  # Airflow 3.0: a DagBag knows its bundle's path only
+            from airflow.models.dagbag import DagBag
+
+            return DagBag(dag_folder=folder, bundle_path=bundle_path, include_examples=False)
+    return BundleDagBag(dag_folder=folder, bundle_path=bundle_path, bundle_name=bundle_name)
+
+
 def load_dag(path: Path, dag_id: str) -> Any:
     """Parse ``path`` as part of the DAGs-folder bundle and return its DAG ``dag_id``.
 
     An import error of the file fails with the parser's message.
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bundle = DagBundlesManager().get_bundle(DAGS_FOLDER_BUNDLE)
-    bag = BundleDagBag(dag_folder=path, bundle_path=Path(bundle.path), bundle_name=bundle.name)
+    manager = DagBundlesManager()
+    bundle = manager.get_bundle(DAGS_FOLDER_BUNDLE)
+    bag = parse_bundle(path, Path(bundle.path), bundle.name)
+    dag = _the_dag(bag, path, dag_id)
+    if not AIRFLOW_V_3_3_PLUS:  # 3.3's dag.test() syncs the bundle itself; before, the assets the
+        manager.sync_bundles_to_db()  # DAG emits must be in the DB or the task refuses them (inactive)
+        _sync_to_db(bag, bundle.name)
+    return dag
+
+
+def _sync_to_db(bag: Any, bundle_name: str) -> None:
+    try:
+        from airflow.dag_processing.dagbag import sync_bag_to_db  # Airflow 3.2
+    except ImportError:  # Airflow 3.0, 3.1
+        bag.sync_to_db(bundle_name, None)
+    else:
+        sync_bag_to_db(bag, bundle_name, None)
+
+
+def _the_dag(bag: Any, path: Path, dag_id: str) -> Any:
     if bag.import_errors:
         raise AssertionError(f"{path.name} failed to parse: {bag.import_errors}")
     if dag_id not in bag.dags:

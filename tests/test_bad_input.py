@@ -327,7 +327,7 @@ def test_static_bad_input_fails_at_parse_time_naming_it(build: Callable[[], Any]
 
 
 def test_a_bad_static_argument_is_an_import_error_of_the_dag_file(airflow_db):
-    from tests.dag_helpers import write_dag_file
+    from tests.dag_helpers import parse_bundle, write_dag_file
 
     path = write_dag_file(
         """
@@ -340,9 +340,7 @@ def test_a_bad_static_argument_is_an_import_error_of_the_dag_file(airflow_db):
         """,
         "confirma_bad_static_dag.py",
     )
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    bag = BundleDagBag(dag_folder=path, bundle_path=path.parent, bundle_name="dags-folder")
+    bag = parse_bundle(path, path.parent, "dags-folder")
     (error,) = bag.import_errors.values()
     assert "ConfirmaPaymentSyncSensor 'wait': source_identifiers is empty" in error
     path.unlink()
