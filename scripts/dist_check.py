@@ -3,7 +3,8 @@
 Run by the interpreter of the clean venv the wheel was installed into (not editable), from a
 temporary folder so that nothing of the repository can be imported instead of the wheel:
 
-1. the package and its license come from the wheel, at the version the metadata says;
+1. the package and its license come from the wheel, at the version the metadata says, and the
+   sdist carries the LICENSE and the CHANGELOG;
 2. ``airflow providers list`` shows the provider;
 3. the connection test (what the UI's Test button runs) passes against a sandbox started from the
    installed package;
@@ -20,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from importlib.metadata import distribution
@@ -36,6 +38,11 @@ def step(text: str) -> None:
 def main(dist_dir: str) -> int:
     began = time.monotonic()
     wheel = next(Path(dist_dir).resolve().glob("*.whl"))
+    sdist = next(Path(dist_dir).resolve().glob("*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        shipped = {Path(name).name for name in archive.getnames() if name.count("/") == 1}
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml"} <= shipped, sorted(shipped)
+    step(f"{sdist.name}: LICENSE, CHANGELOG.md, README.md and pyproject.toml shipped")
     home = Path(tempfile.mkdtemp(prefix="confirma-dist-check-"))
     os.chdir(home)  # nothing of the repository on sys.path from here on
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO and p not in ("", ".")]
@@ -50,7 +57,9 @@ def main(dist_dir: str) -> int:
     import airflow_provider_confirma
 
     installed = Path(airflow_provider_confirma.__file__).resolve()
-    assert REPO not in installed.parents, f"imported from the repository: {installed}"
+    # The venv may live inside the repository (.venv-dist): what matters is site-packages, not the checkout.
+    assert "site-packages" in installed.parts, f"not imported from the installed wheel: {installed}"
+    assert not installed.is_relative_to(REPO / "airflow_provider_confirma"), f"imported from the checkout: {installed}"
     dist = distribution("airflow-provider-confirma")
     assert dist.version == airflow_provider_confirma.__version__, (dist.version, airflow_provider_confirma.__version__)
     licenses = [f for f in dist.files or [] if f.name == "LICENSE"]
@@ -82,6 +91,7 @@ def main(dist_dir: str) -> int:
         helpers = importlib.util.spec_from_file_location("dag_helpers", REPO / "tests" / "dag_helpers.py")
         assert helpers is not None and helpers.loader is not None
         dag_helpers = importlib.util.module_from_spec(helpers)
+        sys.modules["dag_helpers"] = dag_helpers  # dataclasses look their module up there
         helpers.loader.exec_module(dag_helpers)
         result = dag_helpers.run_dag(home / "dags" / EXAMPLE, "example_confirma_ledger_sync")
         assert result.state == "success", result.task_states
