@@ -51,7 +51,7 @@ PY313 := $(call find_python,3.13)
 OWN_DEPS_UNDATED := $(foreach p,apache-airflow-providers-common-compat tenacity aiohttp,--exclude-newer-package $(p)=2026-12-01)
 # Airflow version -> Python of its venv and the date its release's dependencies are taken from.
 MATRIX := 3.0:3.10:2025-09-15 3.1:3.11:2026-03-15 3.2:3.12:2026-06-15 3.3:3.13:
-COMPAT_TESTS := tests --ignore=tests/e2e --ignore=tests/benchmarks
+COMPAT_TESTS := tests --ignore=tests/e2e --ignore=tests/benchmarks --ignore=tests/reliability --ignore=tests/triggers
 
 # Refresh ci/pins/airflow-<minor>.txt. 3.0 takes the lowest versions of our direct dependencies
 # (lowest-direct): the compatibility run of CI tests every lower bound in pyproject.toml.

@@ -38,17 +38,10 @@ else:  # Airflow 3.0
 if TYPE_CHECKING:
     from airflow.sdk import BaseHook, Connection
 
-#: Airflow reads the connection form from provider metadata (``conn-fields``) from 3.2 on.
-CONN_FIELDS_FROM_METADATA: bool = AIRFLOW_V_3_2_PLUS
-#: ``context["task_state_store"]`` exists from Airflow 3.3 on.
-HAS_TASK_STATE_STORE: bool = AIRFLOW_V_3_3_PLUS
-
 __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
-    "CONN_FIELDS_FROM_METADATA",
-    "HAS_TASK_STATE_STORE",
     "TaskDeferralError",
     "TaskDeferralTimeout",
     "aconnection_and_extra",

@@ -57,9 +57,7 @@ def main(dist_dir: str) -> int:
     import airflow_provider_confirma
 
     installed = Path(airflow_provider_confirma.__file__).resolve()
-    # The venv may live inside the repository (.venv-dist): what matters is site-packages, not the checkout.
-    assert "site-packages" in installed.parts, f"not imported from the installed wheel: {installed}"
-    assert not installed.is_relative_to(REPO / "airflow_provider_confirma"), f"imported from the checkout: {installed}"
+    assert Path(sys.prefix).resolve() in installed.parents, f"not imported from the wheel: {installed}"
     dist = distribution("airflow-provider-confirma")
     assert dist.version == airflow_provider_confirma.__version__, (dist.version, airflow_provider_confirma.__version__)
     licenses = [f for f in dist.files or [] if f.name == "LICENSE"]
@@ -91,7 +89,7 @@ def main(dist_dir: str) -> int:
         helpers = importlib.util.spec_from_file_location("dag_helpers", REPO / "tests" / "dag_helpers.py")
         assert helpers is not None and helpers.loader is not None
         dag_helpers = importlib.util.module_from_spec(helpers)
-        sys.modules["dag_helpers"] = dag_helpers  # dataclasses look their module up there
+        sys.modules["dag_helpers"] = dag_helpers  # its dataclasses look their module up
         helpers.loader.exec_module(dag_helpers)
         result = dag_helpers.run_dag(home / "dags" / EXAMPLE, "example_confirma_ledger_sync")
         assert result.state == "success", result.task_states

@@ -16,7 +16,6 @@ import pytest
 import responses
 from airflow.providers.common.compat.sdk import TaskDeferred
 
-from airflow_provider_confirma import compat
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.get_provider_info import get_provider_info
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
@@ -127,11 +126,3 @@ def test_reschedule_mode_without_a_task_state_store_warns_that_errors_cannot_be_
         assert wait.poke({"ti": TaskInstance()}) is False
     logged = caplog.text + capsys.readouterr().out  # stdlib logging (3.0) or structured logs (3.3)
     assert NO_STREAK_WARNING % 3 in logged
-
-
-def test_the_version_flags_follow_the_installed_airflow():
-    from airflow import __version__
-
-    major_minor = tuple(int(part) for part in __version__.split(".")[:2])
-    assert compat.CONN_FIELDS_FROM_METADATA is (major_minor >= (3, 2))
-    assert compat.HAS_TASK_STATE_STORE is (major_minor >= (3, 3))

@@ -36,6 +36,7 @@ from airflow_provider_confirma.hooks import confirma as confirma_module
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook, shared_client_session
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.models import PaymentSyncRecord
+from tests.airflow_compat import only_on_airflow_3_3
 
 from .conftest import CONN_TIMEOUT, PROVISIONING_TOKEN, STAGING_BASE, TINY_POLICY, conn_value
 
@@ -106,6 +107,7 @@ def assert_no_aiohttp_timers(kwargs: dict[str, Any]) -> None:
     assert (timeout.total, timeout.connect, timeout.sock_read, timeout.sock_connect) == (None, None, None, None)
 
 
+@only_on_airflow_3_3("asserts on the async connection path of 3.3.2")
 async def test_async_status_call_headers_timeout_and_records(async_hook, attempt_deadlines):
     with aioresponses() as mock:
         mock.get(PAYMENT_URL_ANY_QUERY, payload=PAYMENTS_BODY)
@@ -124,6 +126,7 @@ async def test_async_status_call_headers_timeout_and_records(async_hook, attempt
     assert kwargs["allow_redirects"] is False
 
 
+@only_on_airflow_3_3("asserts on the async connection path of 3.3.2")
 async def test_async_hook_timeout_overrides_connection(staging_conn, no_sync_connection, attempt_deadlines):
     hook = ConfirmaHook(timeout=2.5, retry_policy=TINY_POLICY)
     with aioresponses() as mock:
@@ -181,6 +184,7 @@ async def test_async_connection_errors_are_named(confirma_conn_env, no_sync_conn
         await ConfirmaHook("async_bad").aget_payment_sync_status()
 
 
+@only_on_airflow_3_3("asserts on the async connection path of 3.3.2")
 async def test_async_uri_connection_with_string_extras(confirma_conn_env, no_sync_connection, attempt_deadlines):
     confirma_conn_env("async_uri", f"confirma://:{TEST_API_KEY}@/?environment=production&timeout=4")
     hook = ConfirmaHook("async_uri", retry_policy=TINY_POLICY)

@@ -18,9 +18,9 @@ import pytest
 
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
+from tests.airflow_compat import DAG_RUN_MODES as MODES
 from tests.dag_helpers import run_dag, write_dag_file
 
-MODES = ("poke", "reschedule", "deferrable")
 #: ledger status reads before the test settles: the submit operator's, then two by the sensor
 PENDING_READS = 3
 POKE_INTERVAL = 0.2

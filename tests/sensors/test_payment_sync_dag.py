@@ -17,9 +17,9 @@ import pytest
 
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
+from tests.airflow_compat import DAG_RUN_MODES as MODES
 from tests.dag_helpers import run_dag, write_dag_file
 
-MODES = ("poke", "reschedule", "deferrable")
 PENDING_POLLS = 2
 POKE_INTERVAL = 0.2
 KEY_MARKER = "confirma-sandbox-key"

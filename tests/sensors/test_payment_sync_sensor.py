@@ -26,6 +26,7 @@ from airflow_provider_confirma.exceptions import ConfirmaAuthError, ConfirmaConf
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+from tests.airflow_compat import only_on_airflow_3_3
 
 KEY = "ck_test_SECRET_sensor_51c0aa"
 HOST = "http://127.0.0.1:8997"
@@ -140,6 +141,7 @@ def test_emit_asset_declares_the_payment_asset_once():
     assert combined.outlets == [other, PAYMENT_SYNC_ASSET]
 
 
+@only_on_airflow_3_3("BaseOperator.retry_policy is 3.3's")
 def test_http_retry_policy_is_not_airflows_task_retry_policy():
     sensor = make_sensor(http_retry_policy={"max_attempts": 2})
     assert sensor.http_retry_policy == RetryPolicy(max_attempts=2)
