@@ -46,6 +46,7 @@ constraints: $(BIN)/uv
 find_python = $(shell for c in $$(command -v python$(1)) $(wildcard $(HOME)/.pyenv/versions/$(1).*/bin/python /root/.pyenv/versions/$(1).*/bin/python); do "$$c" -c 'import sys; assert sys.version_info[:2] == tuple(map(int, "$(1)".split(".")))' 2>/dev/null && { echo "$$c"; break; }; done)
 PY310 := $(call find_python,3.10)
 PY311 := $(call find_python,3.11)
+PY312 := $(call find_python,3.12)
 PY313 := $(call find_python,3.13)
 OWN_DEPS_UNDATED := $(foreach p,apache-airflow-providers-common-compat tenacity aiohttp,--exclude-newer-package $(p)=2026-12-01)
 # Airflow version -> Python of its venv and the date its release's dependencies are taken from.
@@ -63,14 +64,13 @@ pins: $(BIN)/uv
 			$${date:+--exclude-newer $$date} $(OWN_DEPS_UNDATED) --no-header --no-annotate \
 			pyproject.toml ci/pins/airflow-$$minor.in -o ci/pins/airflow-$$minor.txt || exit 1; \
 	done
-	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --no-annotate \
+	$(BIN)/uv pip compile --quiet --python-version 3.13 --no-header --no-annotate \
 		ci/pins/release-tools.in -o ci/pins/release-tools.txt
 
 # venv-<minor>: Airflow <minor> from its pins, this project editable, on the Python the matrix names.
 .venv-%/.installed: ci/pins/airflow-%.txt pyproject.toml | $(BIN)/uv
 	@entry="$(filter $*:%,$(MATRIX))"; rest=$${entry#*:}; py=$${rest%%:*}; \
-	python=$$(case $$py in 3.10) echo "$(PY310)";; 3.11) echo "$(PY311)";; 3.13) echo "$(PY313)";; \
-		*) ls $(HOME)/.pyenv/versions/$$py.*/bin/python /root/.pyenv/versions/$$py.*/bin/python 2>/dev/null | head -1;; esac); \
+	python=$$(case $$py in 3.10) echo "$(PY310)";; 3.11) echo "$(PY311)";; 3.12) echo "$(PY312)";; 3.13) echo "$(PY313)";; esac); \
 	if [ -z "$$python" ]; then echo "Airflow $* is tested on Python $$py, which is not installed" >&2; exit 1; fi; \
 	$(BIN)/uv venv --quiet --allow-existing --python $$python .venv-$* && \
 	$(BIN)/uv pip install --quiet --python .venv-$*/bin/python -c ci/pins/airflow-$*.txt -e ".[test]"
@@ -92,7 +92,7 @@ dist-check: $(BIN)/uv
 	@if [ -z "$(PY313)" ]; then echo "dist-check needs Python 3.13, which is not installed" >&2; exit 1; fi
 	rm -rf dist .venv-dist .venv-tools
 	$(BIN)/uv build --quiet --out-dir dist
-	$(BIN)/uv venv --quiet --python $(PY311) .venv-tools
+	$(BIN)/uv venv --quiet --python $(PY313) .venv-tools
 	$(BIN)/uv pip install --quiet --python .venv-tools/bin/python -r ci/pins/release-tools.txt
 	.venv-tools/bin/twine check --strict dist/*
 	$(BIN)/uv venv --quiet --python $(PY313) .venv-dist

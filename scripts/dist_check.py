@@ -3,7 +3,8 @@
 Run by the interpreter of the clean venv the wheel was installed into (not editable), from a
 temporary folder so that nothing of the repository can be imported instead of the wheel:
 
-1. the package and its license come from the wheel, at the version the metadata says;
+1. the package and its license come from the wheel, at the version the metadata says, and the
+   sdist carries the LICENSE and the CHANGELOG;
 2. ``airflow providers list`` shows the provider;
 3. the connection test (what the UI's Test button runs) passes against a sandbox started from the
    installed package;
@@ -20,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from importlib.metadata import distribution
@@ -36,6 +38,11 @@ def step(text: str) -> None:
 def main(dist_dir: str) -> int:
     began = time.monotonic()
     wheel = next(Path(dist_dir).resolve().glob("*.whl"))
+    sdist = next(Path(dist_dir).resolve().glob("*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        shipped = {Path(name).name for name in archive.getnames() if name.count("/") == 1}
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml"} <= shipped, sorted(shipped)
+    step(f"{sdist.name}: LICENSE, CHANGELOG.md, README.md and pyproject.toml shipped")
     home = Path(tempfile.mkdtemp(prefix="confirma-dist-check-"))
     os.chdir(home)  # nothing of the repository on sys.path from here on
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO and p not in ("", ".")]

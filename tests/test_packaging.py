@@ -10,6 +10,7 @@ from importlib.metadata import packages_distributions, version
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.version import Version
 
 from airflow_provider_confirma import __version__
 from airflow_provider_confirma.get_provider_info import get_provider_info
@@ -108,3 +109,25 @@ def test_readme_links_are_absolute_and_point_at_files_that_exist():
         assert target.startswith(("https://", "http://")), f"relative link in README: {target}"
         if target.startswith(base):
             assert (ROOT / target.removeprefix(base).split("#")[0]).exists(), target
+
+
+def test_every_lower_bound_is_what_the_compatibility_run_installs():
+    """``ci/pins/airflow-3.0.txt`` is a lowest-direct resolution (``make pins``) and ``make compat``
+    runs on it: a bound there above the one declared means the declared bound is never tested."""
+    pins = {}
+    for line in (ROOT / "ci" / "pins" / "airflow-3.0.txt").read_text().splitlines():
+        name, _, pinned = line.partition("==")
+        if pinned:
+            pins[name.strip().lower()] = Version(pinned.split(";")[0].strip())
+    python_310 = {"python_version": "3.10", "python_full_version": "3.10.13", "extra": "test"}
+    requirements = project()["project"]["dependencies"] + project()["project"]["optional-dependencies"]["test"]
+    untested = {}
+    for text in requirements:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate(python_310):
+            continue
+        bounds = [Version(s.version) for s in requirement.specifier if s.operator == ">="]
+        assert bounds, f"{text}: no lower bound"
+        if pins.get(requirement.name.lower()) != bounds[0]:
+            untested[requirement.name] = (str(bounds[0]), str(pins.get(requirement.name.lower())))
+    assert not untested, f"declared lower bound vs the compatibility run's version: {untested}"
