@@ -33,6 +33,7 @@ from airflow_provider_confirma.triggers.coalescing import active_pollers, subscr
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from airflow_provider_confirma.triggers.sync_wait import SyncWait, timeout_message
 from tests.reliability.helpers import conn_json, policy, record
+from tests.triggers.fake_status_api import first_event
 
 OLD_KEY = "ck_live_SECRET_before_edit_5f2a91"
 NEW_KEY = "ck_live_SECRET_after_edit_c03e77"
@@ -128,14 +129,6 @@ def trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
     }
     kwargs.update(overrides)
     return ConfirmaPaymentSyncTrigger(**kwargs)
-
-
-async def first_event(wait: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = wait.run()
-    try:
-        return (await asyncio.wait_for(gen.__anext__(), 20)).payload
-    finally:
-        await gen.aclose()
 
 
 async def until(predicate: Any, what: str, timeout: float = 5.0) -> None:

@@ -18,7 +18,6 @@ XComs that were never pushed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
@@ -42,6 +41,7 @@ from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncT
 from tests.airflow_compat import deserialize, serialize
 from tests.dag_helpers import run_dag, write_dag_file
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record, records_reply
+from tests.triggers.fake_status_api import first_event
 
 CONN = "confirma_records"
 
@@ -96,16 +96,6 @@ def rebuilt(trigger: ConfirmaPaymentSyncTrigger) -> ConfirmaPaymentSyncTrigger:
     """The trigger as the triggerer gets it: serialized, sent through serde, built from its kwargs."""
     classpath, kwargs = trigger.serialize()
     return import_string(classpath)(**deserialize(json.loads(json.dumps(serialize(kwargs)))))
-
-
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 20)
-    finally:
-        await gen.aclose()
-    json.dumps(event.payload)
-    return event.payload
 
 
 def deferred_wait(waiting: ConfirmaPaymentSyncSensor) -> tuple[ConfirmaPaymentSyncTrigger, Any]:

@@ -33,6 +33,7 @@ from tests.reliability.helpers import (
     STATUS_KEY,
     Reply,
     ShapeServer,
+    StateStore,
     conn_json,
     latency_seed,
     record,
@@ -228,23 +229,7 @@ def test_fail_fast_and_response_shape_cells(mode, dag_file, sandbox, shape_serve
 
 
 # -- the error count of reschedule mode, without a DAG run -----------------------------------------
-class FakeStateStore:
-    """The part of Airflow's ``task_state_store`` the sensor uses: get, set, delete."""
-
-    def __init__(self, values: dict[str, Any] | None = None) -> None:
-        self.values = dict(values or {})
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
-def reschedule_poke(conn_id: str, store: FakeStateStore, try_number: int) -> Any:
+def reschedule_poke(conn_id: str, store: StateStore, try_number: int) -> Any:
     """One poke as reschedule mode runs it: a fresh sensor object in a fresh process, every time."""
     sensor = ConfirmaPaymentSyncSensor(
         task_id="wait",
@@ -260,7 +245,7 @@ def reschedule_poke(conn_id: str, store: FakeStateStore, try_number: int) -> Any
 
 def test_reschedule_mode_keeps_the_error_count_per_try_in_the_task_state_store(shape_server, confirma_conn_env):
     confirma_conn_env("confirma_streak", conn_json(shape_server.script("streak", Reply(503, {"message": "down"})), "k"))
-    store = FakeStateStore()
+    store = StateStore()
     assert reschedule_poke("confirma_streak", store, try_number=1) is False
     assert reschedule_poke("confirma_streak", store, try_number=1) is False
     assert store.values[ERROR_STREAK_KEY] == {"try_number": 1, "errors": 2}

@@ -39,7 +39,7 @@ from airflow_provider_confirma.endpoints import API_PREFIX
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from tests.airflow_compat import AirflowRescheduleException, deserialize, serialize
 from tests.dag_helpers import run_dag, write_dag_file
-from tests.reliability.helpers import conn_json, record
+from tests.reliability.helpers import StateStore, conn_json, record
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sensor.md"
 
@@ -257,22 +257,6 @@ def state_of(label: str) -> str:
 
 #: the answer that brings each outcome
 OUTCOME_ANSWER = {"synced": SYNCED, "sync failure": FAILED, "timeout": PENDING, "error (401)": UNAUTHORIZED}
-
-
-class StateStore:
-    """Airflow's task state store as a sensor uses it (get / set / delete), values through JSON."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 class TaskInstance:

@@ -31,7 +31,7 @@ from airflow_provider_confirma.operators.accounting import ConfirmaSubmitLedgerO
 from airflow_provider_confirma.operators.base import ConfirmaSubmissionUncertainError
 from airflow_provider_confirma.operators.invoices import ConfirmaCreateInvoiceOperator
 from tests.dag_helpers import environment, load_dag, read_run, write_dag_file
-from tests.reliability.helpers import conn_json, policy
+from tests.reliability.helpers import StateStore, conn_json, policy
 
 STAGING = ENVIRONMENT_HOSTS["staging"]
 PAY_POST, PAY_STATUS = Endpoint.SUBMIT_PAYMENTS, Endpoint.PAYMENT_SYNC_STATUS
@@ -87,22 +87,6 @@ INVOICE = {
 
 
 # -- a task context and a transport mock, for the cells that need no DAG run ---------------------------
-class StateStore:
-    """The calls of Airflow's ``TaskStateStoreAccessor`` the operators make (get, set, delete), JSON-checked."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
 def context(store: StateStore | None = None) -> dict[str, Any]:
     ctx: dict[str, Any] = {"outlet_events": OutletEventAccessors()}
     if store is not None:

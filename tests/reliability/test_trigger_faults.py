@@ -9,7 +9,6 @@ ends the wait once 3 polls in a row failed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
@@ -33,6 +32,7 @@ from tests.reliability.helpers import (
     wait_until,
     when_requests,
 )
+from tests.triggers.fake_status_api import first_event
 
 #: the ChaosConfig fraction of each transient fault
 CHAOS_FRACTION = {"500": "error_500", "502": "error_502", "503": "error_503", "429": "rate_limit", "reset": "reset"}
@@ -58,16 +58,6 @@ def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
     kwargs.update(overrides)
     classpath, serialized = ConfirmaPaymentSyncTrigger(**kwargs).serialize()
     return import_string(classpath)(**deserialize(json.loads(json.dumps(serialize(serialized)))))
-
-
-async def first_event(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
-    gen = trigger.run()
-    try:
-        event = await asyncio.wait_for(gen.__anext__(), 20)
-    finally:
-        await gen.aclose()
-    json.dumps(event.payload)  # the event is JSON-safe
-    return event.payload
 
 
 def gets(sandbox: Any) -> int:

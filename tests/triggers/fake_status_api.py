@@ -126,12 +126,14 @@ def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
 
 
 async def first_event(trigger: ConfirmaSyncStatusTrigger, within: float = 10) -> dict[str, Any]:
-    """The payload of the trigger's first event (its generator closed after), within ``within`` s."""
+    """The payload of the trigger's first event (its generator closed after), within ``within`` s;
+    it must be JSON-safe, as the triggerer sends it on."""
     gen = trigger.run()
     try:
         event = await asyncio.wait_for(gen.__anext__(), within)
     finally:
         await gen.aclose()
+    json.dumps(event.payload)
     return event.payload
 
 
