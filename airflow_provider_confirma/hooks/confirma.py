@@ -199,11 +199,6 @@ class _StopBefore(stop_base):
         return time.monotonic() + (retry_state.upcoming_sleep or 0.0) >= self.deadline
 
 
-def _secrets(settings: ConfirmaConnectionSettings) -> tuple[str, ...]:
-    """The connection's secrets, to blank out of error excerpts should a server echo them."""
-    return settings.secrets
-
-
 def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
     """The secrets in a decoded response: strings under secret-looking keys
     (:func:`~airflow_provider_confirma.exceptions.is_secret_key`) at any depth and strings under no
@@ -375,7 +370,7 @@ class ConfirmaHook(BaseHook):
             headers["Content-Type"] = "application/json"
         timeout = self._timeout(settings)
         query = clean_params(params)
-        secrets = _secrets(settings)
+        secrets = settings.secrets
         url = settings.url(path)
         proxy = proxy_for(url)
         proxies = {"https": proxy, "http": proxy} if proxy else {}
@@ -463,7 +458,7 @@ class ConfirmaHook(BaseHook):
             self._headers(settings, False),
             self._timeout(settings),
             _ssl_context(settings.verify),
-            _secrets(settings),
+            settings.secrets,
             proxy_for(url),
             max_response_bytes(),
         )
