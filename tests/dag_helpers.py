@@ -53,14 +53,11 @@ def write_dag_file(source: str, filename: str) -> Path:
 def parse_bundle(folder: Path, bundle_path: Path, bundle_name: str) -> Any:
     """The DAG bag of ``folder`` parsed as part of the bundle ``bundle_name``, on every Airflow 3.x."""
     try:
-        from airflow.dag_processing.dagbag import BundleDagBag  # Airflow 3.2+
-    except ImportError:
-        try:
-            from airflow.models.dagbag import BundleDagBag  # type: ignore[no-redef]  # Airflow 3.1
-        except ImportError:  # Airflow 3.0: a DagBag knows its bundle's path only
-            from airflow.models.dagbag import DagBag
+        from airflow.dag_processing.dagbag import BundleDagBag  # Airflow 3.2+: knows its bundle's name
+    except ImportError:  # Airflow 3.0 and 3.1: a DagBag knows its bundle's path only
+        from airflow.models.dagbag import DagBag
 
-            return DagBag(dag_folder=folder, bundle_path=bundle_path, include_examples=False)
+        return DagBag(dag_folder=folder, bundle_path=bundle_path, include_examples=False)
     return BundleDagBag(dag_folder=folder, bundle_path=bundle_path, bundle_name=bundle_name)
 
 
@@ -84,10 +81,13 @@ def load_dag(path: Path, dag_id: str) -> Any:
 def _sync_to_db(bag: Any, bundle_name: str) -> None:
     try:
         from airflow.dag_processing.dagbag import sync_bag_to_db  # Airflow 3.2
-    except ImportError:  # Airflow 3.0, 3.1
-        bag.sync_to_db(bundle_name, None)
-    else:
-        sync_bag_to_db(bag, bundle_name, None)
+    except ImportError:
+        try:
+            from airflow.models.dagbag import sync_bag_to_db  # type: ignore[no-redef]  # Airflow 3.1
+        except ImportError:  # Airflow 3.0
+            bag.sync_to_db(bundle_name, None)
+            return
+    sync_bag_to_db(bag, bundle_name, None)
 
 
 def _the_dag(bag: Any, path: Path, dag_id: str) -> Any:

@@ -49,12 +49,28 @@ def sensor(**overrides: Any) -> ConfirmaPaymentSyncSensor:
 
 
 # -- the connection form --------------------------------------------------------------------------
-def test_the_connection_form_shows_the_confirma_fields():
+@pytest.fixture
+def fresh_hook_metadata() -> Any:
+    """The hook metadata service as a fresh API server sees it: on Airflow 3.0 and 3.1 it reads the
+    hooks' form widgets under its own wtforms stand-ins and drops real wtforms fields, so widgets an
+    earlier test made ProvidersManager load must go (and the service's own cache with them)."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+    from airflow.providers_manager import ProvidersManager
+
+    def reset() -> None:
+        ProvidersManager()._cleanup()
+        HookMetaService.hook_meta_data.cache_clear()
+
+    reset()
+    yield HookMetaService
+    reset()
+
+
+def test_the_connection_form_shows_the_confirma_fields(fresh_hook_metadata: Any):
     """What the UI's connection form is built from (Airflow's hook metadata service): the extra
     fields of ``conn-fields`` with their labels and defaults, and the relabelled standard fields,
     whether this Airflow reads the provider metadata (3.2+) or the hook's form methods (3.0, 3.1)."""
-    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-
+    HookMetaService = fresh_hook_metadata
     (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "confirma"]
     fields = meta.extra_fields or {}
     assert list(fields) == list(METADATA["conn-fields"])
