@@ -38,6 +38,7 @@ def __getattr__(name: str) -> Asset:
         return sync_asset(_CONSTANTS[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
 __all__ = [
     "ASSET_SCHEME",
     "LEDGER_SYNC_ASSET",  # noqa: F822 - built on first access (__getattr__)

@@ -7,8 +7,9 @@ cover in every version we support (its releases for Python 3.10 lack some):
 
 * ``TaskDeferralError`` / ``TaskDeferralTimeout`` (``airflow.sdk.exceptions`` from 3.2);
 * ``mask_secret`` (``airflow.sdk.log`` from 3.1) and :func:`amask_secret` for async code
-  (``airflow.sdk.log.amask_secret`` from 3.3);
-* :func:`aconnection_and_extra`: a connection and its extra read without blocking an event loop.
+  (``airflow.sdk.log.amask_secret`` from 3.3.2);
+* :func:`has_async_secrets_api`: whether a connection's extra can be read without blocking an event
+  loop (3.3.2); before, async code reads it in a worker thread.
 
 Features that need a newer Airflow degrade where they are used, saying so: the task state store
 (3.3) and the connection form read from provider metadata (``conn-fields``, 3.2; before,
@@ -17,7 +18,7 @@ Features that need a newer Airflow degrade where they are used, saying so: the t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.version_compat import (
     AIRFLOW_V_3_1_PLUS,
@@ -35,50 +36,32 @@ if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
 else:  # Airflow 3.0
     from airflow.sdk.execution_time.secrets_masker import mask_secret
 
-if TYPE_CHECKING:
-    from airflow.sdk import BaseHook, Connection
-
 __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "TaskDeferralError",
     "TaskDeferralTimeout",
-    "aconnection_and_extra",
     "amask_secret",
+    "has_async_secrets_api",
     "mask_secret",
 ]
 
 
-def _async_secrets_api() -> bool:
+def has_async_secrets_api() -> bool:
     """Whether this Airflow reads extras and masks secrets asynchronously (3.3.2's ``aextra_dejson``).
 
-    Before, ``aget_connection`` and ``extra_dejson`` tell the supervisor through a blocking call,
-    which fails on an event loop with another call in flight: they run in a worker thread instead.
+    Before, ``get_connection``, ``extra_dejson`` and ``mask_secret`` tell the supervisor through
+    blocking calls, which fail on an event loop with another call in flight: async code runs them
+    in a worker thread instead (:func:`asgiref.sync.sync_to_async`, one thread for all, in order).
     """
     from airflow.providers.common.compat.sdk import Connection
 
     return hasattr(Connection, "aextra_dejson")
 
 
-async def aconnection_and_extra(conn_id: str, hook: BaseHook) -> tuple[Connection, dict[str, Any]]:
-    """The connection ``conn_id`` (looked up through ``hook``) and its decoded extra, off the loop."""
-    if _async_secrets_api():
-        conn = await hook.aget_connection(conn_id)
-        return conn, await conn.aextra_dejson()
-    from asgiref.sync import sync_to_async
-
-    conn = await sync_to_async(hook.get_connection)(conn_id)
-    return conn, await sync_to_async(lambda: conn.extra_dejson)()
-
-
 async def amask_secret(secret: str) -> None:
-    """Register ``secret`` with Airflow's log masker from async code (a triggerer's event loop)."""
-    if _async_secrets_api():
-        from airflow.sdk import log as sdk_log
+    """Register ``secret`` with Airflow's log masker from async code (Airflow 3.3.2+)."""
+    from airflow.sdk import log as sdk_log
 
-        await sdk_log.amask_secret(secret)
-        return
-    from asgiref.sync import sync_to_async
-
-    await sync_to_async(mask_secret)(secret)
+    await sdk_log.amask_secret(secret)

@@ -320,9 +320,7 @@ def decisive_record(items: Sequence[Any], status_sets: StatusSets) -> Any:
     it is synced. The first listed record in the deciding state is the one shown. ``items`` are
     typed records or the raw dicts of a :class:`StatusIndex`.
     """
-    states = [
-        status_sets.classify(item.get("status") if isinstance(item, Mapping) else item.status) for item in items
-    ]
+    states = [status_sets.classify(item.get("status") if isinstance(item, Mapping) else item.status) for item in items]
     for wanted in (SyncState.PENDING, SyncState.FAILED):
         for item, state in zip(items, states, strict=True):
             if state is wanted:

@@ -100,8 +100,12 @@ def _submit(payments: int) -> None:
 
 def _triggers(settings: LoadSettings, coalesce: bool, started: float) -> list[Any]:
     """The waiters, each rebuilt from its serialized kwargs as a triggerer gets them."""
-    from airflow.sdk.module_loading import import_string
-    from airflow.sdk.serde import deserialize, serialize
+    from airflow.providers.common.compat.module_loading import import_string
+
+    try:
+        from airflow.sdk.serde import deserialize, serialize  # Airflow 3.2+
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.serialization.serde import deserialize, serialize  # type: ignore[no-redef]
 
     from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 

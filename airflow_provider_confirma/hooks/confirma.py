@@ -281,13 +281,17 @@ class ConfirmaHook(BaseHook):
     async def aget_settings(self) -> ConfirmaConnectionSettings:
         """The validated connection, resolved without blocking the event loop.
 
-        The extra is read and the secrets are masked asynchronously (:mod:`..compat`): the sync
-        ``extra_dejson`` / ``mask_secret`` tell the supervisor through a blocking call, which must
-        not run on a triggerer's event loop.
+        The sync ``get_connection`` / ``extra_dejson`` / ``mask_secret`` tell the supervisor through
+        blocking calls, which must not run on a triggerer's event loop: from Airflow 3.3.2 their async
+        forms are used; before, :attr:`settings` runs in a worker thread (one hop for all three).
         """
+        if self._settings is None and not compat.has_async_secrets_api():
+            from asgiref.sync import sync_to_async
+
+            return await sync_to_async(lambda: self.settings)()
         if self._settings is None:
-            conn, extra = await compat.aconnection_and_extra(self.confirma_conn_id, self)
-            settings = ConfirmaConnectionSettings.from_connection(conn, extra=extra)
+            conn = await self.aget_connection(self.confirma_conn_id)
+            settings = ConfirmaConnectionSettings.from_connection(conn, extra=await conn.aextra_dejson())
             for secret in settings.secrets:
                 await compat.amask_secret(secret)
             self._settings = settings

@@ -49,11 +49,18 @@ FANOUT_SLICES = 16
 
 
 async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``; no extra task per wait on 3.11+."""
+    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``, run in the caller's task.
+
+    In the caller's task, not a new one (``asyncio.wait_for`` on Python 3.10): a waiter that just
+    subscribed must reach its first round before the poller's task can publish it.
+    """
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - Python 3.10
+    import async_timeout  # pragma: no cover - Python 3.10
+
+    async with async_timeout.timeout(seconds):  # pragma: no cover - Python 3.10
+        return await awaitable
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_confirma.hooks import confirma as hook_module
+from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.triggers import base
 from airflow_provider_confirma.triggers.coalescing import active_pollers
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
@@ -146,6 +147,7 @@ async def test_own_polls_share_the_loop_session_and_the_last_one_closes_it(fake_
     assert session.closed
 
 
+@pytest.mark.skipif(not deadlines.supported(), reason="the loop's watchdog needs Python 3.11 (asyncio.timeout)")
 @pytest.mark.parametrize(("seconds_left", "deadlines_per_request"), [(3600, 1), (10, 2)], ids=["far", "near"])
 async def test_only_a_request_that_could_outlast_the_wait_gets_the_waits_deadline(
     fake_api: FakeStatusAPI, attempt_deadlines: list[float], seconds_left: float, deadlines_per_request: int

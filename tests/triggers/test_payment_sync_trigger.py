@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
@@ -224,11 +227,21 @@ async def test_unknown_connection_is_an_error_event(fake_api: FakeStatusAPI):
 
 
 async def test_never_uses_sync_io(fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch):
-    def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("sync I/O on the event loop")
+    """No blocking call on the event loop's thread: before Airflow 3.3.2 the connection is read with
+    the sync API in a worker thread (compat.has_async_secrets_api), from 3.3.2 with the async one."""
+    loop_thread = threading.current_thread()
+    sync_lookup = ConfirmaHook.get_connection.__func__  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(ConfirmaHook, "get_connection", classmethod(forbidden))
-    monkeypatch.setattr("requests.Session.request", forbidden)
+    def on_loop_thread_forbidden(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is loop_thread:
+                raise AssertionError("sync I/O on the event loop")
+            return real(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(ConfirmaHook, "get_connection", classmethod(on_loop_thread_forbidden(sync_lookup)))
+    monkeypatch.setattr(requests.Session, "request", on_loop_thread_forbidden(requests.Session.request))
     fake_api.statuses.update({"a": 1, "b": 1})
     assert (await first_event(make_trigger()))["status"] == "success"
 
@@ -287,6 +300,19 @@ async def test_progress_is_logged_when_it_changes(fake_api: FakeStatusAPI, capsy
     assert len(fake_api.calls) >= 5
 
 
+class ContextRecorder(logging.Handler):
+    """Each record's message with the structlog context variables current when it was logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import structlog
+
+        self.seen.append((record.getMessage(), structlog.contextvars.get_contextvars()))
+
+
 async def test_waiters_share_one_logger_and_keep_their_log_context(
     fake_api: FakeStatusAPI, capsys: pytest.CaptureFixture[str]
 ):
@@ -301,8 +327,23 @@ async def test_waiters_share_one_logger_and_keep_their_log_context(
         structlog.contextvars.bind_contextvars(trigger_id=trigger_id)
         return await first_event(trigger)
 
-    events = await asyncio.gather(asyncio.create_task(run_bound(first, 11)), asyncio.create_task(run_bound(second, 12)))
+    # Before Airflow 3.3 the logger is a stdlib one here: the triggerer's structlog formatter adds the
+    # bound context to its records (foreign_pre_chain), so the context current at emit is what counts.
+    stdlib_logger = first.shared_log if isinstance(first.shared_log, logging.Logger) else None
+    handler = ContextRecorder()
+    if stdlib_logger is not None:
+        stdlib_logger.addHandler(handler)
+    try:
+        events = await asyncio.gather(
+            asyncio.create_task(run_bound(first, 11)), asyncio.create_task(run_bound(second, 12))
+        )
+    finally:
+        if stdlib_logger is not None:
+            stdlib_logger.removeHandler(handler)
     assert [e["status"] for e in events] == ["success", "success"]
-    lines = [line for line in capsys.readouterr().out.splitlines() if "Confirma payment sync: 1/1 synced" in line]
+    if stdlib_logger is not None:
+        lines = [f"{msg} trigger_id={ctx.get('trigger_id')}" for msg, ctx in handler.seen if "1/1 synced" in msg]
+    else:
+        lines = [line for line in capsys.readouterr().out.splitlines() if "Confirma payment sync: 1/1 synced" in line]
     assert len(lines) == 2
     assert {("trigger_id=11" in line, "trigger_id=12" in line) for line in lines} == {(True, False), (False, True)}
