@@ -201,8 +201,9 @@ def run_scenario(sandbox: Any, settings: LoadSettings, coalesce: bool) -> dict[s
 
     stats = sandbox.stats()
     truth = {r["sourceIdentifier"]: r["status"] for r in sandbox.records()["payments"]}
-    expected = ["success" if truth.get(_identifier(i % settings.payments)) == 1 else "failed"
-                for i in range(settings.waiters)]
+    expected = [
+        "success" if truth.get(_identifier(i % settings.payments)) == 1 else "failed" for i in range(settings.waiters)
+    ]
     statuses = [e["status"] if e else None for e in events]
     status_key = f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}"
     gets = stats["requests"].get(status_key, 0)
@@ -240,7 +241,7 @@ def measure(settings: LoadSettings, modes: tuple[bool, ...] = (True, False)) -> 
         api_key="load-key", sync_delay=settings.sync_delay, failure_rate=settings.sync_failure_rate, seed=settings.seed
     )
     with SandboxProcess(config) as sandbox:
-        (name, value), = sandbox.conn_env(CONN_ID).items()
+        ((name, value),) = sandbox.conn_env(CONN_ID).items()
         saved = os.environ.get(name)
         os.environ[name] = value
         try:

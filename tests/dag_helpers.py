@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import textwrap
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,18 @@ def environment(values: Mapping[str, str] | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RICH_BOX = re.compile(r"[\u2500-\u257f]")
+
+
+def logged_text(capfd: Any) -> str:
+    """What the run printed so far, as one line of plain text: without colours, box drawing and
+    line wraps (before Airflow 3.3, ``dag.test()`` renders a task's exception with rich), so a
+    message can be looked for whole on every version."""
+    text = _RICH_BOX.sub(" ", _ANSI.sub("", capfd.readouterr().out))
+    return " ".join(text.split())
 
 
 @dataclass

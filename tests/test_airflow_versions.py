@@ -132,6 +132,24 @@ def test_silent_fail_goes_on_after_an_error_event_without_a_task_state_store():
     assert 490 < again.value.timeout.total_seconds() <= 500
 
 
+async def test_the_event_carries_the_start_for_runners_that_replace_the_deferral_kwargs():
+    """``dag.test()`` resumes with ``{"event": payload}`` only (a triggerer merges the deferral's
+    kwargs): the trigger's event has the start, so ``silent_fail`` still pauses and goes on."""
+    started = time.time() - 100
+    trigger = sensor(deferrable=True, silent_fail=True, confirma_conn_id="confirma_nope")
+    trigger._started_at = started
+    event = None
+    async for fired in trigger.build_trigger().run():  # an unknown connection: an error event
+        event = fired.payload
+    assert event is not None and event["status"] == "error" and event["started_at"] == started
+    wait = sensor(deferrable=True, silent_fail=True)
+    with pytest.raises(TaskDeferred) as paused:
+        wait.resume_execution("execute_complete", {"event": event}, {})
+    assert paused.value.method_name == "resume_wait"
+    assert paused.value.kwargs == {"started_at": started}
+    assert 490 < paused.value.timeout.total_seconds() <= 500
+
+
 def test_reschedule_mode_without_a_task_state_store_warns_that_errors_cannot_be_counted(caplog, capsys):
     class TaskInstance:
         try_number = 1

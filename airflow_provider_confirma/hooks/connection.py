@@ -69,6 +69,22 @@ def proxy_for(url: str) -> str | None:
     return proxy
 
 
+class SecretText(str):
+    """A secret that is sent as itself but shown as ``'***'`` by ``repr``, also in slices of it.
+
+    Tracebacks that render their frames' locals (Airflow 3.0's console log, rich) print headers
+    and tuples through ``repr``, after the log masker has run: they show ``'***'``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+    def __getitem__(self, key: Any) -> str:
+        return SecretText(super().__getitem__(key))
+
+
 @dataclass(frozen=True)
 class ConfirmaConnectionSettings:
     """Everything a request needs, taken from one connection. The key never shows in its repr."""
@@ -105,7 +121,7 @@ class ConfirmaConnectionSettings:
         if not isinstance(extra, Mapping):
             raise fail("extra must be a JSON object")
 
-        api_key = (conn.password or "").strip()
+        api_key = SecretText((conn.password or "").strip())
         if not api_key:
             raise fail("field 'password' (API key) is empty; put the client API key there")
 
@@ -126,7 +142,7 @@ class ConfirmaConnectionSettings:
         ca_bundle = extra_field(extra, "ca_bundle")
         if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
             raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
-        token = str(extra_field(extra, "partner_provisioning_token") or "").strip()
+        token = SecretText(str(extra_field(extra, "partner_provisioning_token") or "").strip())
         return cls(
             conn_id=conn_id,
             base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),

@@ -508,11 +508,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self._check_raised(context, exc)
 
     def _resumed_wait_start(self, context: Context, next_kwargs: Mapping[str, Any] | None) -> float | None:
-        """When the wait began: from the deferral's kwargs (every Airflow version), else, after a
-        failed trigger (whose kwargs Airflow replaces), from the task state store where there is one."""
-        started = (next_kwargs or {}).get("started_at")
-        if isinstance(started, (int, float)) and not isinstance(started, bool):
-            return float(started)
+        """When the wait began: from the deferral's kwargs or the trigger's event (every Airflow
+        version), else, after a failed trigger (whose kwargs Airflow replaces), from the task state
+        store where there is one."""
+        kwargs = next_kwargs or {}
+        event = kwargs.get("event")
+        for started in (kwargs.get("started_at"), event.get("started_at") if isinstance(event, Mapping) else None):
+            if isinstance(started, (int, float)) and not isinstance(started, bool):
+                return float(started)
         return self._saved_wait_start(context)
 
     def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:

@@ -269,7 +269,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         event = await self._wait_for_event()
-        yield TriggerEvent(event)
+        # The wait's start rides along: a resumed sensor needs it, and dag.test() (every Airflow 3
+        # version) replaces the deferral's kwargs by the event, where a triggerer merges them.
+        yield TriggerEvent({**event, "started_at": self.started_at})
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait

@@ -39,7 +39,7 @@ from airflow_provider_confirma.operators.base import has_templates
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.airflow_compat import deserialize, serialize
-from tests.dag_helpers import run_dag, write_dag_file
+from tests.dag_helpers import logged_text, run_dag, write_dag_file
 from tests.reliability.helpers import Reply, ShapeServer, conn_json, payment, policy, record, records_reply
 from tests.triggers.fake_status_api import first_event
 
@@ -348,7 +348,7 @@ def test_an_xcom_that_was_never_pushed_fails_the_wait_without_retries(
     assert (states["wait_none"], states["wait_none_text"], states["status_none"]) == ("failed",) * 3
     assert all(result.tasks[t].try_number == 1 for t in ("wait_none", "wait_none_text", "status_none"))
     assert shape_server.requests["dag-nothing"] == 0  # nothing was asked on their behalf
-    out = capfd.readouterr().out
+    out = logged_text(capfd)
     assert "ConfirmaPaymentSyncSensor 'wait_none': rendered source_identifiers is None" in out
     assert "ConfirmaPaymentSyncSensor 'wait_none_text': rendered source_identifiers is the text 'None'" in out
     assert "ConfirmaGetPaymentSyncStatusOperator 'status_none': rendered source_identifiers is None" in out

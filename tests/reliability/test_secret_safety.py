@@ -42,6 +42,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
 )
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.connection import SecretText
 from airflow_provider_confirma.hooks.http_policy import parse_retry_after
 from airflow_provider_confirma.operators.base import ConfirmaSubmissionUncertainError, to_xcom_safe
 from airflow_provider_confirma.operators.invoices import (
@@ -343,6 +344,30 @@ async def test_async_settings_mask_the_sent_key_without_a_blocking_call(confirma
     settings = await ConfirmaHook().aget_settings()
     assert settings.secrets == (key, token)
     assert masked(key) and masked(token)
+
+
+def test_tracebacks_that_show_locals_show_no_secret(confirma_conn_env, api) -> None:
+    """Airflow 3.0 renders a task's exception on the console with rich, locals included, after the
+    masker ran: the key (also a long one, which rich cuts) and token show as ``'***'`` there."""
+    import io
+
+    import structlog
+
+    key, token = padded_conn(confirma_conn_env)
+    api.add(responses.POST, BASE + Endpoint.CREATE_CLIENT.path, json={"message": "no"}, status=401)
+    hook = ConfirmaHook(retry_policy=ONE_TRY)
+    with pytest.raises(ConfirmaAPIError) as failed:
+        hook.create_client({"client": {"name": "Oy"}})
+    out = io.StringIO()
+    structlog.dev.RichTracebackFormatter(max_frames=50)(
+        out, (failed.type, failed.value, failed.tb.tb_next)
+    )  # not this frame
+    shown = out.getvalue()
+    assert "X-Api-Key" in shown and "'***'" in shown  # the headers are among the locals shown
+    assert key not in shown and token not in shown
+    assert api.calls[0].request.headers["X-Api-Key"] == token  # sent as itself
+    long_key = SecretText("ck_" + "k" * 200)  # rich shows a long string through a slice of it
+    assert repr(long_key) == "'***'" and repr(long_key[:80]) == "'***'" and long_key == "ck_" + "k" * 200
 
 
 # -- item 10: one strict Retry-After parser -------------------------------------------------------------
