@@ -35,6 +35,7 @@ from airflow.providers.common.compat.sdk import (
     TaskDeferred,
 )
 
+from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_confirma.endpoints import API_PREFIX
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from tests.airflow_compat import (
@@ -183,7 +184,9 @@ def test_a_timeout_of_3s_ends_the_wait_within_seconds_whatever_the_server_says(
 
     assert result.task_states == {"wait": "failed"}
     assert result.tasks["wait"].try_number == 1  # a sensor timeout: no retry
-    assert 2.5 < waited < 6.0, f"the wait ended {waited:.1f}s after its first request"
+    # not after the 20 s Retry-After or the 60 s budget; dag.test() before 3.3 takes seconds more to
+    # resume a deferred task (3.2.2: 6.5-6.9 s in all, deferrable)
+    assert 2.5 < waited < (6.0 if AIRFLOW_V_3_3_PLUS else 10.0), f"the wait ended {waited:.1f}s after its first request"
     assert re.search(r"AirflowSensorTimeout|Timed out after 3\.0s", output)
     assert "times in a row" not in output
 
