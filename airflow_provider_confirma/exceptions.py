@@ -240,3 +240,9 @@ class PollerStopped(Exception):
     Raised to the waiters of :mod:`airflow_provider_confirma.triggers.coalescing`; a transient
     poll error (:func:`~airflow_provider_confirma.hooks.http_policy.is_transient`).
     """
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error for a message or log line; the hook's exceptions never carry the key."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -48,7 +48,7 @@ def _evaluate(body: bytes, identifiers: tuple[str, ...], cap: int) -> tuple[dict
     from airflow_provider_confirma.endpoints import Endpoint
     from airflow_provider_confirma.hooks.confirma import index_status_body
     from airflow_provider_confirma.hooks.http_policy import interpret_response
-    from airflow_provider_confirma.triggers.sync_wait import SyncWait
+    from airflow_provider_confirma.sync_wait import SyncWait
 
     endpoint = Endpoint.PAYMENT_SYNC_STATUS
     times: dict[str, float] = {}
@@ -72,7 +72,7 @@ def _summary_sizes(body: bytes, identifiers: tuple[str, ...], caps: tuple[int, .
     from airflow_provider_confirma.endpoints import Endpoint
     from airflow_provider_confirma.hooks.confirma import index_status_body
     from airflow_provider_confirma.hooks.http_policy import interpret_response
-    from airflow_provider_confirma.triggers.sync_wait import SyncWait
+    from airflow_provider_confirma.sync_wait import SyncWait
 
     endpoint = Endpoint.PAYMENT_SYNC_STATUS
     index = index_status_body(endpoint, interpret_response("GET", endpoint.path, 200, "application/json", body))

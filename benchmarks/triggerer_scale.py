@@ -129,8 +129,8 @@ class _Evaluations:
 
 def _confirma(cfg: ScaleConfig, coalesce: bool) -> Client:
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+    from airflow_provider_confirma.sync_wait import SyncVerdict, SyncWait
     from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-    from airflow_provider_confirma.triggers.sync_wait import SyncVerdict, SyncWait
 
     class CountingWait(SyncWait):
         def judge(self, index: Any) -> SyncVerdict:

@@ -36,6 +36,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaTransportError,
     PollerStopped,
     body_excerpt,
+    describe_error,  # re-exported: it was defined here
 )
 from airflow_provider_confirma.json_codec import JSONTooDeepError, decode_json, encode_json
 
@@ -120,12 +121,6 @@ def is_transient(exc: BaseException) -> bool:
     """Poll errors worth another poll: what a GET is retried for (transport, 429, 5xx), and a
     stopped shared poller (:class:`~airflow_provider_confirma.exceptions.PollerStopped`)."""
     return isinstance(exc, PollerStopped) or is_retryable("GET", exc)
-
-
-def describe_error(exc: BaseException) -> str:
-    """An error for a message or log line; the hook's exceptions never carry the key."""
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _DELTA_SECONDS = re.compile(r"[0-9]{1,10}")

@@ -495,7 +495,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_confirma.hooks.confirma import unreadable_status
-        from airflow_provider_confirma.triggers.sync_wait import (
+        from airflow_provider_confirma.sync_wait import (
             FAILURE_DETAILS_LIMIT,
             OUTCOME_FAILED,
             OUTCOME_SUCCESS,

@@ -2,7 +2,7 @@
 
 Owns the sync sensors' argument handling (parse-time and post-render validation), their three modes
 (poke, reschedule, deferrable), how a verdict or trigger event ends the task, and the asset event a
-successful wait emits. The verdict itself comes from :mod:`airflow_provider_confirma.triggers.sync_wait`,
+successful wait emits. The verdict itself comes from :mod:`airflow_provider_confirma.sync_wait`,
 shared with the trigger. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the
 status endpoint, the asset, the noun and the trigger class.
 
@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.hooks.http_policy import RetryPolicy
     from airflow_provider_confirma.models import StatusSets
+    from airflow_provider_confirma.sync_wait import SyncWait
     from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
-    from airflow_provider_confirma.triggers.sync_wait import SyncWait
 
 #: How many identifiers the asset event's extra names (as the status operators' events do).
 ASSET_EXTRA_IDENTIFIERS = 100
@@ -190,7 +190,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     # -- arguments after rendering -------------------------------------------------------------
     def _rendered_wait(self) -> SyncWait:
-        from airflow_provider_confirma.triggers.sync_wait import SyncWait
+        from airflow_provider_confirma.sync_wait import SyncWait
 
         try:
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
@@ -286,8 +286,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         poke that starts after it sends nothing, and one whose request the timeout cut short raises
         ``AirflowSensorTimeout``.
         """
-        from airflow_provider_confirma.hooks.http_policy import describe_error, is_transient
-        from airflow_provider_confirma.triggers.sync_wait import poll_error_streak
+        from airflow_provider_confirma.exceptions import describe_error
+        from airflow_provider_confirma.hooks.http_policy import is_transient
+        from airflow_provider_confirma.sync_wait import poll_error_streak
 
         if self._started_at is None:
             self._started_at = time.time()
@@ -332,7 +333,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             raise unreadable_status(self.status_endpoint, err) from None
 
     def _judge(self, index: Mapping[str, Any]) -> bool | PokeReturnValue:
-        from airflow_provider_confirma.triggers.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS
+        from airflow_provider_confirma.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS
 
         assert self._started_at is not None
         verdict = self.sync_wait.judge(index)
@@ -377,7 +378,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 return AirflowSkipException(f"Skipping due to {flag}: {exc}")
             return exc
         if self.silent_fail:
-            from airflow_provider_confirma.hooks.http_policy import describe_error
+            from airflow_provider_confirma.exceptions import describe_error
 
             self.log.error("Sensor check failed; silent_fail: waiting on: %s", describe_error(exc))
             return None
@@ -520,7 +521,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
-        from airflow_provider_confirma.triggers.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
+        from airflow_provider_confirma.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
 
         try:
             checked = read_event(event)

@@ -38,7 +38,7 @@ from airflow_provider_confirma.arguments import (
     retry_policy_from,
 )
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
 from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.confirma import (
     STATUS_RECORDS,
@@ -48,10 +48,9 @@ from airflow_provider_confirma.hooks.confirma import (
     unreadable_status,
 )
 from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, describe_error, is_transient
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
-from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
-from airflow_provider_confirma.triggers.sync_wait import (
+from airflow_provider_confirma.sync_wait import (
     FAILURE_DETAILS_LIMIT,
     LOG_NAMES_LIMIT,
     SyncVerdict,
@@ -61,6 +60,7 @@ from airflow_provider_confirma.triggers.sync_wait import (
     timeout_event,
     verdict_event,
 )
+from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
 
 #: A private poll sleeps its interval times a random factor within +/- half of this, so that waits
 #: woken together (by a triggerer restart, or after the loop was blocked) fall out of step again

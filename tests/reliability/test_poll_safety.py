@@ -28,10 +28,10 @@ from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.hooks import confirma as hook_module
 from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
 from airflow_provider_confirma.models import PaymentSyncRecord, StatusIndex, StatusSets, index_sync_records
+from airflow_provider_confirma.sync_wait import SyncWait, timeout_message
 from airflow_provider_confirma.triggers import base, coalescing
 from airflow_provider_confirma.triggers.coalescing import active_pollers, subscribe
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-from airflow_provider_confirma.triggers.sync_wait import SyncWait, timeout_message
 from tests.reliability.helpers import conn_json, policy, record
 from tests.triggers.fake_status_api import first_event
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from airflow_provider_confirma.models import PaymentSyncRecord, StatusSets
-from airflow_provider_confirma.triggers.sync_wait import (
+from airflow_provider_confirma.sync_wait import (
     EVENT_STATUSES,
     OUTCOME_FAILED,
     OUTCOME_SUCCESS,

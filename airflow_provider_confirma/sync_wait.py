@@ -1,0 +1,217 @@
+"""One wait for records to sync, judged the same way by a sensor's poke and by its trigger.
+
+Owns: the verdict over one status response (success / failed / waiting, from
+:func:`models.evaluate_index`), the compact XCom summary, the failure message, and the closed
+vocabulary of trigger events that ``execute_complete`` accepts. The wait's arguments are checked
+by :mod:`airflow_provider_confirma.arguments` (cheap enough for every DAG parse).
+
+The rules: a wait on identifiers ends when every one is synced, or at the first failed one with
+``fail_on_sync_failure``; records nobody waits for do not matter, so unreadable ones (no usable
+``sourceIdentifier``) are skipped, counted and named in the progress, the summary and one warning.
+A wait for every record (no identifiers) ends when nothing is pending: failed records are reported,
+never waited on nor failed on, and an unreadable record makes the response unreadable
+(``ValueError`` naming it, as the sensor, trigger and status operator report it). An identifier
+listed more than once is judged by :func:`models.decisive_record` (pending, else failed, else synced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_confirma.arguments import DEFAULT_MAX_XCOM_RECORDS
+from airflow_provider_confirma.models import (
+    StatusSets,
+    SyncProgress,
+    SyncRecord,
+    bounded,
+    evaluate_index,
+)
+from airflow_provider_confirma.models import index_records as index_records  # typed records as a judge() index
+
+#: The trigger's event vocabulary; ``execute_complete`` fails on anything else.
+EVENT_SUCCESS = "success"
+EVENT_FAILED = "failed"
+EVENT_TIMEOUT = "timeout"
+EVENT_ERROR = "error"
+EVENT_STATUSES = frozenset({EVENT_SUCCESS, EVENT_FAILED, EVENT_TIMEOUT, EVENT_ERROR})
+
+#: Verdict outcomes of one poll.
+OUTCOME_SUCCESS = "success"
+OUTCOME_FAILED = "failed"
+OUTCOME_WAITING = "waiting"
+
+#: How many failed records an error message or summary names.
+FAILURE_DETAILS_LIMIT = 10
+#: How many identifiers a progress log line names per category.
+LOG_NAMES_LIMIT = 5
+
+
+# -- verdict -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SyncWait:
+    """The rendered, validated arguments of one wait, and how one poll is judged against them.
+
+    With ``identifiers``, the wait succeeds when every one of them is synced; identifiers absent
+    from the response are missing (still waiting). A tracked failed identifier fails the wait at
+    once when ``fail_on_sync_failure``; otherwise it keeps the wait going (it may still sync).
+    Without identifiers, the wait succeeds when no returned record is pending; failed records are
+    reported but neither fail nor hold it (the query's window scopes which records count).
+    """
+
+    identifiers: tuple[str, ...] | None
+    status_sets: StatusSets = field(default_factory=StatusSets)
+    fail_on_sync_failure: bool = True
+    max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS
+    noun: str = "payment"
+
+    def judge(self, index: Mapping[str, SyncRecord]) -> SyncVerdict:
+        """The verdict over one status response (a ``StatusIndex``, or :func:`index_records`).
+
+        Costs O(len(identifiers)) with identifiers, so thousands of waiters can share a response.
+        Without identifiers, a response with an unreadable record raises ``ValueError`` naming it.
+        """
+        progress = evaluate_index(index, self.status_sets, self.identifiers)
+        if self.identifiers is None:
+            outcome = OUTCOME_WAITING if progress.pending else OUTCOME_SUCCESS
+        elif progress.failed and self.fail_on_sync_failure:
+            outcome = OUTCOME_FAILED
+        else:
+            outcome = OUTCOME_SUCCESS if progress.done else OUTCOME_WAITING
+        return SyncVerdict(outcome, progress, self)
+
+
+@dataclass
+class SyncVerdict:
+    """What one poll means for one wait, with the texts and the summary built from it."""
+
+    outcome: str
+    progress: SyncProgress
+    wait: SyncWait
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome != OUTCOME_WAITING
+
+    def describe(self) -> str:
+        """One progress line, e.g. ``3/5 synced; waiting: a, b; failed: -; not yet listed: b``."""
+        text = self.progress.describe(limit=LOG_NAMES_LIMIT)
+        if self.progress.missing:
+            text += f"; not yet listed: {bounded(self.progress.missing, LOG_NAMES_LIMIT)}"
+        if self.progress.unreadable:
+            text += f"; unreadable records skipped: {self.progress.unreadable}"
+        return text
+
+    def unreadable_warning(self) -> str | None:
+        """The warning, logged once per wait, about unreadable records this wait skipped (``None``: none)."""
+        progress = self.progress
+        if not progress.unreadable:
+            return None
+        return (
+            f"Confirma {self.wait.noun} sync: skipped {progress.unreadable} unreadable record(s) of the status "
+            f"response, which cannot be any of the tracked identifiers: "
+            f"{bounded(progress.unreadable_sample, LOG_NAMES_LIMIT, progress.unreadable)}"
+        )
+
+    def failure_message(self) -> str:
+        failed = self.progress.failed
+        names = [
+            f"{d['sourceIdentifier']} (status {d['status']}: {d['description'] or 'no description'})"
+            for d in self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
+        ]
+        shown = ", ".join(names)
+        if len(failed) > FAILURE_DETAILS_LIMIT:
+            shown += f" (+{len(failed) - FAILURE_DETAILS_LIMIT} more)"
+        return f"Confirma {self.wait.noun} sync failed for {len(failed)} of {self.progress.total} record(s): {shown}"
+
+    def summary(self, waited_seconds: float) -> dict[str, Any]:
+        """A compact, JSON-safe summary for XCom and trigger events (lists capped)."""
+        cap = self.wait.max_xcom_records
+        found = len(self.progress.found)
+        missing = self.progress.missing
+        return {
+            "outcome": self.outcome,
+            "counts": self.progress.counts(),
+            "records": [r.to_xcom() for r in self.progress.record_list(cap)],  # type: ignore[attr-defined]
+            "records_omitted": max(0, found - cap),
+            "missing": missing[:cap],
+            "missing_omitted": max(0, len(missing) - cap),
+            "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
+            "unreadable": unreadable_summary(self.progress),
+            "waited_seconds": round(max(0.0, waited_seconds), 3),
+        }
+
+
+def unreadable_summary(progress: SyncProgress) -> dict[str, Any]:
+    """``{"count", "sample"}``: the unreadable records a wait skipped (the sample is bounded)."""
+    return {"count": progress.unreadable, "sample": list(progress.unreadable_sample)}
+
+
+# -- trigger events ------------------------------------------------------------------------------
+def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]:
+    """The ``success`` or ``failed`` event of a finished verdict."""
+    if verdict.outcome == OUTCOME_SUCCESS:
+        status, message = EVENT_SUCCESS, verdict.describe()
+    elif verdict.outcome == OUTCOME_FAILED:
+        status, message = EVENT_FAILED, verdict.failure_message()
+    else:
+        raise ValueError("a waiting verdict is not an event")
+    return {"status": status, "message": message, "summary": verdict.summary(waited_seconds)}
+
+
+def timeout_message(noun: str, timeout_seconds: float, last: SyncVerdict | None) -> str:
+    progress = last.describe() if last is not None else "no successful poll yet"
+    return f"Timed out after {timeout_seconds:.1f}s waiting for Confirma {noun} sync: {progress}"
+
+
+def timeout_event(noun: str, timeout_seconds: float, last: SyncVerdict | None, waited: float) -> dict[str, Any]:
+    return {
+        "status": EVENT_TIMEOUT,
+        "message": timeout_message(noun, timeout_seconds, last),
+        "summary": last.summary(waited) if last is not None else None,
+    }
+
+
+def poll_error_streak(log: Any, noun: str, errors: int, limit: int, exc: BaseException) -> str | None:
+    """Log transient poll error number ``errors`` of a streak; once it reaches ``limit``, the
+    message that ends the wait (the sensor raises it, the trigger emits it as an ``error`` event)."""
+    from airflow_provider_confirma.exceptions import describe_error
+
+    log.warning("Confirma %s sync status poll failed (%d/%d in a row): %s", noun, errors, limit, describe_error(exc))
+    if errors < limit:
+        return None
+    return f"Confirma {noun} sync status poll failed {errors} times in a row; last error: {describe_error(exc)}"
+
+
+def error_event(message: str) -> dict[str, Any]:
+    return {"status": EVENT_ERROR, "message": message}
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """A validated trigger event."""
+
+    status: str
+    message: str
+    summary: dict[str, Any] | None
+
+
+def read_event(event: Any) -> SyncEvent:
+    """Validate a trigger event against the closed vocabulary; ``ValueError`` names the problem."""
+    if event is None:
+        raise ValueError("resumed without a trigger event")
+    if not isinstance(event, Mapping):
+        raise ValueError(f"trigger event is not a dict: {type(event).__name__}")
+    status = event.get("status")
+    if status not in EVENT_STATUSES:
+        raise ValueError(f"unknown trigger event status {status!r}; expected one of {sorted(EVENT_STATUSES)}")
+    message = event.get("message")
+    if not isinstance(message, str):
+        raise ValueError(f"trigger event {status!r} has no message")
+    summary = event.get("summary")
+    if status == EVENT_SUCCESS and not isinstance(summary, Mapping):
+        raise ValueError("trigger event 'success' has no summary")
+    if summary is not None and not isinstance(summary, Mapping):
+        raise ValueError(f"trigger event {status!r} has a summary that is not a dict")
+    return SyncEvent(status, message, dict(summary) if summary is not None else None)

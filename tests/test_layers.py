@@ -1,0 +1,50 @@
+"""Imports run one way: operators / sensors / triggers -> hook -> domain -> endpoints / exceptions.
+
+The domain modules checked here import nothing from the layers above them (also not inside
+functions), and the old home of the verdict keeps working with a deprecation warning.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "airflow_provider_confirma"
+ABOVE_THE_DOMAIN = ("hooks", "sensors", "triggers", "operators", "sandbox")
+DOMAIN = ("sync_wait.py", "models.py", "endpoints.py", "exceptions.py", "json_codec.py")
+
+
+def own_imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("airflow_provider_confirma"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("airflow_provider_confirma"))
+    return found
+
+
+@pytest.mark.parametrize("module", DOMAIN)
+def test_domain_modules_know_nothing_above_them(module: str) -> None:
+    above = {
+        name
+        for name in own_imports(PACKAGE / module)
+        if name.split(".")[1:2] and name.split(".")[1] in ABOVE_THE_DOMAIN
+    }
+    assert above == set(), f"{module} imports from a layer above it: {sorted(above)}"
+
+
+def test_the_verdict_moved_out_of_triggers_and_the_old_path_still_works() -> None:
+    from airflow_provider_confirma import sync_wait
+    from airflow_provider_confirma.triggers import sync_wait as old
+
+    with pytest.warns(DeprecationWarning, match=r"moved to airflow_provider_confirma\.sync_wait"):
+        assert old.SyncWait is sync_wait.SyncWait
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            old.no_such_name  # noqa: B018
