@@ -32,6 +32,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
     ConfirmaTransportError,
     is_secret_key,
+    redact_text,
 )
 from airflow_provider_confirma.hooks import deadlines
 from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
@@ -605,15 +606,24 @@ class ConfirmaHook(BaseHook):
         try:
             body = self.validate_token()
         except ConfirmaError as exc:
-            return False, str(exc)
+            return False, self._for_this_connection(str(exc))
         except Exception as exc:  # the UI wants a message, not a traceback
             return False, f"{type(exc).__name__}: could not reach the Confirma API"
         finally:
             self.retry_policy = policy
+        said = body.get("message") if isinstance(body, Mapping) else None
+        if isinstance(said, str) and said.strip():  # what the API said, shortened, no secret it echoes
+            said = f" (Confirma: {redact_text(said, self.settings.secrets)[:200]})"
+        else:
+            said = ""
         if isinstance(body, Mapping) and body.get("isValid") is True:
-            return True, str(body.get("message") or "API key is valid")
-        message = body.get("message") if isinstance(body, Mapping) else None
-        return False, f"API key is not valid: {message or 'no isValid=true in the response'}"
+            return True, f"API key is valid{said}"
+        return False, f"API key is not valid{said or ': no isValid=true in the response'}"
+
+    def _for_this_connection(self, message: str) -> str:
+        """``message`` speaking of "this connection": the UI tests a copy under a random id
+        (Airflow 3.3: e.g. ``'oA2fFcEi'``) that means nothing to the user."""
+        return message.replace(f"Confirma connection '{self.confirma_conn_id}'", "This Confirma connection")
 
 
 STATUS_RECORDS: dict[Endpoint, tuple[str, type[Any]]] = {

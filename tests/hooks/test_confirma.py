@@ -577,14 +577,22 @@ def test_connection_errors_surface_on_first_call(confirma_conn_env):
 # -- test_connection -------------------------------------------------------------------------------
 def test_test_connection_success_is_a_get_to_validate(hook, rsps):
     rsps.get(VALIDATE_URL, json={"isValid": True, "message": "Token is valid"})
-    assert hook.test_connection() == (True, "Token is valid")
+    assert hook.test_connection() == (True, "API key is valid (Confirma: Token is valid)")
     (call,) = rsps.calls
     assert (call.request.method, urlsplit(call.request.url).path) == ("GET", API_PREFIX + "/validate")
 
 
+def test_test_connection_never_echoes_what_the_api_echoes(hook, rsps):
+    rsps.get(VALIDATE_URL, json={"isValid": True, "message": f"Token {TEST_API_KEY} is valid " + "x" * 500})
+    ok, message = hook.test_connection()
+    assert ok and message.startswith("API key is valid (Confirma: Token *** is valid x")
+    assert_no_secret(message)
+    assert len(message) < 260  # the API's text is cut at 200 characters
+
+
 def test_test_connection_invalid_key(hook, rsps):
     rsps.get(VALIDATE_URL, json={"isValid": False, "message": "Token expired"})
-    assert hook.test_connection() == (False, "API key is not valid: Token expired")
+    assert hook.test_connection() == (False, "API key is not valid (Confirma: Token expired)")
 
 
 def test_test_connection_unexpected_body(hook, rsps):
@@ -619,7 +627,9 @@ def test_test_connection_bad_configuration(confirma_conn_env):
     confirma_conn_env("half", json.dumps({"conn_type": "confirma", "password": TEST_API_KEY}))
     ok, message = ConfirmaHook("half").test_connection()
     assert ok is False
-    assert "Confirma connection 'half': set extra 'environment'" in message
+    # the UI tests a copy under a random id: the message speaks of this connection instead
+    assert "This Confirma connection: set extra 'environment'" in message
+    assert "'half'" not in message
 
 
 def test_airflow_connection_test_uses_the_hook(rsps, monkeypatch):
@@ -632,7 +642,7 @@ def test_airflow_connection_test_uses_the_hook(rsps, monkeypatch):
         conn_id="ui_form", conn_type="confirma", password=TEST_API_KEY, extra=json.dumps({"environment": "staging"})
     )
     monkeypatch.setenv("AIRFLOW_CONN_UI_FORM", conn.get_uri())
-    assert conn.test_connection() == (True, "Token is valid")
+    assert conn.test_connection() == (True, "API key is valid (Confirma: Token is valid)")
     assert rsps.calls[0].request.headers["X-Api-Key"] == TEST_API_KEY
 
 
@@ -676,4 +686,4 @@ def test_ca_bundle_is_used_and_not_replaced_by_requests_env(loopback_hook, tls_s
     hook = loopback_hook(tls_server.base, ca_bundle=str(test_ca.cert_path))
     assert hook.settings.verify == str(test_ca.cert_path)
     assert hook.validate_token() == {"isValid": True, "message": "ok"}
-    assert hook.test_connection() == (True, "ok")
+    assert hook.test_connection() == (True, "API key is valid (Confirma: ok)")
