@@ -20,6 +20,7 @@ import jsonschema
 import pytest
 from packaging.utils import canonicalize_name
 
+from airflow_provider_confirma.compat import AIRFLOW_V_3_1_PLUS
 from airflow_provider_confirma.get_provider_info import get_provider_info
 from airflow_provider_confirma.hooks.confirma import ConfirmaHook
 from tests.airflow_compat import only_on_airflow_3_3
@@ -237,3 +238,23 @@ def test_airflow_config_reads_the_providers_default(airflow_reports):
     from airflow_provider_confirma.hooks.confirma import DEFAULT_MAX_CONCURRENT_REQUESTS
 
     assert airflow_reports["config"] == str(DEFAULT_MAX_CONCURRENT_REQUESTS)
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's Providers page builds its own link (apache.org) from the package name",
+)
+def test_the_providers_page_links_to_our_documentation():
+    """From Airflow 3.1 the Providers page links the package to its ``Documentation`` Project-URL
+    (without one it falls back to an apache.org page that does not exist for us)."""
+    from airflow.providers_manager import ProvidersManager
+
+    metadata = importlib.metadata.metadata("airflow-provider-confirma")
+    urls = dict(entry.split(", ", 1) for entry in metadata.get_all("Project-URL"))
+    provider = ProvidersManager().providers["airflow-provider-confirma"]
+    # Airflow 3.1 keeps the space after the comma (a browser trims it from a link) and splits at
+    # every comma: a second comma in any Project-URL would break its Providers page.
+    assert provider.data["documentation-url"].strip() == urls["Documentation"]
+    assert all(entry.count(",") == 1 for entry in metadata.get_all("Project-URL"))
+    assert urls["Documentation"].startswith("https://github.com/confirma-oss/airflow-provider-confirma")
+    assert urls["Confirma API"] == "https://developer-partnerapi.confirmafinance.com/"
