@@ -120,6 +120,10 @@ def connection_key(settings: ConfirmaConnectionSettings) -> tuple[tuple[str, Any
     return tuple(parts)
 
 
+#: While the progress stays the same, a wait logs it again at most this often (seconds), saying how
+#: long and how many polls it has waited, so a long wait is never silent for minutes.
+PROGRESS_LOG_SECONDS = 300.0
+
 #: How many failed records a timeout event can name: its summary's failures and its message's
 #: progress line (see :class:`~.sync_wait.SyncVerdict`).
 SHOWN_FAILURES = max(FAILURE_DETAILS_LIMIT, LOG_NAMES_LIMIT + 1)
@@ -206,8 +210,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
         self.coalesce = bool(coalesce)
         self.retry_policy = retry_policy_from(retry_policy)
-        #: the progress line logged last, and transient poll errors in a row (run state)
-        self._logged, self._errors = "", 0
+        #: the progress line logged last (and when), good polls, transient poll errors in a row (run state)
+        self._logged, self._logged_at, self._polls, self._errors = "", 0.0, 0, 0
         self._warned = False  # unreadable records of the response were named (once per wait)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -275,7 +279,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     async def _wait_for_event(self) -> dict[str, Any]:
         wait = self.wait
-        self._logged, self._errors, self._warned = "", 0, False
+        self._logged, self._logged_at, self._polls, self._errors, self._warned = "", 0.0, 0, 0, False
         if self.end_time <= time.time():
             return self._timed_out(wait, None)
         try:
@@ -400,12 +404,20 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self._errors = 0
         verdict = wait.judge(index)
         text = verdict.describe()
-        if text != self._logged:  # thousands of waiters share a triggerer: log changes only
+        self._polls += 1
+        now = time.monotonic()
+        if text != self._logged:  # thousands of waiters share a triggerer: log changes, and
             if verdict.progress.unreadable and not self._warned:  # once per wait, naming a few
                 self.shared_log.warning(verdict.unreadable_warning())
                 self._warned = True
             self.shared_log.info("Confirma %s sync: %s", self.noun, text)
-            self._logged = text
+            self._logged, self._logged_at = text, now
+        elif now - self._logged_at >= PROGRESS_LOG_SECONDS:  # an unchanged one every few minutes
+            waited = time.time() - self.started_at
+            self.shared_log.info(
+                "Confirma %s sync: still %s (after %d polls, %s)", self.noun, text, self._polls, _duration(waited)
+            )
+            self._logged_at = now
         return verdict
 
     def _finished(self, verdict: SyncVerdict) -> dict[str, Any] | None:
@@ -413,3 +425,11 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         if verdict.finished:
             return verdict_event(verdict, time.time() - self.started_at)
         return None
+
+
+def _duration(seconds: float) -> str:
+    """``"45 s"``, ``"6 min"`` or ``"2 h 05 min"``: how long a wait has waited, for a log line."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(seconds // 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

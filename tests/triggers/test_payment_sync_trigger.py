@@ -313,6 +313,37 @@ class ContextRecorder(logging.Handler):
         self.seen.append((record.getMessage(), structlog.contextvars.get_contextvars()))
 
 
+async def test_an_unchanged_progress_is_logged_again_every_few_minutes(
+    fake_api: FakeStatusAPI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from airflow_provider_confirma.triggers import base
+
+    monkeypatch.setattr(base, "PROGRESS_LOG_SECONDS", 0.3)  # 300 s in a triggerer
+    fake_api.statuses.update({"a": 0})
+    started = time.time()
+    payload = await first_event(make_trigger(source_identifiers=["a"], end_time=started + 1.0, started_at=started))
+    assert payload["status"] == "timeout"
+    lines = [line for line in capsys.readouterr().out.splitlines() if "Confirma payment sync:" in line]
+    assert "still" not in lines[0] and "0/1 synced; waiting: a" in lines[0]
+    again = [line for line in lines if "Confirma payment sync: still 0/1 synced; waiting: a" in line]
+    assert 2 <= len(again) <= 4, lines  # at about 0.3, 0.6 and 0.9 s of a 1 s wait, not every poll
+    polls = [int(line.split("(after ")[1].split(" polls")[0]) for line in again]
+    assert polls == sorted(polls) and polls[0] >= 3 and "s)" in again[0]
+
+
+def test_wait_durations_read_as_a_person_says_them():
+    from airflow_provider_confirma.triggers.base import _duration
+
+    assert [_duration(s) for s in (4.2, 59, 60, 361, 3600, 7500)] == [
+        "4 s",
+        "59 s",
+        "1 min",
+        "6 min",
+        "1 h 00 min",
+        "2 h 05 min",
+    ]
+
+
 async def test_waiters_share_one_logger_and_keep_their_log_context(
     fake_api: FakeStatusAPI, capsys: pytest.CaptureFixture[str]
 ):
