@@ -34,14 +34,15 @@ def get_provider_info() -> dict[str, Any]:
                     "hidden-fields": ["schema", "login", "port"],
                     "relabeling": {"password": "API key", "host": "Base URL (optional)"},
                     "placeholders": {
-                        "host": "leave empty to use the environment's URL; e.g. http://127.0.0.1:8780 for the sandbox",
+                        "host": "empty: the environment's URL; sandbox: http://127.0.0.1:8765",
                         "password": "client API key (sent as X-Api-Key)",
                     },
                 },
                 "conn-fields": {
                     "environment": {
                         "label": "Environment",
-                        "description": "Selects the documented base URL; the API key must belong to it.",
+                        "description": "Selects the documented base URL (a Base URL, if set, overrides it); "
+                        "the API key must belong to it.",
                         "schema": {"type": "string", "enum": ["staging", "production"], "default": "staging"},
                     },
                     "timeout": {

@@ -258,3 +258,13 @@ def test_the_providers_page_links_to_our_documentation():
     assert all(entry.count(",") == 1 for entry in metadata.get_all("Project-URL"))
     assert urls["Documentation"].startswith("https://github.com/confirma-oss/airflow-provider-confirma")
     assert urls["Confirma API"] == "https://developer-partnerapi.confirmafinance.com/"
+
+
+def test_the_form_hints_match_the_sandbox_and_say_what_overrides_what():
+    from airflow_provider_confirma.sandbox.cli import DEFAULT_PORT
+
+    conn_type = get_provider_info()["connection-types"][0]
+    host_hint = conn_type["ui-field-behaviour"]["placeholders"]["host"]
+    assert f"http://127.0.0.1:{DEFAULT_PORT}" in host_hint  # the port the sandbox really listens on
+    assert len(host_hint) <= 60  # a longer placeholder is cut off in the field
+    assert "Base URL, if set, overrides it" in conn_type["conn-fields"]["environment"]["description"]
