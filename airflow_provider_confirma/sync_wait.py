@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_confirma.arguments import DEFAULT_MAX_XCOM_RECORDS
+from airflow_provider_confirma.exceptions import describe_error
 from airflow_provider_confirma.models import (
     StatusSets,
     SyncProgress,
@@ -176,8 +177,6 @@ def timeout_event(noun: str, timeout_seconds: float, last: SyncVerdict | None, w
 def poll_error_streak(log: Any, noun: str, errors: int, limit: int, exc: BaseException) -> str | None:
     """Log transient poll error number ``errors`` of a streak; once it reaches ``limit``, the
     message that ends the wait (the sensor raises it, the trigger emits it as an ``error`` event)."""
-    from airflow_provider_confirma.exceptions import describe_error
-
     log.warning("Confirma %s sync status poll failed (%d/%d in a row): %s", noun, errors, limit, describe_error(exc))
     if errors < limit:
         return None

@@ -286,17 +286,18 @@ class ConfirmaHook(BaseHook):
         blocking calls, which must not run on a triggerer's event loop: from Airflow 3.3.2 their async
         forms are used; before, :attr:`settings` runs in a worker thread (one hop for all three).
         """
-        if self._settings is None and not compat.has_async_secrets_api():
+        if self._settings is not None:
+            return self._settings
+        if not compat.has_async_secrets_api():
             from asgiref.sync import sync_to_async
 
             return await sync_to_async(lambda: self.settings)()
-        if self._settings is None:
-            conn = await self.aget_connection(self.confirma_conn_id)
-            settings = ConfirmaConnectionSettings.from_connection(conn, extra=await conn.aextra_dejson())
-            for secret in settings.secrets:
-                await compat.amask_secret(secret)
-            self._settings = settings
-        return self._settings
+        conn = await self.aget_connection(self.confirma_conn_id)
+        settings = ConfirmaConnectionSettings.from_connection(conn, extra=await conn.aextra_dejson())
+        for secret in settings.secrets:
+            await compat.amask_secret(secret)
+        self._settings = settings
+        return settings
 
     def _headers(self, settings: ConfirmaConnectionSettings, use_provisioning_token: bool) -> dict[str, str]:
         if use_provisioning_token:
@@ -611,11 +612,10 @@ class ConfirmaHook(BaseHook):
             return False, f"{type(exc).__name__}: could not reach the Confirma API"
         finally:
             self.retry_policy = policy
-        said = body.get("message") if isinstance(body, Mapping) else None
-        if isinstance(said, str) and said.strip():  # what the API said, shortened, no secret it echoes
-            said = f" (Confirma: {redact_text(said, self.settings.secrets)[:200]})"
-        else:
-            said = ""
+        message = body.get("message") if isinstance(body, Mapping) else None
+        said = ""
+        if isinstance(message, str) and message.strip():  # what the API said, shortened, no secret it echoes
+            said = f" (Confirma: {redact_text(message, self.settings.secrets)[:200]})"
         if isinstance(body, Mapping) and body.get("isValid") is True:
             return True, f"API key is valid{said}"
         return False, f"API key is not valid{said or ': no isValid=true in the response'}"

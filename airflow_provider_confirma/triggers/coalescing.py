@@ -30,6 +30,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import acquire_client_session, release_client_session
 
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - Python 3.10: the same context manager, from the package aiohttp uses there
+    from async_timeout import timeout as _timeout
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -54,12 +59,7 @@ async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
     In the caller's task, not a new one (``asyncio.wait_for`` on Python 3.10): a waiter that just
     subscribed must reach its first round before the poller's task can publish it.
     """
-    if sys.version_info >= (3, 11):
-        async with asyncio.timeout(seconds):
-            return await awaitable
-    import async_timeout  # pragma: no cover - Python 3.10
-
-    async with async_timeout.timeout(seconds):  # pragma: no cover - Python 3.10
+    async with _timeout(seconds):
         return await awaitable
 
 
