@@ -16,7 +16,8 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-provider-confirma",
         "name": "Confirma Finance",
         "description": "Confirma Finance Integrations API (CFIS partner API): invoices, payments, "
-        "settlements and accounting sync to Netvisor, Procountor and NetBaron.",
+        "settlements and accounting sync to Netvisor, Procountor and NetBaron. "
+        "API reference: https://developer-partnerapi.confirmafinance.com/",
         "versions": [__version__],
         "integrations": [
             {
@@ -31,11 +32,12 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_confirma.hooks.confirma.ConfirmaHook",
                 "hook-name": "Confirma Finance",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"password": "API key", "host": "Base URL (optional)"},
+                    "hidden-fields": ["schema", "login"],
+                    "relabeling": {"password": "API key", "host": "Base URL (optional)", "port": "Port"},
                     "placeholders": {
                         "host": "empty: the environment's URL; sandbox: http://127.0.0.1:8765",
-                        "password": "client API key (sent as X-Api-Key)",
+                        "password": "required: client API key (sent as X-Api-Key)",
+                        "port": "0: the URL's own port (Test on Airflow 3.3 needs a value)",
                     },
                 },
                 "conn-fields": {

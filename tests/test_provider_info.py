@@ -60,8 +60,9 @@ def test_field_behaviour_validates_as_the_providers_manager_converts_it():
         "placeholders": behaviour.get("placeholders", {}),
     }
     jsonschema.Draft7Validator(load_schema("customized_form_field_behaviours.schema.json")).validate(converted)
-    assert converted["relabeling"] == {"password": "API key", "host": "Base URL (optional)"}
-    assert set(converted["hidden_fields"]) == {"schema", "login", "port"}
+    assert converted["relabeling"] == {"password": "API key", "host": "Base URL (optional)", "port": "Port"}
+    # The port is shown: Airflow 3.3.2's Test refuses a stored connection without one (its UI sends 0).
+    assert set(converted["hidden_fields"]) == {"schema", "login"}
 
 
 def test_package_name_and_version_match_the_installed_distribution():
@@ -225,7 +226,8 @@ def test_ui_connection_form_shows_relabeling_and_conn_fields(airflow_reports):
     standard = meta["standard_fields"]
     assert standard["password"]["title"] == "API key"
     assert standard["host"]["title"] == "Base URL (optional)"
-    assert standard["login"]["hidden"] and standard["port"]["hidden"] and standard["url_schema"]["hidden"]
+    assert standard["login"]["hidden"] and standard["url_schema"]["hidden"]
+    assert not standard["port"]["hidden"] and standard["port"]["title"] == "Port"
     extra = meta["extra_fields"]
     assert set(extra) == CONN_FIELDS
     assert extra["environment"]["schema"]["enum"] == ["staging", "production"]
@@ -268,3 +270,16 @@ def test_the_form_hints_match_the_sandbox_and_say_what_overrides_what():
     assert f"http://127.0.0.1:{DEFAULT_PORT}" in host_hint  # the port the sandbox really listens on
     assert len(host_hint) <= 60  # a longer placeholder is cut off in the field
     assert "Base URL, if set, overrides it" in conn_type["conn-fields"]["environment"]["description"]
+
+
+def test_the_providers_page_description_links_to_the_confirma_api_docs():
+    """The Providers page shows the description with Airflow's RST clean-up (which drops every
+    `` ` _ < > ``) and turns its URLs into links: the API reference must come through intact."""
+    try:
+        from airflow.api_fastapi.core_api.services.public.providers import _remove_rst_syntax
+    except ImportError:  # Airflow 3.0 keeps it in the route module
+        from airflow.api_fastapi.core_api.routes.public.providers import _remove_rst_syntax
+
+    shown = _remove_rst_syntax(get_provider_info()["description"])
+    assert shown.endswith("API reference: https://developer-partnerapi.confirmafinance.com/")
+    assert shown.startswith("Confirma Finance Integrations API (CFIS partner API)")

@@ -132,11 +132,12 @@ class ConfirmaConnectionSettings:
                 raise fail(f"extra 'environment' is {environment!r}; expected one of {sorted(ENVIRONMENT_HOSTS)}")
         host = (conn.host or "").strip()
         if host:
-            base = _base_from_host(host, getattr(conn, "port", None), fail)
+            base = _base_from_host(host, fail)
         elif environment:
             base = ENVIRONMENT_HOSTS[environment]
         else:
             raise fail("set extra 'environment' (staging or production) or field 'host' (base URL)")
+        base = _with_port(base, getattr(conn, "port", None), fail)
 
         timeout = _positive_float(extra_field(extra, "timeout"), "timeout", fail)
         ca_bundle = extra_field(extra, "ca_bundle")
@@ -166,7 +167,7 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
     return number
 
 
-def _base_from_host(host: str, port: Any, fail: Any) -> str:
+def _base_from_host(host: str, fail: Any) -> str:
     """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
 
     User info (``user:password@``) is refused, and the message never quotes the field then; other
@@ -191,15 +192,29 @@ def _base_from_host(host: str, port: Any, fail: Any) -> str:
         url_port = parts.port
     except ValueError:
         raise fail(f"field 'host' {redact_text(host)!r} has an invalid port") from None
-    if port not in (None, "") and url_port is None:
-        try:
-            url_port = int(port)
-        except (TypeError, ValueError):
-            raise fail(f"field 'port' must be a number, got {port!r}") from None
     netloc = f"[{hostname}]" if ":" in hostname else hostname
     if url_port:
         netloc += f":{url_port}"
     return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _with_port(base: str, port: Any, fail: Any) -> str:
+    """``base`` with the connection's port field: empty or 0 keeps the URL's own port (the UI of
+    Airflow 3.3.2 needs a stored port to test a connection, and 0 means "none" there too)."""
+    if port is None or (isinstance(port, str) and not port.strip()):
+        return base
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        raise fail(f"field 'port' must be a number, got {port!r}") from None
+    if not 0 <= number <= 65535:
+        raise fail(f"field 'port' must be between 0 and 65535 (0: the URL's own port), got {number}")
+    parts = urlsplit(base)
+    if number == 0 or number == parts.port:
+        return base
+    if parts.port is not None:
+        raise fail(f"field 'port' is {number} but the Base URL names port {parts.port}; set one of them")
+    return parts._replace(netloc=f"{parts.netloc}:{number}").geturl()
 
 
 # -- the connection form on Airflow 3.0 and 3.1 ------------------------------------------------------

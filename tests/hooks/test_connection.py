@@ -138,6 +138,40 @@ def test_port_field_applies_to_a_bare_host(settings_for):
 
 
 @pytest.mark.parametrize(
+    ("fields", "base"),
+    [
+        # 0 is what Airflow 3.3.2's UI sends for an empty port: the URL's own port.
+        ({"host": "proxy.example", "port": 0}, "https://proxy.example"),
+        ({"host": "http://127.0.0.1:8765", "port": 0}, "http://127.0.0.1:8765"),
+        ({"host": "http://127.0.0.1:8765", "port": 8765}, "http://127.0.0.1:8765"),
+        ({"host": "http://[::1]", "port": 8765}, "http://[::1]:8765"),
+        ({"extra": {"environment": "production"}, "port": 0}, "https://integrations.confirmafinance.com"),
+        ({"extra": {"environment": "staging"}, "port": 8443}, "https://staging-integrations.confirmafinance.com:8443"),
+    ],
+)
+def test_port_field_supplies_the_urls_port(settings_for, fields, base):
+    extra = fields.pop("extra", None)
+    assert settings_for(conn_json(extra, **fields)).base_url == base + API_PREFIX
+
+
+@pytest.mark.parametrize(
+    ("port", "problem"),
+    [
+        (9000, "field 'port' is 9000 but the Base URL names port 8765; set one of them"),
+        (70000, "field 'port' must be between 0 and 65535 (0: the URL's own port), got 70000"),
+        (-1, "field 'port' must be between 0 and 65535"),
+    ],
+)
+def test_port_field_that_cannot_apply(port, problem):
+    conn = SimpleNamespace(
+        conn_id="ported", password=TEST_API_KEY, host="http://127.0.0.1:8765", port=port, extra_dejson={}
+    )
+    with pytest.raises(ConfirmaConfigError, match=r"^Confirma connection 'ported': ") as info:
+        ConfirmaConnectionSettings.from_connection(conn)
+    assert problem in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("host", "base"),
     [
         ("http://127.0.0.1:8780", "http://127.0.0.1:8780"),
