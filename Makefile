@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: demo test lint typecheck unit bench e2e constraints pins compat matrix dist-check clean
+.PHONY: demo test lint typecheck unit bench e2e ui-test constraints pins compat matrix dist-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,8 @@ pins: $(BIN)/uv
 	done
 	$(BIN)/uv pip compile --quiet --python-version 3.13 --no-header --no-annotate \
 		ci/pins/release-tools.in -o ci/pins/release-tools.txt
+	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --no-annotate \
+		ci/pins/ui-test.in -o ci/pins/ui-test.txt
 
 # venv-<minor>: Airflow <minor> from its pins, this project editable, on the Python the matrix names.
 .venv-%/.installed: ci/pins/airflow-%.txt pyproject.toml | $(BIN)/uv
@@ -99,6 +101,24 @@ dist-check: $(BIN)/uv
 	$(BIN)/uv venv --quiet --python $(PY313) .venv-dist
 	$(BIN)/uv pip install --quiet --python .venv-dist/bin/python -c ci/pins/airflow-3.3.txt dist/*.whl
 	.venv-dist/bin/python scripts/dist_check.py dist
+
+# The connection form, Test and the Providers page in headless Chromium (scripts/ui_test.py): Debian's
+# chromium and chromium-driver (installed here when missing, no browser download), Selenium in its
+# own venv; Airflow's api-server and the sandbox run from .venv on loopback.
+UI_VENV := .venv-ui
+$(UI_VENV)/.installed: ci/pins/ui-test.txt | $(BIN)/uv
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(UI_VENV)
+	$(BIN)/uv pip install --quiet --python $(UI_VENV)/bin/python -r ci/pins/ui-test.txt
+	touch $@
+
+ui-test: $(VENV)/.installed $(UI_VENV)/.installed
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		echo "ui-test: installing Debian's chromium and chromium-driver"; \
+		$$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+		|| { $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -q >/dev/null && \
+		     $$([ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	fi
+	$(UI_VENV)/bin/python scripts/ui_test.py --venv $(VENV)
 
 clean:
 	rm -rf $(VENV) .venv-* dist .mypy_cache .ruff_cache .pytest_cache
