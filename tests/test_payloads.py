@@ -495,3 +495,13 @@ def test_the_old_module_still_works_and_warns():
     for name in validation.__all__:
         with pytest.warns(DeprecationWarning):
             getattr(validation, name)
+
+
+def test_the_models_load_without_airflow():
+    """The sandbox validates with them and starts without Airflow."""
+    import subprocess
+    import sys
+
+    code = "import sys, airflow_provider_confirma.payloads; print('airflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "False"
