@@ -41,7 +41,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
 )
-from pydantic_core import ErrorDetails
 
 __all__ = [
     "ISO_4217_CODES",
@@ -600,7 +599,7 @@ _EXPECTED = {
 }
 
 
-def _message(error: ErrorDetails) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
     if kind == "missing":
         return "is required"
