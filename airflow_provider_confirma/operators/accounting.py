@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
-    from airflow_provider_confirma.validation import ValidationIssue
+    from airflow_provider_confirma.payloads import ValidationIssue
 
 #: Asset aliases through which the status operators emit their asset event only when it is earned.
 PAYMENT_SYNC_ALIAS = "confirma-payment-sync-status"
@@ -67,7 +67,7 @@ def _unwrap(value: Any, key: str, name: str) -> Any:
 
 
 def _duplicate_issues(items: Sequence[Any], list_key: str, id_key: str) -> list[ValidationIssue]:
-    from airflow_provider_confirma.validation import ValidationIssue
+    from airflow_provider_confirma.payloads import ValidationIssue
 
     seen: dict[str, int] = {}
     issues = []
@@ -358,12 +358,12 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
             self._items(payments)  # a static payload fails at DAG parse time
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
-        from airflow_provider_confirma.validation import validate_payments_payload
+        from airflow_provider_confirma.payloads import PaymentsRequest, payload_issues
 
         payments = wire_numbers(_unwrap(payload, "payments", "payments"))
         if not isinstance(payments, list):
             raise ConfirmaPayloadError(f"payments must be a list of payment objects, got {type(payments).__name__}")
-        issues = list(validate_payments_payload({"payments": payments}))
+        issues = payload_issues(PaymentsRequest, {"payments": payments})
         issues += _duplicate_issues(payments, "payments", self.id_key)
         raise_for_issues(issues, "payments payload")
         return payments
@@ -416,12 +416,12 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
             self._items(ledger)
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
-        from airflow_provider_confirma.validation import validate_ledger_payload
+        from airflow_provider_confirma.payloads import LedgerRequest, payload_issues
 
         ledger = wire_numbers(_unwrap(payload, "ledgers", "ledger"), LEDGER_NUMERIC_KEYS)
         if not isinstance(ledger, Mapping):
             raise ConfirmaPayloadError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
-        raise_for_issues(validate_ledger_payload({"ledgers": ledger}), "ledger payload")
+        raise_for_issues(payload_issues(LedgerRequest, {"ledgers": ledger}), "ledger payload")
         return [ledger]
 
     def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:

@@ -6,9 +6,9 @@ Owns:
 * :func:`to_xcom_safe`: JSON-safe XCom values. ``Decimal`` becomes decimal text, money fields (``amount``
   or ``…Amount``) are always text, floats never survive, dates become ISO text, lists are capped.
 * Payloads (:func:`load_payload`, :func:`has_templates`, :func:`wire_numbers`, :func:`raise_for_issues`):
-  checked with :mod:`airflow_provider_confirma.validation` when the DAG file is parsed if they hold no
-  template, else after rendering. That module, the hook and the JSON codec are imported where they
-  are used, so importing an operator module (at every DAG parse) stays cheap.
+  checked with the pydantic models of :mod:`airflow_provider_confirma.payloads` when the DAG file is
+  parsed if they hold no template, else after rendering. That module, the hook and the JSON codec are
+  imported where they are used, so importing an operator module (at every DAG parse) stays cheap.
 * :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
 * :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown fails without retries.
 * :class:`AttemptRecord`: what a try may have POSTed, in Airflow's task state store, for the next try.
@@ -17,7 +17,6 @@ Owns:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_confirma.hooks.confirma import ConfirmaHook
     from airflow_provider_confirma.hooks.http_policy import RetryPolicy
-    from airflow_provider_confirma.validation import ValidationIssue
+    from airflow_provider_confirma.payloads import ValidationIssue
 
 DEFAULT_MAX_RECORDS = 1000
 #: Deepest nesting :func:`to_xcom_safe` converts; above the JSON decoder's 64, so any response fits.
@@ -193,21 +192,21 @@ def load_payload(value: Any, name: str) -> Any:
     return value
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
-
-
 def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
     """A copy of ``value`` whose amounts given as text are ``Decimal``, so they go out as JSON numbers.
 
     Applies to money keys (:func:`is_money_key`) and ``numeric_keys``. Only plain decimal text
-    (``"100.10"``) is converted, exactly; floats and other text are left for validation to refuse.
+    (``"100.10"``, :func:`.payloads.plain_decimal`) is converted, exactly; floats and other text are
+    left for validation to refuse.
     """
+    from airflow_provider_confirma.payloads import plain_decimal
+
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
             if isinstance(key, str) and (is_money_key(key) or key in numeric_keys):
-                text = item.strip() if isinstance(item, str) else None
-                out[key] = Decimal(text) if text is not None and _PLAIN_NUMBER.fullmatch(text) else item
+                number = plain_decimal(item) if isinstance(item, str) else None
+                out[key] = item if number is None else number
             else:
                 out[key] = wire_numbers(item, numeric_keys)
         return out
@@ -219,7 +218,7 @@ def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
 def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
     """Raise :class:`ConfirmaPayloadError` naming every bad field, if there are issues."""
     if issues:
-        from airflow_provider_confirma.validation import format_issues
+        from airflow_provider_confirma.payloads import format_issues
 
         raise ConfirmaPayloadError(f"{what} is invalid, nothing was sent: {format_issues(issues)}")
 

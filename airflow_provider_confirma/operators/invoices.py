@@ -53,12 +53,12 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
 
     @staticmethod
     def _body(invoice: Any) -> dict[str, Any]:
-        from airflow_provider_confirma.validation import validate_invoice_payload
+        from airflow_provider_confirma.payloads import SalesInvoiceRequest, payload_issues
 
         body = wire_numbers(load_payload(invoice, "invoice"))
         if not isinstance(body, Mapping):
             raise ConfirmaPayloadError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
-        raise_for_issues(validate_invoice_payload(body), "invoice payload")
+        raise_for_issues(payload_issues(SalesInvoiceRequest, body), "invoice payload")
         return dict(body)
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -93,7 +93,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
 
     @staticmethod
     def _actions(actions: Any) -> list[Any]:
-        from airflow_provider_confirma.validation import validate_invoice_action_payload
+        from airflow_provider_confirma.payloads import InvoiceActionsRequest, payload_issues
 
         value = load_payload(actions, "actions")
         if isinstance(value, Mapping) and set(value) == {"actions"}:
@@ -101,7 +101,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
         value = wire_numbers(value)
         if not isinstance(value, list):
             raise ConfirmaPayloadError(f"actions must be a list of action objects, got {type(value).__name__}")
-        raise_for_issues(validate_invoice_action_payload({"actions": value}), "invoice action payload")
+        raise_for_issues(payload_issues(InvoiceActionsRequest, {"actions": value}), "invoice action payload")
         return value
 
     def execute(self, context: Context) -> dict[str, Any]:

@@ -5,11 +5,11 @@ paths, the start key alone for admin paths).
 
 Built on Starlette, the routing core of FastAPI (installed with it): importing FastAPI alone took
 about 1 s of the CLI's 2 s start-up budget (``python -X importtime``), and its per-request
-dependency resolution and pydantic models would buy nothing here, since bodies are checked by the
-shared validation module.
+dependency resolution would buy nothing here: bodies are checked with the provider's own pydantic
+models, the ones the operators check with before sending.
 
 Paths come from :class:`~airflow_provider_confirma.endpoints.Endpoint`; payload rules from
-:mod:`airflow_provider_confirma.validation`; state and behaviour from :class:`.state.SandboxState`.
+:mod:`airflow_provider_confirma.payloads`; state and behaviour from :class:`.state.SandboxState`.
 """
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ from starlette.routing import Route
 
 from airflow_provider_confirma.endpoints import API_PREFIX, Endpoint
 from airflow_provider_confirma.json_codec import decode_json, encode_json
-from airflow_provider_confirma.sandbox.admin import ADMIN_PREFIX
-from airflow_provider_confirma.sandbox.state import SandboxState
-from airflow_provider_confirma.validation import (
+from airflow_provider_confirma.payloads import (
+    ClientRequest,
+    InvoiceActionsRequest,
+    LedgerRequest,
+    PaymentsRequest,
+    RequestModel,
+    SalesInvoiceRequest,
     ValidationIssue,
     format_issues,
-    validate_client_payload,
-    validate_invoice_action_payload,
-    validate_invoice_payload,
-    validate_ledger_payload,
-    validate_payments_payload,
+    payload_issues,
 )
+from airflow_provider_confirma.sandbox.admin import ADMIN_PREFIX
+from airflow_provider_confirma.sandbox.state import SandboxState
 
 #: the sync status endpoints and the state's list key they serve
 STATUS_ENDPOINTS = {Endpoint.PAYMENT_SYNC_STATUS: "payments", Endpoint.LEDGER_SYNC_STATUS: "ledgers"}
@@ -276,12 +278,12 @@ async def _read_json(request: Request) -> Any:
         return error_response(400, f"malformed JSON body: {err}")
 
 
-async def _read_valid_json(request: Request, validate: Callable[[Any], list[ValidationIssue]]) -> Any:
-    """The JSON body if it passes ``validate``, else the error ``Response`` (415 / 400 / 422)."""
+async def _read_valid_json(request: Request, model: type[RequestModel]) -> Any:
+    """The JSON body if ``model`` finds no issue in it, else the error ``Response`` (415 / 400 / 422)."""
     body = await _read_json(request)
     if isinstance(body, Response):
         return body
-    issues = validate(body)
+    issues = payload_issues(model, body)
     return _invalid(issues) if issues else body
 
 
@@ -307,14 +309,14 @@ def create_app(state: SandboxState, hosts: Collection[bytes], aborter: Connectio
         return json_response({"Message": state.renew()})
 
     async def create_client(request: Request) -> Response:
-        body = await _read_valid_json(request, validate_client_payload)
+        body = await _read_valid_json(request, ClientRequest)
         if isinstance(body, Response):
             return body
         return json_response(state.create_client(body))
 
     # -- invoices --
     async def create_invoice(request: Request) -> Response:
-        body = await _read_valid_json(request, validate_invoice_payload)
+        body = await _read_valid_json(request, SalesInvoiceRequest)
         if isinstance(body, Response):
             return body
         info, duplicate, rejected = state.submit_invoice(body)
@@ -330,7 +332,7 @@ def create_app(state: SandboxState, hosts: Collection[bytes], aborter: Connectio
         )
 
     async def create_invoice_action(request: Request) -> Response:
-        body = await _read_valid_json(request, validate_invoice_action_payload)
+        body = await _read_valid_json(request, InvoiceActionsRequest)
         if isinstance(body, Response):
             return body
         queued = state.submit_actions(body["actions"])
@@ -363,13 +365,13 @@ def create_app(state: SandboxState, hosts: Collection[bytes], aborter: Connectio
 
     # -- accounting --
     async def submit_ledger(request: Request) -> Response:
-        body = await _read_valid_json(request, validate_ledger_payload)
+        body = await _read_valid_json(request, LedgerRequest)
         if isinstance(body, Response):
             return body
         return _submitted("ledgers", state.submit_ledger(body["ledgers"]))
 
     async def submit_payments(request: Request) -> Response:
-        body = await _read_valid_json(request, validate_payments_payload)
+        body = await _read_valid_json(request, PaymentsRequest)
         if isinstance(body, Response):
             return body
         return _submitted("payments", state.submit_payments(body["payments"]))

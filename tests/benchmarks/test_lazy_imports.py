@@ -35,6 +35,7 @@ FORBIDDEN = (
     "airflow_provider_confirma.hooks.confirma",
     "airflow_provider_confirma.models",
     "airflow_provider_confirma.validation",
+    "airflow_provider_confirma.payloads",
 )
 
 #: a DAG file as users write one: templated payload and identifiers, a deferrable sensor, a

@@ -35,7 +35,7 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
-from airflow_provider_confirma.validation import ValidationIssue
+from airflow_provider_confirma.payloads import ValidationIssue
 
 from .conftest import assert_no_float, make_dag
 

@@ -1,29 +1,42 @@
-"""The shared payload rules: single-value checks and per-endpoint payload validation."""
+"""The payload models: single-value checks, per-endpoint rules with JSON paths, and the old module."""
 
 from __future__ import annotations
 
 import copy
+import warnings
 from datetime import date, datetime
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 import pytest
 
 from airflow_provider_confirma.json_codec import decode_json, encode_json
-from airflow_provider_confirma.validation import (
+from airflow_provider_confirma.payloads import (
+    ClientRequest,
+    InvoiceActionsRequest,
+    LedgerRequest,
     PayloadValidationError,
+    PaymentsRequest,
+    SalesInvoiceRequest,
     ValidationIssue,
     check_amount,
+    check_country,
     check_currency,
     check_email,
     check_iso_date,
+    check_language,
     ensure_valid,
     format_issues,
-    validate_client_payload,
-    validate_invoice_action_payload,
-    validate_invoice_payload,
-    validate_ledger_payload,
-    validate_payments_payload,
+    payload_issues,
+    plain_decimal,
 )
+
+validate_payments_payload = partial(payload_issues, PaymentsRequest)
+validate_ledger_payload = partial(payload_issues, LedgerRequest)
+validate_invoice_payload = partial(payload_issues, SalesInvoiceRequest)
+validate_invoice_action_payload = partial(payload_issues, InvoiceActionsRequest)
+validate_client_payload = partial(payload_issues, ClientRequest)
 
 PAYMENT = {
     "paymentIdentifier": "pay-0001",
@@ -353,3 +366,142 @@ def test_ensure_valid_raises_with_every_issue():
         ensure_valid("payments", issues)
     assert err.value.issues == issues
     assert format_issues(issues).endswith("(+2 more)")
+
+
+def test_more_than_ten_issues_are_counted_not_listed():
+    bad = {"payments": [{**PAYMENT, "currency": "eur"} for _ in range(13)]}
+    with pytest.raises(PayloadValidationError) as err:
+        ensure_valid("payments", validate_payments_payload(bad))
+    assert len(err.value.issues) == 13
+    assert str(err.value).count("must be upper case") == 10
+    assert str(err.value).endswith("(+3 more)")
+
+
+# -- the models: paths, nulls, pass-through, exactness, size -------------------------------------
+@pytest.mark.parametrize(
+    ("body", "issue"),
+    [
+        ({"payments": [{**PAYMENT, "paymentDate": None}]}, ("payments[0].paymentDate", "is required (got null)")),
+        ({"payments": None}, ("payments", "is required (got null)")),
+        ({"payments": {"a": 1}}, ("payments", "must be a list, not an object")),
+        ({"payments": [{**PAYMENT, "amount": True}]}, ("payments[0].amount", "amount must be a number, not a boolean")),
+        ({"payments": [{**PAYMENT, "paymentDate": datetime(2026, 2, 2)}]}, ("payments[0].paymentDate", "datetime")),
+        ({"payments": [{**PAYMENT, "currency": 978}]}, ("payments[0].currency", "as text, not int")),
+        ("payments", ("body", "must be a JSON object (with a 'payments' list), not a string")),
+    ],
+)
+def test_issue_paths_and_messages(body: Any, issue: tuple[str, str]) -> None:
+    (found,) = validate_payments_payload(body)
+    assert found.field == issue[0]
+    assert issue[1] in found.message
+
+
+def test_optional_fields_accept_null_and_dates_accept_date_objects():
+    payment = {**PAYMENT, "bookingDate": None, "targetIdentifier": None, "paymentDate": date(2026, 2, 2)}
+    assert validate_payments_payload({"payments": [payment]}) == []
+    row = {**LEDGER["ledgers"]["ledgerRows"][0], "netAmount": None, "isVatRow": None, "ledgerDimensions": None}
+    assert validate_ledger_payload({"ledgers": {**LEDGER["ledgers"], "ledgerRows": [row]}}) == []
+
+
+def test_ledger_vat_row_flag_is_0_or_1_not_a_boolean():
+    body = copy.deepcopy(LEDGER)
+    body["ledgers"]["ledgerRows"][0]["isVatRow"] = True
+    flag = ValidationIssue("ledgers.ledgerRows[0].isVatRow", "must be 0 or 1, got True")
+    assert validate_ledger_payload(body) == [flag]
+    body["ledgers"]["ledgerRows"][0]["isVatRow"] = 1
+    assert validate_ledger_payload(body) == []
+
+
+def test_country_language_and_email_rules():
+    assert check_country("FI") == "FI"
+    assert check_language("sv") == "sv"
+    for check, value in ((check_country, "fi"), (check_country, "FIN"), (check_language, "FIN"), (check_email, "")):
+        with pytest.raises(ValueError, match="is not a"):
+            check(value)
+    client = {"service": {"type": "T", "partnerCode": "P"}, "client": {"name": "N", "businessCode": "B"}}
+    for email, ok in (("", True), ("a@b.fi", True), ("a@", False), (5, False)):
+        issues = validate_client_payload({**client, "client": {**client["client"], "email": email}})
+        assert (issues == []) is ok, issues
+
+
+def test_required_objects_and_blank_text():
+    assert validate_invoice_payload({"invoice": None}) == [ValidationIssue("invoice", "is required (got null)")]
+    assert validate_invoice_payload({}) == [ValidationIssue("invoice", "is required")]
+    assert validate_client_payload({"service": "x", "client": {"name": " ", "businessCode": "B"}}) == [
+        ValidationIssue("service", "must be an object, not a string"),
+        ValidationIssue("client.name", "must not be empty"),
+    ]
+    assert validate_invoice_action_payload({"actions": ["x"]}) == [
+        ValidationIssue("actions[0]", "must be an object, not a string")
+    ]
+
+
+def test_undocumented_fields_pass_through_untouched():
+    extra = {"futureField": {"anything": [1, "two", None]}, "amountNote": "text"}
+    body = {"payments": [{**PAYMENT, **extra}], "batchNote": 7}
+    assert validate_payments_payload(body) == []
+    body = copy.deepcopy(INVOICE)
+    body["invoice"]["rows"] = [{"whatever": 1.5}]  # the documented shape of rows is not captured: unchecked
+    body["invoice"]["header"]["customField"] = True
+    assert validate_invoice_payload(body) == []
+
+
+def test_checking_changes_nothing_in_the_payload():
+    amount = Decimal("0.10")
+    body = {"payments": [{**PAYMENT, "amount": amount, "extra": {"z": 1, "a": 2}}]}
+    before = copy.deepcopy(body)
+    assert validate_payments_payload(body) == []
+    assert body == before
+    assert body["payments"][0]["amount"] is amount and str(amount) == "0.10"
+    assert list(body["payments"][0]) == list(before["payments"][0])  # key order kept
+    assert encode_json(body) == encode_json(before)
+
+
+def test_one_malformed_record_among_ten_thousand_is_named_by_its_index():
+    payments = [{**PAYMENT, "paymentIdentifier": f"pay-{i}", "amount": Decimal(i) / 100} for i in range(10_000)]
+    assert validate_payments_payload({"payments": payments}) == []
+    payments[7345] = {**payments[7345], "amount": Decimal("1.001")}
+    (issue,) = validate_payments_payload({"payments": payments})
+    assert issue.field == "payments[7345].amount"
+    assert "3 decimal places" in issue.message
+
+
+def test_plain_decimal_is_the_one_parser_of_amount_text():
+    assert plain_decimal(" -12.30 ") == Decimal("-12.30") and str(plain_decimal("12.30")) == "12.30"
+    for text in ("1e3", "NaN", "Infinity", "1,5", "1.", ".5", "", "١٢"):
+        assert plain_decimal(text) is None, text
+
+
+# -- the old module --------------------------------------------------------------------------------
+def test_the_old_module_still_works_and_warns():
+    from airflow_provider_confirma import payloads, validation
+
+    with pytest.warns(
+        DeprecationWarning, match=r"validation\.check_amount is deprecated: use .*\.payloads\.check_amount"
+    ):
+        assert validation.check_amount("1.50") == Decimal("1.50")
+    with pytest.warns(DeprecationWarning, match=r"payload_issues\(PaymentsRequest, body\)"):
+        old = validation.validate_payments_payload
+    assert old({"payments": [{**PAYMENT, "currency": "eur"}]}) == [
+        ValidationIssue("payments[0].currency", "'eur' must be upper case (EUR)")
+    ]
+    with pytest.warns(DeprecationWarning, match="PayloadValidationError"):
+        from airflow_provider_confirma.validation import PayloadValidationError as Old
+    assert Old is payloads.PayloadValidationError
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AttributeError):
+            validation.no_such_name  # noqa: B018
+    for name in validation.__all__:
+        with pytest.warns(DeprecationWarning):
+            getattr(validation, name)
+
+
+def test_the_models_load_without_airflow():
+    """The sandbox validates with them and starts without Airflow."""
+    import subprocess
+    import sys
+
+    code = "import sys, airflow_provider_confirma.payloads; print('airflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "False"
