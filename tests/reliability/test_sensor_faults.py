@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_confirma.sensors.payment_sync import ERROR_STREAK_KEY, ConfirmaPaymentSyncSensor
 from tests.airflow_compat import DAG_RUN_MODES
-from tests.dag_helpers import logged_text, run_dag, write_dag_file
+from tests.dag_helpers import logged_text, run_dag, when_requests, write_dag_file
 from tests.reliability.helpers import (
     STATUS_KEY,
     Reply,
@@ -40,7 +40,6 @@ from tests.reliability.helpers import (
     record,
     records_reply,
     store_payments,
-    when_requests,
 )
 
 MODES = DAG_RUN_MODES

@@ -18,6 +18,7 @@ from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.airflow_compat import deserialize, serialize
+from tests.dag_helpers import when_requests
 from tests.reliability.helpers import (
     STATUS_KEY,
     TRANSIENT_FAULTS,
@@ -30,7 +31,6 @@ from tests.reliability.helpers import (
     records_reply,
     store_payments,
     wait_until,
-    when_requests,
 )
 from tests.triggers.fake_status_api import first_event
 
