@@ -192,6 +192,18 @@ def wait_until(predicate: Any, timeout: float = 5.0, what: str = "condition") ->
         time.sleep(0.01)
 
 
+def status_gets(sandbox: Any) -> int:
+    """The payment status GETs the sandbox has served so far."""
+    return sandbox.stats()["requests"].get(STATUS_KEY, 0)
+
+
+def answered(sandbox: Any) -> None:
+    """Wait until the sandbox has answered every status GET (delayed ones outlive their client)."""
+    wait_until(
+        lambda: sum(sandbox.stats()["responses"].get(STATUS_KEY, {}).values()) == status_gets(sandbox), what="answers"
+    )
+
+
 class StateStore:
     """The calls of Airflow's ``TaskStateStoreAccessor`` the provider makes (get, set, delete); values
     are kept as JSON, as Airflow keeps them."""
