@@ -289,7 +289,8 @@ def test_trigger_classpaths_round_trip(classpath: str):
     trigger = import_string(classpath)(**trigger_kwargs())
     stored_path, kwargs = trigger.serialize()
     assert stored_path == classpath
-    rebuilt = import_string(stored_path)(**deserialize(serialize(kwargs)))
+    decoded: dict[str, Any] = deserialize(serialize(kwargs))  # type: ignore[assignment]
+    rebuilt = import_string(stored_path)(**decoded)
     assert type(rebuilt) is type(trigger)
     assert rebuilt.serialize() == (stored_path, kwargs)
 

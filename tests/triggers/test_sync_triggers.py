@@ -309,7 +309,7 @@ def test_serialize_round_trips_through_serde_to_its_classpath_without_the_key(
     wire = json.dumps(encoded)
     assert TRIGGER_KEY not in wire
     assert "SECRET" not in wire
-    decoded = deserialize(json.loads(wire))
+    decoded: dict[str, Any] = deserialize(json.loads(wire))  # type: ignore[assignment]
     assert decoded == kwargs
     rebuilt = import_string(classpath)(**decoded)
     assert type(rebuilt) is variant.trigger
@@ -448,7 +448,11 @@ async def test_the_other_kinds_answer_is_never_read(variant: SyncVariant, make_t
 
 
 def test_ledger_and_payment_waits_never_share_a_poll():
-    same = {"confirma_conn_id": "confirma_test", "query_params": {"fromDate": "2026-02-01"}, "end_time": time.time()}
+    same: dict[str, Any] = {
+        "confirma_conn_id": "confirma_test",
+        "query_params": {"fromDate": "2026-02-01"},
+        "end_time": time.time(),
+    }
     ledger = ConfirmaLedgerSyncTrigger(**same)
     payment = ConfirmaPaymentSyncTrigger(**same)
     conn = ConfirmaConnectionSettings(conn_id="confirma_test", base_url=HOST + API_PREFIX, api_key=TRIGGER_KEY)
