@@ -22,13 +22,15 @@ import contextlib
 import os
 import re
 import textwrap
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
+from airflow_provider_confirma.endpoints import Endpoint
 
 DAGS_FOLDER_BUNDLE = "dags-folder"
 
@@ -224,3 +226,46 @@ def run_dag_source(
 ) -> DagTestResult:
     """:func:`write_dag_file` then :func:`run_dag`."""
     return run_dag(write_dag_file(source, filename), dag_id, conn_env=conn_env, run_conf=run_conf)
+
+
+# -- acting on the sandbox while a run goes on -------------------------------------------------------
+def request_key(endpoint: Endpoint) -> str:
+    """How the sandbox's ``stats()["requests"]`` names an endpoint: ``"GET /api/v1/partner/..."``."""
+    return f"{endpoint.method} {endpoint.full_path}"
+
+
+def requests_served(sandbox: Any, endpoint: Endpoint) -> int:
+    """The requests of ``endpoint`` the sandbox has served so far."""
+    return sandbox.stats()["requests"].get(request_key(endpoint), 0)
+
+
+@contextlib.contextmanager
+def when_requests(sandbox: Any, key: str, count: int, action: Callable[[], Any]) -> Iterator[dict[str, Any]]:
+    """Run ``action()`` once, as soon as the sandbox has served ``count`` requests of ``key`` (a
+    :func:`request_key`), from a watcher thread: a test reacts to the run's progress, not to time,
+    however slow the machine. Yields ``{"at": the count then, "result": what action returned}``,
+    filled when it ran."""
+    seen: dict[str, Any] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.01):
+            now = sandbox.stats()["requests"].get(key, 0)
+            if now >= count:
+                seen["result"] = action()
+                seen["at"] = now
+                return
+
+    watcher = threading.Thread(target=watch, name="when-requests", daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join(5)
+
+
+def settle_after_gets(sandbox: Any, endpoint: Endpoint, gets: int) -> contextlib.AbstractContextManager[dict[str, Any]]:
+    """Settle every pending record (``sandbox.sync_now()``, its count in ``"result"``) once the sandbox
+    has served ``gets`` reads of ``endpoint``: :func:`when_requests`."""
+    return when_requests(sandbox, request_key(endpoint), gets, sandbox.sync_now)

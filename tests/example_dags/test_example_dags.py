@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +25,16 @@ import pytest
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI
 from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_confirma.endpoints import Endpoint
-from tests.dag_helpers import DAGS_FOLDER_BUNDLE, dags_folder, load_dag, parse_bundle, read_run, run_dag
+from tests.dag_helpers import (
+    DAGS_FOLDER_BUNDLE,
+    dags_folder,
+    load_dag,
+    parse_bundle,
+    read_run,
+    request_key,
+    run_dag,
+    settle_after_gets,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 EXAMPLE_DAG_IDS = {
@@ -42,37 +49,6 @@ KEY_MARKER = "confirma-sandbox-key"
 #: the reconciliation window: seeded data around a fixed anchor (a Monday)
 ANCHOR = date(2026, 3, 16)
 SEED_INVOICES = 40
-
-
-def request_key(endpoint: Endpoint) -> str:
-    return f"{endpoint.method} {endpoint.full_path}"
-
-
-def status_gets(sandbox: Any, endpoint: Endpoint) -> int:
-    return sandbox.stats()["requests"].get(request_key(endpoint), 0)
-
-
-@contextmanager
-def settle_after_gets(sandbox: Any, endpoint: Endpoint, gets: int = SETTLE_AFTER_GETS) -> Iterator[dict[str, int]]:
-    """Settle every pending record once the sandbox has served ``gets`` reads of ``endpoint``."""
-    seen: dict[str, int] = {}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.02):
-            count = status_gets(sandbox, endpoint)
-            if count >= gets:
-                seen["settled"] = sandbox.sync_now()
-                seen["at_get"] = count
-                return
-
-    watcher = threading.Thread(target=watch, name="settle-after-gets", daemon=True)
-    watcher.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        watcher.join(5)
 
 
 def install_example(filename: str) -> Path:
@@ -202,11 +178,11 @@ def run_asset_triggered(path: Path, dag_id: str) -> Any:
 
 def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, sandbox):
     path = consumer_unpaused
-    with settle_after_gets(sandbox, Endpoint.PAYMENT_SYNC_STATUS) as seen:
+    with settle_after_gets(sandbox, Endpoint.PAYMENT_SYNC_STATUS, SETTLE_AFTER_GETS) as seen:
         result = run_dag(path, "example_confirma_payment_sync", conn_env=sandbox.conn_env())
     assert result.task_states == {"submit_payments": "success", "wait_for_sync": "success", "report": "success"}
     assert result.state == "success"
-    assert seen["settled"] == 3  # settled by the test, after the trigger's first poll: the wait deferred
+    assert seen["result"] == 3  # settled by the test, after the trigger's first poll: the wait deferred
 
     stored = sandbox.records()["payments"]
     identifiers = [p["sourceIdentifier"] for p in stored]
@@ -240,11 +216,11 @@ def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, 
 # -- ledger sync -----------------------------------------------------------------------------------
 def test_ledger_sync_example_runs_to_synced(airflow_db, sandbox):
     path = install_example("example_confirma_ledger_sync.py")
-    with settle_after_gets(sandbox, Endpoint.LEDGER_SYNC_STATUS) as seen:
+    with settle_after_gets(sandbox, Endpoint.LEDGER_SYNC_STATUS, SETTLE_AFTER_GETS) as seen:
         result = run_dag(path, "example_confirma_ledger_sync", conn_env=sandbox.conn_env())
     assert result.task_states == {"submit_ledger": "success", "wait_for_sync": "success", "report": "success"}
     assert result.state == "success"
-    assert seen["settled"] == 1
+    assert seen["result"] == 1
 
     (stored,) = sandbox.records()["ledgers"]
     (ledger_id,) = result.xcom("submit_ledger")

@@ -10,8 +10,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,10 +23,11 @@ from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.json_codec import encode_json
 from airflow_provider_confirma.sandbox.config import ChaosConfig
 from airflow_provider_confirma.sandbox.state import ChaosEngine
+from tests.dag_helpers import request_key
 
 STATUS_PATH = Endpoint.PAYMENT_SYNC_STATUS.path
-STATUS_KEY = f"GET {Endpoint.PAYMENT_SYNC_STATUS.full_path}"
-POST_KEY = f"POST {Endpoint.SUBMIT_PAYMENTS.full_path}"
+STATUS_KEY = request_key(Endpoint.PAYMENT_SYNC_STATUS)
+POST_KEY = request_key(Endpoint.SUBMIT_PAYMENTS)
 
 #: the sandbox chaos script names of the transient faults, as the matrix rows name them
 TRANSIENT_FAULTS = ("500", "502", "503", "429", "reset")
@@ -83,29 +83,6 @@ def latency_seed(delayed: Sequence[bool], rate: float = 0.1, method: str = "GET"
         if all((engine.decide(method, path).latency > 0) == want for want in delayed):
             return seed
     raise AssertionError(f"no seed delays exactly {list(delayed)} at rate {rate}")
-
-
-@contextmanager
-def when_requests(sandbox: Any, key: str, count: int, action: Any) -> Iterator[dict[str, int]]:
-    """Run ``action()`` once the sandbox has counted ``count`` requests of ``key`` (a watcher thread)."""
-    seen: dict[str, int] = {}
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.01):
-            now = sandbox.stats()["requests"].get(key, 0)
-            if now >= count:
-                action()
-                seen["at"] = now
-                return
-
-    watcher = threading.Thread(target=watch, name="when-requests", daemon=True)
-    watcher.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        watcher.join(5)
 
 
 # -- a server for response shapes the sandbox never sends ---------------------------------------------
@@ -213,6 +190,18 @@ def wait_until(predicate: Any, timeout: float = 5.0, what: str = "condition") ->
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
+
+
+def status_gets(sandbox: Any) -> int:
+    """The payment status GETs the sandbox has served so far."""
+    return sandbox.stats()["requests"].get(STATUS_KEY, 0)
+
+
+def answered(sandbox: Any) -> None:
+    """Wait until the sandbox has answered every status GET (delayed ones outlive their client)."""
+    wait_until(
+        lambda: sum(sandbox.stats()["responses"].get(STATUS_KEY, {}).values()) == status_gets(sandbox), what="answers"
+    )
 
 
 class StateStore:

@@ -27,12 +27,14 @@ from tests.reliability.helpers import (
     TRANSIENT_FAULTS,
     Reply,
     ShapeServer,
+    answered,
     conn_json,
     latency_seed,
     payment,
     policy,
     record,
     records_reply,
+    status_gets,
     store_payments,
     wait_until,
 )
@@ -55,15 +57,6 @@ async def read_status(hook: ConfirmaHook, flavour: str) -> list[Any]:
     return await hook.aget_payment_sync_status()
 
 
-def gets(sandbox: Any) -> int:
-    return sandbox.stats()["requests"].get(STATUS_KEY, 0)
-
-
-def answered(sandbox: Any) -> None:
-    """Wait until the sandbox has answered every status GET (delayed ones outlive their client)."""
-    wait_until(lambda: sum(sandbox.stats()["responses"].get(STATUS_KEY, {}).values()) == gets(sandbox), what="answers")
-
-
 @pytest.fixture
 def sandbox(confirma_sandbox_conn):
     return confirma_sandbox_conn
@@ -77,7 +70,7 @@ async def test_get_transient_fault_is_retried_then_succeeds(sandbox, flavour, fa
     sandbox.set_chaos(script=[fault, fault], methods=["GET"])
     records = await read_status(ConfirmaHook(retry_policy=policy(3)), flavour)
     assert [(r.source_identifier, r.status) for r in records] == [("h-1", 1)]
-    assert gets(sandbox) == 3
+    assert status_gets(sandbox) == 3
     assert sum(sandbox.stats()["chaos"].values()) == 2
 
 
@@ -92,9 +85,9 @@ async def test_get_transient_fault_outlasting_the_retries_raises_naming_it(sandb
     assert "GET /accounting/payment" in str(info.value)
     if flavour == "async" and fault == "reset":
         # aiohttp itself resends a GET once when a reused keep-alive connection is reset
-        assert 3 <= gets(sandbox) <= 6
+        assert 3 <= status_gets(sandbox) <= 6
     else:
-        assert gets(sandbox) == 3
+        assert status_gets(sandbox) == 3
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -105,7 +98,7 @@ async def test_get_read_timeout_is_retried_then_succeeds(sandbox, flavour):
     started = time.monotonic()
     records = await read_status(ConfirmaHook(timeout=0.5, retry_policy=policy(3)), flavour)
     assert [r.source_identifier for r in records] == ["h-1"]
-    assert gets(sandbox) == 2
+    assert status_gets(sandbox) == 2
     assert sandbox.stats()["chaos"] == {"latency": 1}
     assert time.monotonic() - started >= 0.5  # the first attempt waited for its timeout
     answered(sandbox)
@@ -118,7 +111,7 @@ async def test_get_read_timeout_outlasting_the_retries_raises(sandbox, flavour):
         await read_status(ConfirmaHook(timeout=0.15, retry_policy=policy(2)), flavour)
     assert info.value.kind == "timeout"
     assert "GET /accounting/payment failed: timeout" in str(info.value)
-    wait_until(lambda: gets(sandbox) == 2, what="both attempts to reach the sandbox")
+    wait_until(lambda: status_gets(sandbox) == 2, what="both attempts to reach the sandbox")
     answered(sandbox)
 
 
@@ -148,7 +141,7 @@ async def test_get_spoiled_success_fails_at_once(sandbox, flavour, fault, fragme
     with pytest.raises(ConfirmaResponseError) as info:
         await read_status(ConfirmaHook(retry_policy=policy(5)), flavour)
     assert fragment in str(info.value)
-    assert gets(sandbox) == 1
+    assert status_gets(sandbox) == 1
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
@@ -158,7 +151,7 @@ async def test_get_401_fails_at_once_without_the_key(sandbox, confirma_conn_env,
         await read_status(ConfirmaHook("confirma_wrong", retry_policy=policy(5)), flavour)
     assert "returned HTTP 401: API key rejected" in str(info.value)
     assert WRONG_KEY not in str(info.value) and WRONG_KEY not in repr(info.value)
-    assert gets(sandbox) == 1
+    assert status_gets(sandbox) == 1
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -29,7 +29,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 
 from airflow_provider_confirma.sensors.payment_sync import ERROR_STREAK_KEY, ConfirmaPaymentSyncSensor
 from tests.airflow_compat import DAG_RUN_MODES
-from tests.dag_helpers import logged_text, run_dag, write_dag_file
+from tests.dag_helpers import logged_text, run_dag, when_requests, write_dag_file
 from tests.reliability.helpers import (
     STATUS_KEY,
     Reply,
@@ -39,8 +39,8 @@ from tests.reliability.helpers import (
     latency_seed,
     record,
     records_reply,
+    status_gets,
     store_payments,
-    when_requests,
 )
 
 MODES = DAG_RUN_MODES
@@ -136,10 +136,6 @@ def conn_env(sandbox: Any, **more: str) -> dict[str, str]:
     }
 
 
-def gets(sandbox: Any) -> int:
-    return sandbox.stats()["requests"].get(STATUS_KEY, 0)
-
-
 def without_airflow_mask_requests(output: str) -> str:
     """``output`` without Airflow 3.0's own debug lines of the secrets it masks (``dag.test()`` logs
     each ``MaskSecret`` message it sends, the connection's password included, whoever asked)."""
@@ -202,7 +198,7 @@ def test_persistent_transient_faults_fail_the_task_after_three_polls(mode, dag_f
     assert not re.search(r"Sensor has timed out [\w ]+; timeout is \d", output)
     assert re.search(r"Confirma payment sync status poll failed 3 times in a row; last error: Confirma\w+Error", output)
     # 2 attempts per poll; deferrable: the worker's first check, then 3 polls of the trigger
-    assert gets(sandbox) == (8 if mode == "deferrable" else 6)
+    assert status_gets(sandbox) == (8 if mode == "deferrable" else 6)
 
 
 # -- faults that end the wait, and what the API says -----------------------------------------------

@@ -18,19 +18,20 @@ from airflow.providers.common.compat.module_loading import import_string
 
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.airflow_compat import deserialize, serialize
+from tests.dag_helpers import when_requests
 from tests.reliability.helpers import (
     STATUS_KEY,
     TRANSIENT_FAULTS,
     Reply,
     ShapeServer,
+    answered,
     conn_json,
     latency_seed,
     policy,
     record,
     records_reply,
+    status_gets,
     store_payments,
-    wait_until,
-    when_requests,
 )
 from tests.triggers.fake_status_api import first_event
 
@@ -60,14 +61,6 @@ def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
     return import_string(classpath)(**deserialize(json.loads(json.dumps(serialize(serialized)))))
 
 
-def gets(sandbox: Any) -> int:
-    return sandbox.stats()["requests"].get(STATUS_KEY, 0)
-
-
-def answered(sandbox: Any) -> None:
-    wait_until(lambda: sum(sandbox.stats()["responses"].get(STATUS_KEY, {}).values()) == gets(sandbox), what="answers")
-
-
 @pytest.fixture
 def sandbox(confirma_sandbox_conn):
     return confirma_sandbox_conn
@@ -84,7 +77,7 @@ async def test_transient_fault_is_retried_then_succeeds(sandbox, fault, coalesce
     assert payload["status"] == "success"
     assert payload["summary"]["counts"]["synced"] == 1
     assert sum(sandbox.stats()["chaos"].values()) == 3
-    assert gets(sandbox) >= 4
+    assert status_gets(sandbox) >= 4
 
 
 @pytest.mark.parametrize("fault", TRANSIENT_FAULTS)
@@ -97,9 +90,9 @@ async def test_transient_fault_persisting_ends_in_an_error_event_naming_it(sandb
         f"Confirma payment sync status poll failed 3 times in a row; last error: {LAST_ERROR[fault]}"
     )
     if fault == "reset":  # aiohttp resends a GET once when a reused connection is reset
-        assert 6 <= gets(sandbox) <= 12
+        assert 6 <= status_gets(sandbox) <= 12
     else:
-        assert gets(sandbox) == 6  # 3 polls x 2 attempts, then it stops
+        assert status_gets(sandbox) == 6  # 3 polls x 2 attempts, then it stops
 
 
 async def test_read_timeout_is_retried_then_succeeds(sandbox, confirma_conn_env):
@@ -109,7 +102,7 @@ async def test_read_timeout_is_retried_then_succeeds(sandbox, confirma_conn_env)
     sandbox.set_chaos(latency_ms=1200, latency_rate=0.1, seed=seed, methods=["GET"])
     payload = await first_event(make_trigger())
     assert payload["status"] == "success"
-    assert gets(sandbox) == 4
+    assert status_gets(sandbox) == 4
     assert sandbox.stats()["chaos"] == {"latency": 3}
     answered(sandbox)
 
@@ -121,7 +114,7 @@ async def test_read_timeout_persisting_ends_in_an_error_event(sandbox, confirma_
     assert payload["status"] == "error"
     assert "failed 3 times in a row; last error: ConfirmaTransportError" in payload["message"]
     assert "failed: timeout (read timeout)" in payload["message"]
-    assert gets(sandbox) == 6
+    assert status_gets(sandbox) == 6
     answered(sandbox)
 
 
@@ -137,7 +130,7 @@ async def test_spoiled_success_is_an_error_event_at_once(sandbox, fault, fragmen
     assert payload["status"] == "error"
     assert payload["message"].startswith("Confirma payment sync status poll failed: ConfirmaResponseError: ")
     assert fragment in payload["message"]
-    assert gets(sandbox) == 1
+    assert status_gets(sandbox) == 1
 
 
 async def test_401_is_an_error_event_at_once_without_the_key(sandbox, confirma_conn_env):
@@ -146,7 +139,7 @@ async def test_401_is_an_error_event_at_once_without_the_key(sandbox, confirma_c
     assert payload["status"] == "error"
     assert "ConfirmaAuthError" in payload["message"] and "HTTP 401: API key rejected" in payload["message"]
     assert WRONG_KEY not in json.dumps(payload)
-    assert gets(sandbox) == 1
+    assert status_gets(sandbox) == 1
 
 
 # -- what the API says -----------------------------------------------------------------------------

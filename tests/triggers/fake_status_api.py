@@ -1,5 +1,6 @@
-"""A scripted GET /accounting/payment behind aioresponses, connections for the trigger tests, and
-the helpers they share (run a trigger to its first event, wait for polls to arrive).
+"""A scripted sync status endpoint (GET /accounting/payment, or /accounting/ledger for the ledger
+variant) behind aioresponses, connections for the trigger tests, and the helpers they share (build a
+trigger, run it to its first event, wait for polls to arrive).
 
 Fixtures are re-exported by ``tests/triggers/conftest.py``; helpers are imported from here.
 """
@@ -11,14 +12,15 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+from tests.sync_variants import DESCRIPTIONS, PAYMENT, SyncVariant
 
 if TYPE_CHECKING:
     from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
@@ -43,7 +45,8 @@ class Call:
 
 @dataclass
 class FakeStatusAPI:
-    """Answers each GET from ``statuses`` (identifier -> status) or a queued failure."""
+    """Answers each GET from ``statuses`` (identifier -> status) or a queued failure, with records
+    of ``variant`` (payments by default)."""
 
     statuses: dict[str, int] = field(default_factory=dict)
     #: queued answers before normal ones: an int HTTP status, or (status, content type, body)
@@ -51,19 +54,12 @@ class FakeStatusAPI:
     delay: float = 0.0
     calls: list[Call] = field(default_factory=list)
     descriptions: dict[str, str] = field(default_factory=dict)
+    variant: SyncVariant = PAYMENT
 
     def records(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "sourceIdentifier": ident,
-                "invoiceNumber": "10001",
-                "paymentDate": "2026-02-02",
-                "syncDate": "2026-02-03" if status == 1 else None,
-                "status": status,
-                "description": self.descriptions.get(ident, {0: "Pending", 1: "Successfully synced"}.get(status)),
-            }
-            for ident, status in self.statuses.items()
-        ]
+        """The status list; a failed record without a ``descriptions`` entry has no description."""
+        described = {ident: self.descriptions.get(ident, DESCRIPTIONS.get(s)) for ident, s in self.statuses.items()}
+        return [{**self.variant.record(i, s), "description": described[i]} for i, s in self.statuses.items()]
 
     async def respond(self, url: Any, **kwargs: Any) -> CallbackResult:
         loop = asyncio.get_running_loop()
@@ -79,23 +75,31 @@ class FakeStatusAPI:
             status, content_type, body = failure
             return CallbackResult(status=status, body=body, content_type=content_type)
         return CallbackResult(
-            status=200, body=json.dumps({"payments": self.records()}), content_type="application/json"
+            status=200, body=json.dumps({self.variant.list_key: self.records()}), content_type="application/json"
         )
 
     def calls_to(self, host: str) -> list[Call]:
         return [c for c in self.calls if c.host == host]
 
 
-def status_url(host: str = HOST) -> re.Pattern[str]:
-    return re.compile(re.escape(host + Endpoint.PAYMENT_SYNC_STATUS.full_path) + r"(\?.*)?$")
+def status_url(host: str = HOST, variant: SyncVariant = PAYMENT) -> re.Pattern[str]:
+    return re.compile(re.escape(host + variant.endpoint.full_path) + r"(\?.*)?$")
+
+
+@contextmanager
+def serving(variant: SyncVariant = PAYMENT) -> Iterator[FakeStatusAPI]:
+    """A :class:`FakeStatusAPI` of ``variant`` on ``HOST`` and ``OTHER_HOST``; nothing else answers."""
+    api = FakeStatusAPI(variant=variant)
+    with aioresponses() as mocked:
+        mocked.get(status_url(HOST, variant), callback=api.respond, repeat=True)
+        mocked.get(status_url(OTHER_HOST, variant), callback=api.respond, repeat=True)
+        yield api
 
 
 @pytest.fixture
 def fake_api() -> Iterator[FakeStatusAPI]:
-    api = FakeStatusAPI()
-    with aioresponses() as mocked:
-        mocked.get(status_url(HOST), callback=api.respond, repeat=True)
-        mocked.get(status_url(OTHER_HOST), callback=api.respond, repeat=True)
+    """The payment status endpoint, scripted."""
+    with serving(PAYMENT) as api:
         yield api
 
 
@@ -111,10 +115,8 @@ def trigger_conns(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
-    """A payment sync trigger on ``confirma_test``: 0.05 s polls of one attempt, ending in 10 s."""
-    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
-
+def sync_trigger(variant: SyncVariant, **overrides: Any) -> Any:
+    """A sync trigger of ``variant`` on ``confirma_test``: 0.05 s polls of one attempt, ending in 10 s."""
     kwargs: dict[str, Any] = {
         "confirma_conn_id": "confirma_test",
         "poll_interval": 0.05,
@@ -122,7 +124,12 @@ def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
         "retry_policy": ONE_ATTEMPT,
     }
     kwargs.update(overrides)
-    return ConfirmaPaymentSyncTrigger(**kwargs)
+    return variant.trigger(**kwargs)
+
+
+def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
+    """:func:`sync_trigger` of the payment wait."""
+    return sync_trigger(PAYMENT, **overrides)
 
 
 async def first_event(trigger: ConfirmaSyncStatusTrigger, within: float = 10) -> dict[str, Any]:
@@ -156,3 +163,9 @@ async def wait_for_calls(api: FakeStatusAPI, count: int) -> None:
     while len(api.calls) < count:
         assert time.monotonic() < deadline, f"only {len(api.calls)} polls arrived"
         await asyncio.sleep(0.002)
+
+
+async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:
+    """Change the API's answers once it has served ``polls`` requests (fails after 5 s)."""
+    await wait_for_calls(api, polls)
+    api.statuses.update(statuses)

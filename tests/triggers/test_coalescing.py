@@ -17,6 +17,7 @@ from tests.triggers.fake_status_api import (
     FakeStatusAPI,
     events,
     first_event,
+    flip_after,
     payment_trigger,
     resolved,
     wait_for_calls,
@@ -27,11 +28,6 @@ pytestmark = pytest.mark.usefixtures("trigger_conns")
 
 def make_trigger(ids: list[str] | None, **overrides: Any) -> ConfirmaPaymentSyncTrigger:
     return payment_trigger(source_identifiers=ids, **overrides)
-
-
-async def flip_after(api: FakeStatusAPI, polls: int, statuses: dict[str, int]) -> None:
-    await wait_for_calls(api, polls)
-    api.statuses.update(statuses)
 
 
 async def test_thousands_of_waiters_share_one_request_per_round(fake_api: FakeStatusAPI):
