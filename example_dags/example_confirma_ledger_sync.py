@@ -10,6 +10,7 @@ Run it offline against the sandbox: ``confirma-sandbox`` and export the
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,9 @@ from airflow.sdk import dag, task
 
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitLedgerOperator
 from airflow_provider_confirma.sensors.ledger_sync import ConfirmaLedgerSyncSensor
+
+#: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
+log = logging.getLogger(__name__)
 
 # The identifier is unique per run, so that every run submits a new document; a retry of the same
 # run reuses it, and the submit operator then skips it if Confirma already has it.
@@ -77,11 +81,15 @@ def example_confirma_ledger_sync() -> None:
     def report(summary: dict[str, Any]) -> dict[str, Any]:
         """What a downstream task sees: the document's sync state and how long the wait took."""
         for record in summary["records"]:
-            print(
-                f"{record['sourceIdentifier']} ({record['documentName']}, {record['documentStatus']}): "
-                f"{record['description']} (synced {record['syncDate']})"
+            log.info(
+                "%s (%s, %s): %s (synced %s)",
+                record["sourceIdentifier"],
+                record["documentName"],
+                record["documentStatus"],
+                record["description"],
+                record["syncDate"],
             )
-        print(f"counts: {summary['counts']}; waited {summary['waited_seconds']:.1f}s")
+        log.info("counts: %s; waited %.1fs", summary["counts"], summary["waited_seconds"])
         return summary["counts"]
 
     report(wait.output)

@@ -9,6 +9,7 @@ Run it offline against the sandbox: ``make demo`` (or ``confirma-sandbox`` and e
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,9 @@ from airflow.sdk import dag, task
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitPaymentsOperator
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
+
+#: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
+log = logging.getLogger(__name__)
 
 # Identifiers are unique per run, so that every run submits new payments; a retry of the same run
 # reuses them, and the submit operator then skips what Confirma already has.
@@ -60,8 +64,8 @@ def example_confirma_payment_sync() -> None:
     def report(summary: dict[str, Any]) -> dict[str, Any]:
         """What a downstream task sees: counts, the records and how long the wait took."""
         for record in summary["records"]:
-            print(f"{record['sourceIdentifier']}: {record['description']} (synced {record['syncDate']})")
-        print(f"counts: {summary['counts']}; waited {summary['waited_seconds']:.1f}s")
+            log.info("%s: %s (synced %s)", record["sourceIdentifier"], record["description"], record["syncDate"])
+        log.info("counts: %s; waited %.1fs", summary["counts"], summary["waited_seconds"])
         return summary["counts"]
 
     report(wait.output)
@@ -82,8 +86,8 @@ def example_confirma_payment_sync_consumer() -> None:
         count = 0
         for event in events:
             count += event.extra["synced"]
-            print(f"{event.extra['synced']} payments synced: {', '.join(event.extra['identifiers'])}")
-        print(f"{count} payments synced to the accounting system")
+            log.info("%s payments synced: %s", event.extra["synced"], ", ".join(event.extra["identifiers"]))
+        log.info("%s payments synced to the accounting system", count)
         return count
 
     on_synced_payments()

@@ -7,6 +7,7 @@ Amounts stay decimal text end to end; sums are computed with ``Decimal``.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,9 @@ from airflow.sdk import dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_confirma.operators.payments import ConfirmaGetPaymentsOperator, ConfirmaGetSettlementsOperator
+
+#: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
+log = logging.getLogger(__name__)
 
 
 @dag(
@@ -50,7 +54,7 @@ def example_confirma_reconciliation() -> None:
             "settlement_totals": settlements["summary"]["totals"],
             "settled_invoices_without_payment_in_window": sorted(set(unmatched))[:100],
         }
-        print(result)
+        log.info("reconciliation: %s", result)
         return result
 
     summarise(payments.output, settlements.output)

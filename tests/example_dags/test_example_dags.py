@@ -176,9 +176,9 @@ def run_asset_triggered(path: Path, dag_id: str) -> Any:
     return read_run(run), consumed
 
 
-def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, sandbox):
+def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, sandbox, caplog):
     path = consumer_unpaused
-    with settle_after_gets(sandbox, Endpoint.PAYMENT_SYNC_STATUS, SETTLE_AFTER_GETS) as seen:
+    with settle_after_gets(sandbox, Endpoint.PAYMENT_SYNC_STATUS, SETTLE_AFTER_GETS) as seen, caplog.at_level("INFO"):
         result = run_dag(path, "example_confirma_payment_sync", conn_env=sandbox.conn_env())
     assert result.task_states == {"submit_payments": "success", "wait_for_sync": "success", "report": "success"}
     assert result.state == "success"
@@ -197,6 +197,10 @@ def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, 
     assert summary["counts"] == {"total": 3, "synced": 3, "pending": 0, "failed": 0, "missing": 0}
     assert [r["sourceIdentifier"] for r in summary["records"]] == identifiers
     assert result.xcom("report") == summary["counts"]
+    # The report goes through the task's logger (a print would show only at the end of the task log).
+    reported = [r.getMessage() for r in caplog.records if r.name.endswith("example_confirma_payment_sync")]
+    assert [line.split(":")[0] for line in reported[:3]] == identifiers
+    assert reported[3] == f"counts: {summary['counts']}; waited {summary['waited_seconds']:.1f}s"
     assert sandbox.stats()["duplicates"]["total"] == 0
     assert KEY_MARKER not in repr(result.xcoms)
 
