@@ -17,7 +17,12 @@ from typing import Any
 
 
 def encode_json(body: Any) -> bytes:
-    """JSON bytes with ``Decimal`` values written as exact JSON numbers (``Decimal("12.30")`` → 12.30)."""
+    """JSON bytes with ``Decimal`` values written as exact JSON numbers (``Decimal("12.30")`` → 12.30).
+
+    Hand-written because the standard library's encoder writes only numbers it formats itself (a
+    float), and simplejson (``use_decimal``) would be a dependency for these lines: each amount is
+    written as a string marked with a random token no payload can contain, then unquoted.
+    """
     token = secrets.token_hex(8)
 
     def default(obj: Any) -> Any:
@@ -48,6 +53,9 @@ class JSONTooDeepError(ValueError):
 
 def _depth_exceeds(raw: bytes, limit: int) -> bool:
     """Whether valid JSON ``raw`` (UTF-8) nests arrays/objects deeper than ``limit``, in C-speed passes.
+
+    Hand-written because the standard library's parser has no depth limit (only Python's recursion
+    limit, far deeper), and a parser with one would be a new dependency.
 
     Escapes go (``\\\\`` then ``\\"``, only when a backslash precedes a quote), then every byte but quotes
     and brackets; what lies between quote pairs was in strings (adjacent quotes enclose nothing and
