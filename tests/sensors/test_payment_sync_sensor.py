@@ -266,18 +266,18 @@ def test_deferrable_checks_once_then_defers_with_the_sensor_timeout(api: respons
     assert kwargs["query_params"] == {"fromDate": "2026-02-01"}
     assert before <= kwargs["started_at"] <= time.time()
     assert kwargs["end_time"] == pytest.approx(kwargs["started_at"] + 120)
-    assert kwargs["retry_policy"]["max_attempts"] == 1
+    assert kwargs["http_retry_policy"]["max_attempts"] == 1  # the sensor's name for it
     assert KEY not in json.dumps(kwargs)
 
 
-def test_the_trigger_class_is_a_dotted_path_imported_on_use_or_the_class_itself():
-    assert isinstance(ConfirmaPaymentSyncSensor.trigger_class, str)
+def test_the_trigger_class_is_the_class_or_a_dotted_path_imported_on_use():
+    assert ConfirmaPaymentSyncSensor.trigger_class is ConfirmaPaymentSyncTrigger
     assert ConfirmaPaymentSyncSensor.get_trigger_class() is ConfirmaPaymentSyncTrigger
 
-    class GivenClassSensor(ConfirmaPaymentSyncSensor):
-        trigger_class = ConfirmaPaymentSyncTrigger
+    class DottedPathSensor(ConfirmaPaymentSyncSensor):
+        trigger_class = "airflow_provider_confirma.triggers.payment_sync.ConfirmaPaymentSyncTrigger"
 
-    assert GivenClassSensor.get_trigger_class() is ConfirmaPaymentSyncTrigger
+    assert DottedPathSensor.get_trigger_class() is ConfirmaPaymentSyncTrigger
 
 
 def test_deferrable_returns_without_deferring_when_already_synced(api: responses.RequestsMock):
