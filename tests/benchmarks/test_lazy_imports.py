@@ -1,11 +1,11 @@
 """DAG parse cost guard: what importing the sensor and operator modules, and constructing their
-tasks in a DAG, may load beyond ``airflow.sdk``.
+tasks in a DAG, may cost and load beyond ``airflow.sdk``.
 
-A DAG processor does both at every parse of a DAG file. The HTTP transports (``requests``,
-``aiohttp``), the triggers (with ``airflow.triggers.base``), the hook, the models and the payload
-validation are only needed when a task or trigger runs, so none of them may load here. (``ast``
-is not checked: ``airflow.sdk`` imports it itself.) This asserts which modules load, not how long
-they take; ``make bench`` measures the import times.
+A DAG processor does both at every parse of a DAG file. The rule (issue 15): the sensor and
+operator modules import what they use at the top (the hook, the verdict, the trigger), within a
+budget of 50 ms beyond ``airflow.sdk`` as an installed provider imports them (bytecode compiled);
+only the HTTP transports (``requests``, ``aiohttp`` and theirs) and the sandbox load on first use,
+so a DAG parse never loads them. ``make bench`` reports the import times (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ MODULES = (
     "airflow_provider_confirma.operators.accounting",
     "airflow_provider_confirma.operators.invoices",
 )
-#: packages (and their submodules) that a DAG parse must not load
+#: packages (and their submodules) that a DAG parse must not load: the transports and the sandbox
 FORBIDDEN = (
     "requests",
     "urllib3",
@@ -30,12 +30,10 @@ FORBIDDEN = (
     "aiohttp",
     "yarl",
     "multidict",
-    "airflow.triggers.base",
-    "airflow_provider_confirma.triggers",
-    "airflow_provider_confirma.hooks.confirma",
-    "airflow_provider_confirma.models",
-    "airflow_provider_confirma.validation",
+    "airflow_provider_confirma.sandbox",
 )
+#: the DAG parse budget of the sensor and operator modules beyond ``airflow.sdk`` (milliseconds)
+PARSE_BUDGET_MS = 50.0
 
 #: a DAG file as users write one: templated payload and identifiers, a deferrable sensor, a
 #: status operator with static identifiers and custom status codes, a windowed GET operator
@@ -88,12 +86,21 @@ def _forbidden(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
 
 
-def test_dag_parse_loads_no_transport_trigger_hook_model_or_validation() -> None:
+def test_dag_parse_loads_no_transport_nor_the_sandbox() -> None:
     new = _new_modules()
     assert set(MODULES) <= set(new["imported"])  # the imports did run
-    assert "airflow_provider_confirma.arguments" in new["imported"]
+    assert "airflow_provider_confirma.triggers.payment_sync" in new["imported"]  # the sensor names its class
     assert _forbidden(new["imported"]) == [], new["imported"]
     assert _forbidden(new["constructed"]) == [], new["constructed"]
+
+
+def test_the_sensor_and_operator_modules_import_within_the_parse_budget() -> None:
+    from benchmarks.import_cost import measure
+
+    result = measure(runs=3, breakdown=False, cached_bytecode=True)
+    assert "error" not in result, result
+    cost = result["targets"]["Confirma sensor + operators"]["beyond_sdk"]
+    assert cost["min_ms"] <= PARSE_BUDGET_MS, cost  # the fastest run: a loaded machine only adds time
 
 
 def test_the_hook_still_talks_http_with_requests_loaded_on_first_use(confirma_sandbox_conn) -> None:

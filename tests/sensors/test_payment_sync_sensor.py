@@ -27,6 +27,9 @@ from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.airflow_compat import only_on_airflow_3_3
+from tests.triggers.fake_status_api import fake_api, first_event, trigger_conns
+
+__all__ = ["fake_api", "trigger_conns"]  # fixtures of the trigger tests, for the trigger's old kwargs
 
 KEY = "ck_test_SECRET_sensor_51c0aa"
 HOST = "http://127.0.0.1:8997"
@@ -344,3 +347,49 @@ def test_resume_with_soft_fail_turns_timeout_into_skip():
         sensor.resume_execution("execute_complete", {"event": event}, {})
     with pytest.raises(AirflowSensorTimeout):
         make_sensor().resume_execution("execute_complete", {"event": event}, {})
+
+
+# -- the trigger's kwargs: the names an earlier version stored in the metadata DB still run -------
+#: What a sensor of the previous release serialized for its trigger (``retry_policy``, since renamed
+#: ``http_retry_policy`` as on the sensor and the operators).
+OLD_SERIALIZED_KWARGS: dict[str, Any] = {
+    "confirma_conn_id": "confirma_test",
+    "source_identifiers": ["a"],
+    "success_statuses": [1],
+    "pending_statuses": [0],
+    "query_params": {},
+    "poll_interval": 0.05,
+    "started_at": 1_760_000_000.0,
+    "fail_on_sync_failure": True,
+    "max_xcom_records": 1000,
+    "max_consecutive_errors": 5,
+    "coalesce": False,
+    "retry_policy": {
+        "max_attempts": 1,
+        "max_total_seconds": 2.0,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.01,
+        "jitter": 0.01,
+        "retry_after_cap": 30.0,
+    },
+}
+
+
+async def test_a_trigger_built_from_the_old_serialized_kwargs_still_runs(fake_api, trigger_conns):
+    fake_api.statuses.update({"a": 1})
+    with pytest.warns(DeprecationWarning, match=r"retry_policy=\.\.\.\) is deprecated; use http_retry_policy"):
+        trigger = ConfirmaPaymentSyncTrigger(**OLD_SERIALIZED_KWARGS, end_time=time.time() + 10)
+    assert trigger.retry_policy == RetryPolicy(**OLD_SERIALIZED_KWARGS["retry_policy"])
+    payload = await first_event(trigger)
+    assert payload["status"] == "success"
+    _, kwargs = trigger.serialize()  # serialized again under the new name only
+    assert "retry_policy" not in kwargs
+    assert kwargs["http_retry_policy"] == OLD_SERIALIZED_KWARGS["retry_policy"]
+
+
+def test_the_trigger_takes_one_spelling_of_the_retry_policy_and_checks_its_connection_id():
+    with pytest.raises(ConfirmaConfigError, match="give http_retry_policy only"):
+        ConfirmaPaymentSyncTrigger(end_time=1.0, retry_policy={}, http_retry_policy={})
+    for bad in ("", " ", None):
+        with pytest.raises(ConfirmaConfigError, match="confirma_conn_id must be a non-empty string"):
+            ConfirmaPaymentSyncTrigger(end_time=1.0, confirma_conn_id=bad)

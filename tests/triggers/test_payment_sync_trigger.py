@@ -272,7 +272,7 @@ def test_serialize_round_trips_through_serde_without_the_key():
     assert kwargs["pending_statuses"] == [0, 5]
     assert kwargs["query_params"] == {"fromDate": "2026-02-01", "status": ["0", "2"]}
     assert kwargs["end_time"] == 1_760_003_600.5
-    assert kwargs["retry_policy"]["max_attempts"] == 1
+    assert kwargs["http_retry_policy"]["max_attempts"] == 1
     # Only JSON primitives: serde leaves them as they are.
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert TRIGGER_KEY not in repr(trigger)
