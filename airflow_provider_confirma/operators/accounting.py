@@ -446,7 +446,7 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
 class _SyncStatusOperator(ConfirmaBaseOperator):
     """Read a sync status endpoint; push a summary and the (capped) records.
 
-    Judged as the sync sensor judges one poll (:class:`~..triggers.sync_wait.SyncWait`): with
+    Judged as the sync sensor judges one poll (:class:`~airflow_provider_confirma.sync_wait.SyncWait`): with
     identifiers, unreadable records of the response are skipped (counted in the summary); without,
     one makes the response unreadable. An identifier listed twice is one row, in its decided state.
     """
@@ -531,7 +531,6 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
             "unreadable": unreadable_summary(progress),
         }
         result = records_result(rows, self.max_xcom_records, summary)
-        result["summary"]["records_omitted"] = result["summary"]["omitted"]  # the sensor summary's name
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
             extra = sync_asset_extra(result, self.status_sets.success)
             context["outlet_events"][AssetAlias(self.alias_name)].add(self.asset, extra=extra)
@@ -551,13 +550,16 @@ class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
     :param source_identifiers: track only these (a list, or a submit operator's XCom); default: every record.
     :param success_statuses: ``status`` codes meaning synced (default ``{1}``).
     :param pending_statuses: ``status`` codes meaning still queued (default ``{0}``); any other is failed.
-    :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync.
+    :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync
+        (default ``True``, as on the sync sensors); ``False`` returns ``outcome: "waiting"`` instead.
     :param emit_asset: emit an event on ``confirma://accounting/payment`` when the tracked payments
         are synced (every one of ``source_identifiers``; without them, none pending and none failed),
         through the asset alias ``confirma-payment-sync-status``; the event's extra holds the count
-        and up to 100 identifiers. No event when they are not.
+        and up to 100 identifiers (:func:`~airflow_provider_confirma.assets.sync_asset_extra`, as the
+        sensors' events). No event when they are not.
     :return: ``{"summary": {"outcome": "success"|"waiting", "counts": {...}, "failures": [...],
-        "missing": [...], "missing_omitted", "total", "returned", "omitted"}, "records":
+        "missing": [...], "missing_omitted", "unreadable", "total", "returned", "omitted",
+        "records_omitted"}, "records":
         [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
     """
 

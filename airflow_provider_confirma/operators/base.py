@@ -154,7 +154,8 @@ def truncation_summary(truncated: Mapping[str, int]) -> dict[str, Any]:
 
 
 def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``{"summary": {..., total, returned, omitted}, "records": [...]}`` with at most ``max_items`` records.
+    """``{"summary": {..., total, returned, omitted, records_omitted}, "records": [...]}`` with at most
+    ``max_items`` records (``records_omitted``, the sensor summary's name, is ``omitted`` again).
 
     Lists nested inside the records are capped at ``max_items`` too; the summary names them.
     """
@@ -164,7 +165,8 @@ def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any
         for i, record in enumerate(records[:max_items])
     ]
     head = to_xcom_safe(dict(summary or {}))
-    head.update({"total": len(records), "returned": len(kept), "omitted": len(records) - len(kept)})
+    omitted = len(records) - len(kept)
+    head.update({"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted})
     head.update(truncation_summary(nested))
     return {"summary": head, "records": kept}
 

@@ -55,7 +55,7 @@ class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
     (``fromDate``/``toDate``, default the data interval). The docs warn that these allocations can
     still change; settlements are authoritative.
 
-    :return: ``{"summary": {"window": {...}, "total", "returned", "omitted"}, "records": [...]}``.
+    :return: ``{"summary": {"window": {...}, "total", "returned", "omitted", "records_omitted"}, "records": [...]}``.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -79,7 +79,7 @@ class ConfirmaGetSettlementsOperator(ConfirmaWindowedOperator):
     (no data interval and no dates), the API returns its default: the last 30 days.
 
     :return: ``{"summary": {"window", "createdAt", "totals": {currency: amount}, "total", "returned",
-        "omitted"}, "records": [settlement, ...]}``; ``totals`` sums ``settlementAmount`` exactly
+        "omitted", "records_omitted"}, "records": [settlement, ...]}``; ``totals`` sums ``settlementAmount`` exactly
         over all settlements, also those left out of ``records``.
     """
 
