@@ -32,8 +32,10 @@ FORBIDDEN = (
     "multidict",
     "airflow_provider_confirma.sandbox",
 )
-#: the DAG parse budget of the sensor and operator modules beyond ``airflow.sdk`` (milliseconds)
+#: the DAG parse budget of the sensor and operator modules beyond ``airflow.sdk`` (milliseconds),
+#: on a machine where the anchor, the http provider's ``HttpSensor`` module, costs ANCHOR_MS
 PARSE_BUDGET_MS = 50.0
+ANCHOR_MS = 210.0
 
 #: a DAG file as users write one: templated payload and identifiers, a deferrable sensor, a
 #: status operator with static identifiers and custom status codes, a windowed GET operator
@@ -100,7 +102,10 @@ def test_the_sensor_and_operator_modules_import_within_the_parse_budget() -> Non
     result = measure(runs=3, breakdown=False, cached_bytecode=True)
     assert "error" not in result, result
     cost = result["targets"]["Confirma sensor + operators"]["beyond_sdk"]
-    assert cost["min_ms"] <= PARSE_BUDGET_MS, cost  # the fastest run: a loaded machine only adds time
+    anchor = result["targets"]["HttpSensor (http provider)"]["beyond_sdk"]
+    # The fastest runs, side by side with the anchor: a loaded or slower machine scales both.
+    budget = PARSE_BUDGET_MS * max(1.0, anchor["min_ms"] / ANCHOR_MS)
+    assert cost["min_ms"] <= budget, (cost, anchor)
 
 
 def test_the_hook_still_talks_http_with_requests_loaded_on_first_use(confirma_sandbox_conn) -> None:

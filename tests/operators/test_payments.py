@@ -66,6 +66,7 @@ def test_payments_default_to_the_data_interval_and_keep_money_exact(api, context
         "total": 3,
         "returned": 3,
         "omitted": 0,
+        "records_omitted": 0,
     }
     amounts = [r["amount"] for r in result["records"]]
     assert amounts == ["100.10", "0.20", "3"]  # decimal text, exactly as the API wrote it

@@ -119,7 +119,7 @@ def payment_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
         "confirma_conn_id": "confirma_test",
         "poll_interval": 0.05,
         "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
+        "http_retry_policy": ONE_ATTEMPT,
     }
     kwargs.update(overrides)
     return ConfirmaPaymentSyncTrigger(**kwargs)

@@ -72,7 +72,7 @@ def make_trigger(**overrides: Any) -> ConfirmaLedgerSyncTrigger:
         "source_identifiers": ["ml-1", "ml-2"],
         "poll_interval": 0.05,
         "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
+        "http_retry_policy": ONE_ATTEMPT,
     }
     kwargs.update(overrides)
     return ConfirmaLedgerSyncTrigger(**kwargs)

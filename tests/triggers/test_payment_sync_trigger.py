@@ -149,7 +149,7 @@ async def test_end_time_in_the_past_times_out_without_a_request(fake_api: FakeSt
 # -- errors --------------------------------------------------------------------------------------------
 async def test_auth_error_is_an_error_event_at_once(fake_api: FakeStatusAPI):
     fake_api.failures.append(401)
-    payload = await first_event(make_trigger(retry_policy=RetryPolicy()))  # even with retries on
+    payload = await first_event(make_trigger(http_retry_policy=RetryPolicy()))  # even with retries on
     assert payload["status"] == "error"
     assert "HTTP 401" in payload["message"]
     assert TRIGGER_KEY not in json.dumps(payload)
@@ -214,7 +214,7 @@ async def test_hook_retries_run_inside_one_poll(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 1, "b": 1})
     fake_api.failures.extend([503, 503])
     retrying = RetryPolicy(max_attempts=3, max_total_seconds=5, backoff_initial=0.01, backoff_max=0.01, jitter=0.01)
-    payload = await first_event(make_trigger(retry_policy=retrying, max_consecutive_errors=1))
+    payload = await first_event(make_trigger(http_retry_policy=retrying, max_consecutive_errors=1))
     assert payload["status"] == "success"
     assert len(fake_api.calls) == 3
 
