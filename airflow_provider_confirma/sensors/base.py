@@ -72,7 +72,9 @@ from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-__all__ = ["ASSET_EXTRA_IDENTIFIERS", "ConfirmaSyncStatusSensor"]  # ASSET_EXTRA_IDENTIFIERS: its old home
+#: ``ASSET_EXTRA_IDENTIFIERS`` moved to :mod:`airflow_provider_confirma.assets`; importable here still.
+__all__ = ["ASSET_EXTRA_IDENTIFIERS", "NO_STREAK_WARNING", "WAIT_START_KEY", "ConfirmaSyncStatusSensor"]
+
 #: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
 #: ``silent_fail``: a wait that goes on after an error resumes in a new process and needs its deadline.
 WAIT_START_KEY = "confirma_sync_wait_started_at"
