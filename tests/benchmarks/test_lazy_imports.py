@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MODULES = (
     "airflow_provider_confirma.sensors.payment_sync",
     "airflow_provider_confirma.sensors.ledger_sync",
@@ -97,8 +99,12 @@ def test_dag_parse_loads_no_transport_nor_the_sandbox() -> None:
 
 
 def test_the_sensor_and_operator_modules_import_within_the_parse_budget() -> None:
+    import airflow.sdk
+
     from benchmarks.import_cost import measure
 
+    if not hasattr(airflow.sdk, "BaseHook"):
+        pytest.skip("the benchmark's authoring imports need airflow.sdk.BaseHook (Airflow 3.1+)")
     result = measure(runs=3, breakdown=False, cached_bytecode=True)
     assert "error" not in result, result
     cost = result["targets"]["Confirma sensor + operators"]["beyond_sdk"]
