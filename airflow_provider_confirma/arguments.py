@@ -4,29 +4,27 @@ A DAG processor imports a DAG file and constructs its tasks at every parse, so t
 that often. They stay cheap: this module imports only the standard library and the provider's
 exceptions (no Airflow trigger, HTTP transport, model or verdict module), and builds no dataclass
 or Enum of its own. Owns: the identifiers argument (a list, one string, or a submit operator's
-XCom; before and after rendering), positive numbers, counts, query parameters, timeouts, the
-success/pending status code sets, the hook's retry policy given as a dict, whether a value is
-still a template (:func:`is_template`, the one detector), and the defaults of these arguments.
+XCom; before and after rendering), the connection id, positive numbers (:func:`check_positive`,
+the one check), counts, query parameters, timeouts, the success/pending status code sets, whether
+a value is still a template (:func:`is_template`, the one detector), and the defaults of these
+arguments.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
-
-if TYPE_CHECKING:
-    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 
 #: The ``confirma`` connection the hook, operators and sensors use by default.
 DEFAULT_CONN_ID = "confirma_default"
 #: Status codes meaning synced and still queued (the docs show 1 and 0; anything else failed).
 DEFAULT_SUCCESS_STATUSES: frozenset[int] = frozenset({1})
 DEFAULT_PENDING_STATUSES: frozenset[int] = frozenset({0})
+#: How many records (and items of each list) a task's XCom carries by default (``max_xcom_records``).
 DEFAULT_MAX_XCOM_RECORDS = 1000
 #: Transient poll errors tolerated in a row by a sync sensor or trigger.
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
@@ -135,14 +133,15 @@ def is_template(value: Any) -> bool:
 
 
 # -- numbers, query, timeout ---------------------------------------------------------------------
-def check_positive(value: Any, name: str, *, zero_ok: bool = False) -> float:
-    """A positive (with ``zero_ok``: or zero), finite number of seconds (or count), else an error naming ``name``."""
+def check_positive(value: Any, name: str, *, zero_ok: bool = False, what: str = "number") -> float:
+    """A positive (with ``zero_ok``: or zero), finite number, else an error naming ``name`` (and
+    ``what`` is wanted, e.g. ``"number of seconds"``). The one "positive number" check."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         ok = False
     else:
         ok = value >= 0 if zero_ok else value > 0
     if not ok:
-        wanted = "a number >= 0" if zero_ok else "a positive number"
+        wanted = f"a {what} >= 0" if zero_ok else f"a positive {what}"
         raise ConfirmaConfigError(f"{name} must be {wanted}, got {value!r}")
     return float(value)
 
@@ -166,12 +165,15 @@ def check_query_params(value: Any, name: str = "query_params") -> dict[str, Any]
 
 
 def check_timeout(value: Any, name: str = "timeout") -> float | None:
-    """``None``, or a positive finite number of seconds; anything else is refused naming ``name``."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ConfirmaConfigError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
+    """``None``, or a positive finite number of seconds (:func:`check_positive`)."""
+    return None if value is None else check_positive(value, name, what="number of seconds")
+
+
+def check_conn_id(value: Any, name: str = "confirma_conn_id") -> str:
+    """A connection id: a non-empty, non-blank string, else an error naming ``name``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfirmaConfigError(f"{name} must be a non-empty string, got {value!r}")
+    return value
 
 
 # -- status codes --------------------------------------------------------------------------------
@@ -205,28 +207,3 @@ def check_status_sets(success: Any = None, pending: Any = None) -> tuple[frozens
             f"success_statuses and pending_statuses overlap on {sorted(overlap)}: a status must mean one thing"
         )
     return success_codes, pending_codes
-
-
-# -- retry policy --------------------------------------------------------------------------------
-def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); errors name ``name``.
-
-    ``None`` (the hook's default policy) imports nothing; the HTTP policy module is loaded only
-    when a policy is given.
-    """
-    if value is None:
-        return None
-    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
-
-    if isinstance(value, RetryPolicy):
-        return value
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
-    known = [f.name for f in dataclasses.fields(RetryPolicy)]
-    unknown = sorted(str(key) for key in value if key not in known)
-    if unknown:
-        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    try:
-        return RetryPolicy(**value)
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from None

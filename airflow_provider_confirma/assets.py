@@ -2,12 +2,15 @@
 
 A task that waits for a sync (e.g. ``ConfirmaPaymentSyncSensor(emit_asset=True)``) declares the
 matching asset as an outlet, so downstream DAGs can be scheduled on synced payments or ledgers.
+Owns the asset event's extra too (:func:`sync_asset_extra`), the same for the sensors and the
+status operators.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.endpoints import Endpoint
 
@@ -21,6 +24,9 @@ PAYMENT_SYNC_ASSET_URI = f"{ASSET_SCHEME}:/{Endpoint.PAYMENT_SYNC_STATUS.path}"
 #: ``confirma://accounting/ledger``: ledger documents synced to the client's accounting system.
 LEDGER_SYNC_ASSET_URI = f"{ASSET_SCHEME}:/{Endpoint.LEDGER_SYNC_STATUS.path}"
 
+#: How many identifiers an asset event's extra names (sensors and status operators alike).
+ASSET_EXTRA_IDENTIFIERS = 100
+
 _CONSTANTS = {"PAYMENT_SYNC_ASSET": PAYMENT_SYNC_ASSET_URI, "LEDGER_SYNC_ASSET": LEDGER_SYNC_ASSET_URI}
 
 
@@ -32,6 +38,29 @@ def sync_asset(uri: str) -> Asset:
     return Asset(uri)
 
 
+def sync_asset_extra(xcom: Mapping[str, Any], success: Collection[int]) -> dict[str, Any]:
+    """``{"synced": <count>, "identifiers": [...]}``: the extra of the asset event of a finished wait.
+
+    Derived from the task's XCom value (a sensor's summary, or a status operator's result): the
+    count is its ``counts.synced`` (a status operator's is under ``summary``); the identifiers are
+    those of its ``records`` whose status is in ``success``, at most :data:`ASSET_EXTRA_IDENTIFIERS`
+    (and at most the task's ``max_xcom_records``, since the XCom holds no more).
+    """
+    records: Iterable[Any] = xcom.get("records") or []
+    synced = [
+        str(record["sourceIdentifier"])
+        for record in records
+        if isinstance(record, Mapping) and "sourceIdentifier" in record and record.get("status") in success
+    ]
+    head = xcom.get("summary")
+    counts = (head if isinstance(head, Mapping) else xcom).get("counts")
+    count = counts.get("synced") if isinstance(counts, Mapping) else None
+    return {
+        "synced": count if isinstance(count, int) and not isinstance(count, bool) else len(synced),
+        "identifiers": synced[:ASSET_EXTRA_IDENTIFIERS],
+    }
+
+
 def __getattr__(name: str) -> Asset:
     """``PAYMENT_SYNC_ASSET`` and ``LEDGER_SYNC_ASSET``, built on first access (PEP 562)."""
     if name in _CONSTANTS:
@@ -40,10 +69,12 @@ def __getattr__(name: str) -> Asset:
 
 
 __all__ = [
+    "ASSET_EXTRA_IDENTIFIERS",
     "ASSET_SCHEME",
     "LEDGER_SYNC_ASSET",  # noqa: F822 - built on first access (__getattr__)
     "LEDGER_SYNC_ASSET_URI",
     "PAYMENT_SYNC_ASSET",  # noqa: F822 - built on first access (__getattr__)
     "PAYMENT_SYNC_ASSET_URI",
     "sync_asset",
+    "sync_asset_extra",
 ]

@@ -264,13 +264,14 @@ class SyncProgress:
         return details
 
 
-def bounded(items: Sequence[str], limit: int = 10, total: int | None = None) -> str:
-    """``a, b, c (+7 more)`` for log lines and messages: the first ``limit`` items, and how many
-    more of ``total`` (default ``len(items)``); ``-`` when there are none."""
+def bounded(items: Sequence[str], limit: int = 10, total: int | None = None, sep: str = ", ") -> str:
+    """``a, b, c (+7 more)`` for log lines and messages: the first ``limit`` items joined by ``sep``,
+    and how many more of ``total`` (default ``len(items)``); ``-`` when there are none. The one
+    "(+N more)" formatter."""
     total = len(items) if total is None else total
     if not total:
         return "-"
-    shown = ", ".join(items[:limit])
+    shown = sep.join(items[:limit])
     return shown if total <= limit else f"{shown} (+{total - limit} more)"
 
 

@@ -121,9 +121,7 @@ class SyncVerdict:
             f"{d['sourceIdentifier']} (status {d['status']}: {d['description'] or 'no description'})"
             for d in self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
         ]
-        shown = ", ".join(names)
-        if len(failed) > FAILURE_DETAILS_LIMIT:
-            shown += f" (+{len(failed) - FAILURE_DETAILS_LIMIT} more)"
+        shown = bounded(names, FAILURE_DETAILS_LIMIT, len(failed))
         return f"Confirma {self.wait.noun} sync failed for {len(failed)} of {self.progress.total} record(s): {shown}"
 
     def summary(self, waited_seconds: float) -> dict[str, Any]:

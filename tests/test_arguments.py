@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from pathlib import Path
+
 import pytest
 
 from airflow_provider_confirma.arguments import (
@@ -14,10 +17,9 @@ from airflow_provider_confirma.arguments import (
     check_timeout,
     is_template,
     normalize_identifiers,
-    retry_policy_from,
 )
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, retry_policy_from
 
 
 # -- identifiers -------------------------------------------------------------------------------------
@@ -94,11 +96,16 @@ def test_templates_are_recognised_without_rendering():
 
     assert is_template("{{ ti.xcom_pull('submit') }}")
     assert is_template("{% for x in y %}{{ x }}{% endfor %}")
+    assert is_template("pay-1{# a Jinja comment renders away #}")  # a comment is a template too
     assert not is_template("pay-1")
+    assert not is_template(Path("/tmp/payments.json"))  # has a resolve() but Airflow does not render it
+    assert not is_template([{"paymentDate": "2026-02-01", "amount": Decimal("1.00")}])
     assert is_template(["{{ inside a list }}"])  # Airflow renders inside lists, dicts, tuples and sets
+    assert is_template({"a": {"b": ("{% if x %}1{% endif %}",)}})
     with DAG("arguments_is_template", schedule=None):
         upstream = BaseOperator(task_id="up")
-    assert is_template(upstream.output)
+    assert is_template(upstream.output)  # an XComArg, resolved at run time
+    assert is_template([{"identifiers": upstream.output}])
 
 
 # -- status codes --------------------------------------------------------------------------------------

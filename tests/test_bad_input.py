@@ -244,8 +244,8 @@ PARSE_TIME: list[Any] = [
         id="status-success-text",
     ),
     pytest.param(
-        lambda: ConfirmaGetPaymentSyncStatusOperator(task_id="t", max_records=-1),
-        "max_records must be a non-negative integer",
+        lambda: ConfirmaGetPaymentSyncStatusOperator(task_id="t", max_xcom_records=-1),
+        "max_xcom_records must be an integer >= 0, got -1",
         id="op-max-records",
     ),
     pytest.param(

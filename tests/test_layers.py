@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "airflow_provider_confirma"
 ABOVE_THE_DOMAIN = ("hooks", "sensors", "triggers", "operators", "sandbox")
-DOMAIN = ("sync_wait.py", "models.py", "payloads.py", "endpoints.py", "exceptions.py", "json_codec.py")
+DOMAIN = ("arguments.py", "sync_wait.py", "models.py", "payloads.py", "endpoints.py", "exceptions.py", "json_codec.py")
 
 
 def own_imports(path: Path) -> set[str]:

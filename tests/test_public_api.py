@@ -103,6 +103,8 @@ NAMES: list[tuple[str, str, str]] = [
     (f"{P}.assets", "LEDGER_SYNC_ASSET", "asset"),
     (f"{P}.assets", "LEDGER_SYNC_ASSET_URI", "str"),
     (f"{P}.assets", "sync_asset", "callable"),
+    (f"{P}.assets", "sync_asset_extra", "callable"),
+    (f"{P}.assets", "ASSET_EXTRA_IDENTIFIERS", "int"),
     # what a user's test reads: the verdict and the endpoints
     (f"{P}.models", "StatusSets", "class"),
     (f"{P}.models", "evaluate_sync", "callable"),
@@ -190,6 +192,7 @@ KINDS = {
     "exception": lambda v: inspect.isclass(v) and issubclass(v, Exception),
     "callable": lambda v: callable(v) and not inspect.isclass(v),
     "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "asset": lambda v: type(v).__name__ == "Asset" and isinstance(v.uri, str),
     "fixture": is_fixture,
 }

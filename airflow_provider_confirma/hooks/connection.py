@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_confirma.arguments import check_positive
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, redact_text
 
@@ -162,9 +163,10 @@ def _positive_float(value: Any, name: str, fail: Any) -> float | None:
         number = float(value)
     except (TypeError, ValueError):
         raise fail(f"extra '{name}' must be a number of seconds, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise fail(f"extra '{name}' must be a positive number of seconds, got {value!r}")
-    return number
+    try:
+        return check_positive(number, f"extra '{name}'")
+    except ConfirmaConfigError:
+        raise fail(f"extra '{name}' must be a positive number of seconds, got {value!r}") from None
 
 
 def _base_from_host(host: str, fail: Any) -> str:

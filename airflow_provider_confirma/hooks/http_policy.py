@@ -12,7 +12,7 @@ import email.utils
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ __all__ = [
     "parse_retry_after",
     "response_limit",
     "response_too_large",
+    "retry_policy_from",
 ]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -89,6 +90,24 @@ class RetryPolicy:
             "wait": _WaitRetryAfterOrBackoff(self),
             "reraise": True,
         }
+
+
+def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
+    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); ``None``: the
+    hook's default. A wrong type or an unknown field is a ``TypeError``, a bad bound a ``ValueError``,
+    each naming ``name``."""
+    if value is None or isinstance(value, RetryPolicy):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
+    known = [f.name for f in fields(RetryPolicy)]
+    unknown = sorted(str(key) for key in value if key not in known)
+    if unknown:
+        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    try:
+        return RetryPolicy(**value)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from None
 
 
 class _WaitRetryAfterOrBackoff:

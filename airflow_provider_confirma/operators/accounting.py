@@ -23,19 +23,26 @@ from airflow.providers.common.compat.sdk import AirflowFailException, Asset, Ass
 from airflow_provider_confirma.arguments import (
     check_positive,
     check_status_sets,
+    is_template,
     normalize_identifiers,
     rendered_identifiers,
 )
-from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI, sync_asset
+from airflow_provider_confirma.assets import (
+    LEDGER_SYNC_ASSET_URI,
+    PAYMENT_SYNC_ASSET_URI,
+    sync_asset,
+    sync_asset_extra,
+)
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaError
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, unreadable_status
+from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord, bounded
 from airflow_provider_confirma.operators.base import (
     ATTEMPT_KEY,
     AttemptRecord,
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
     ConfirmaSubmissionUncertainError,
-    has_templates,
     load_payload,
     raise_for_issues,
     records_result,
@@ -43,12 +50,17 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
+from airflow_provider_confirma.sync_wait import (
+    FAILURE_DETAILS_LIMIT,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    SyncWait,
+    unreadable_summary,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-    from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
     from airflow_provider_confirma.payloads import ValidationIssue
 
 #: Asset aliases through which the status operators emit their asset event only when it is earned.
@@ -163,16 +175,12 @@ class _SubmitOperator(ConfirmaBaseOperator):
         raise NotImplementedError
 
     def _check_hint(self, identifiers: Sequence[str]) -> str:
-        from airflow_provider_confirma.models import bounded
-
         return (
             f"Before rerunning, check {self.status_endpoint.value} ({self.status_operator}) or the Confirma UI "
             f"for {self.id_key} {bounded(list(identifiers), 5)}."
         )
 
     def _submit(self, payload: Any, context: Context) -> list[str]:
-        from airflow_provider_confirma.models import bounded
-
         items = self._items(payload)
         identifiers = [str(item[self.id_key]) for item in items]
         attempt = AttemptRecord(context, self.submit_endpoint)
@@ -237,8 +245,6 @@ class _SubmitOperator(ConfirmaBaseOperator):
         Polls every ``previous_attempt_poll_interval`` seconds for ``previous_attempt_timeout``
         seconds; then fails closed naming what is missing.
         """
-        from airflow_provider_confirma.models import bounded
-
         current = set(identifiers)
         waiting = [i for i in recorded["identifiers"] if i in current]
         others = len(recorded["identifiers"]) - len(waiting)
@@ -311,12 +317,11 @@ class _SubmitOperator(ConfirmaBaseOperator):
             if diffs:
                 conflicts.append(f"{ident} ({'; '.join(diffs)})")
         if conflicts:
-            shown_conflicts = "; ".join(conflicts[:CONFLICTS_SHOWN])
-            more = f" (+{len(conflicts) - CONFLICTS_SHOWN} more)" if len(conflicts) > CONFLICTS_SHOWN else ""
             raise ConfirmaSubmissionConflictError(
                 f"Confirma already lists {len(conflicts)} {self.noun}(s) of this payload with other data: "
-                f"{shown_conflicts}{more}. Nothing was sent, not even the other {self.noun}s. A corrected "
-                f"{self.noun} needs its own {self.id_key} (or a correction in Confirma / the accounting system)."
+                f"{bounded(conflicts, CONFLICTS_SHOWN, sep='; ')}. Nothing was sent, not even the other "
+                f"{self.noun}s. A corrected {self.noun} needs its own {self.id_key} "
+                "(or a correction in Confirma / the accounting system)."
             )
 
 
@@ -354,7 +359,7 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
         super().__init__(**kwargs)
         self.payments = payments
         self.status_query_params = status_query_params
-        if not has_templates(payments):
+        if not is_template(payments):
             self._items(payments)  # a static payload fails at DAG parse time
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
@@ -412,7 +417,7 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
         super().__init__(**kwargs)
         self.ledger = ledger
         self.status_query_params = status_query_params
-        if not has_templates(ledger):
+        if not is_template(ledger):
             self._items(ledger)
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
@@ -441,7 +446,7 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
 class _SyncStatusOperator(ConfirmaBaseOperator):
     """Read a sync status endpoint; push a summary and the (capped) records.
 
-    Judged as the sync sensor judges one poll (:class:`~..triggers.sync_wait.SyncWait`): with
+    Judged as the sync sensor judges one poll (:class:`~airflow_provider_confirma.sync_wait.SyncWait`): with
     identifiers, unreadable records of the response are skipped (counted in the summary); without,
     one makes the response unreadable. An identifier listed twice is one row, in its decided state.
     """
@@ -465,7 +470,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         source_identifiers: Any = None,
         success_statuses: Any = None,
         pending_statuses: Any = None,
-        fail_on_sync_failure: bool = False,
+        fail_on_sync_failure: bool = True,
         emit_asset: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -478,15 +483,13 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         self.fail_on_sync_failure = fail_on_sync_failure
         self.emit_asset = emit_asset
         #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
-        self._identifiers_templated = has_templates(source_identifiers)
+        self._identifiers_templated = is_template(source_identifiers)
         if not self._identifiers_templated:
             normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
 
     @cached_property
     def status_sets(self) -> StatusSets:
         """The success and pending status codes checked at construction, as the models judge them."""
-        from airflow_provider_confirma.models import StatusSets
-
         return StatusSets(self.success_statuses, self.pending_statuses)
 
     def _fetch(self) -> StatusIndex:
@@ -494,15 +497,6 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         return self.hook.get_status_index(self.status_endpoint, self.query_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_confirma.hooks.confirma import unreadable_status
-        from airflow_provider_confirma.sync_wait import (
-            FAILURE_DETAILS_LIMIT,
-            OUTCOME_FAILED,
-            OUTCOME_SUCCESS,
-            SyncWait,
-            unreadable_summary,
-        )
-
         try:
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
         except ConfirmaConfigError as err:
@@ -511,7 +505,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
             identifiers,
             self.status_sets,
             fail_on_sync_failure=self.fail_on_sync_failure,
-            max_xcom_records=self.max_records,
+            max_xcom_records=self.max_xcom_records,
             noun=self.noun,
         )
         index = self._fetch()
@@ -532,13 +526,13 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
             "outcome": verdict.outcome,
             "counts": progress.counts(),
             "failures": progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
-            "missing": progress.missing[: self.max_records],
-            "missing_omitted": max(0, len(progress.missing) - self.max_records),
+            "missing": progress.missing[: self.max_xcom_records],
+            "missing_omitted": max(0, len(progress.missing) - self.max_xcom_records),
             "unreadable": unreadable_summary(progress),
         }
-        result = records_result(rows, self.max_records, summary)
+        result = records_result(rows, self.max_xcom_records, summary)
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
-            extra: dict[str, Any] = {"synced": len(progress.synced), "identifiers": progress.synced[:100]}
+            extra = sync_asset_extra(result, self.status_sets.success)
             context["outlet_events"][AssetAlias(self.alias_name)].add(self.asset, extra=extra)
             self.log.info(
                 "%d %s(s) synced, none pending: emitted an event for %s",
@@ -556,13 +550,16 @@ class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
     :param source_identifiers: track only these (a list, or a submit operator's XCom); default: every record.
     :param success_statuses: ``status`` codes meaning synced (default ``{1}``).
     :param pending_statuses: ``status`` codes meaning still queued (default ``{0}``); any other is failed.
-    :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync.
+    :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync
+        (default ``True``, as on the sync sensors); ``False`` returns ``outcome: "waiting"`` instead.
     :param emit_asset: emit an event on ``confirma://accounting/payment`` when the tracked payments
         are synced (every one of ``source_identifiers``; without them, none pending and none failed),
         through the asset alias ``confirma-payment-sync-status``; the event's extra holds the count
-        and up to 100 identifiers. No event when they are not.
+        and up to 100 identifiers (:func:`~airflow_provider_confirma.assets.sync_asset_extra`, as the
+        sensors' events). No event when they are not.
     :return: ``{"summary": {"outcome": "success"|"waiting", "counts": {...}, "failures": [...],
-        "missing": [...], "missing_omitted", "total", "returned", "omitted"}, "records":
+        "missing": [...], "missing_omitted", "unreadable", "total", "returned", "omitted",
+        "records_omitted"}, "records":
         [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
     """
 

@@ -2,13 +2,14 @@
 
 Owns:
 
-* :class:`ConfirmaBaseOperator`: ``confirma_conn_id``, hook creation, ``max_records``, ``to_xcom``.
+* :class:`ConfirmaBaseOperator`: ``confirma_conn_id``, hook creation, ``max_xcom_records``.
 * :func:`to_xcom_safe`: JSON-safe XCom values. ``Decimal`` becomes decimal text, money fields (``amount``
   or ``…Amount``) are always text, floats never survive, dates become ISO text, lists are capped.
-* Payloads (:func:`load_payload`, :func:`has_templates`, :func:`wire_numbers`, :func:`raise_for_issues`):
+* Payloads (:func:`load_payload`, :func:`wire_numbers`, :func:`raise_for_issues`):
   checked with the pydantic models of :mod:`airflow_provider_confirma.payloads` when the DAG file is
-  parsed if they hold no template, else after rendering. That module, the hook and the JSON codec are
-  imported where they are used, so importing an operator module (at every DAG parse) stays cheap.
+  parsed if they hold no template, else after rendering. The hook and the JSON codec are imported at
+  the top; the payload models where a payload is checked (building them costs more than the rest of
+  a DAG parse, see docs/benchmarks.md), and the HTTP transports on first request.
 * :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
 * :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown fails without retries.
 * :class:`AttemptRecord`: what a try may have POSTed, in Airflow's task state store, for the next try.
@@ -16,9 +17,11 @@ Owns:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
@@ -26,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
-from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, check_timeout, is_template, retry_policy_from
+from airflow_provider_confirma.arguments import (
+    DEFAULT_CONN_ID,
+    DEFAULT_MAX_XCOM_RECORDS,
+    check_conn_id,
+    check_count,
+    check_timeout,
+    is_template,
+)
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaArgumentError,
@@ -37,15 +47,17 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaRateLimitError,
     ConfirmaTransportError,
 )
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, retry_policy_from
+from airflow_provider_confirma.json_codec import decode_json, encode_json
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
     from airflow_provider_confirma.payloads import ValidationIssue
 
-DEFAULT_MAX_RECORDS = 1000
+#: The old name of :data:`~airflow_provider_confirma.arguments.DEFAULT_MAX_XCOM_RECORDS` (the same value).
+DEFAULT_MAX_RECORDS = DEFAULT_MAX_XCOM_RECORDS
 #: Deepest nesting :func:`to_xcom_safe` converts; above the JSON decoder's 64, so any response fits.
 MAX_XCOM_DEPTH = 100
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
@@ -142,7 +154,8 @@ def truncation_summary(truncated: Mapping[str, int]) -> dict[str, Any]:
 
 
 def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``{"summary": {..., total, returned, omitted}, "records": [...]}`` with at most ``max_items`` records.
+    """``{"summary": {..., total, returned, omitted, records_omitted}, "records": [...]}`` with at most
+    ``max_items`` records (``records_omitted``, the sensor summary's name, is ``omitted`` again).
 
     Lists nested inside the records are capped at ``max_items`` too; the summary names them.
     """
@@ -152,7 +165,8 @@ def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any
         for i, record in enumerate(records[:max_items])
     ]
     head = to_xcom_safe(dict(summary or {}))
-    head.update({"total": len(records), "returned": len(kept), "omitted": len(records) - len(kept)})
+    omitted = len(records) - len(kept)
+    head.update({"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted})
     head.update(truncation_summary(nested))
     return {"summary": head, "records": kept}
 
@@ -167,7 +181,7 @@ def object_result(body: Any, max_items: int, summary: Mapping[str, Any] | None =
 
 
 # -- payloads -------------------------------------------------------------------------------------
-#: Whether Airflow will still change a value when it renders templates: one detector, :func:`arguments.is_template`.
+#: The old name of :func:`airflow_provider_confirma.arguments.is_template` (the one template detector).
 has_templates = is_template
 
 
@@ -180,8 +194,6 @@ def load_payload(value: Any, name: str) -> Any:
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8")
     if isinstance(value, str):
-        from airflow_provider_confirma.json_codec import decode_json
-
         try:
             return decode_json(value)
         except ValueError as err:
@@ -401,11 +413,6 @@ class AttemptRecord:
         """Record an attempt (before its POST); a failure to record it means nothing is sent."""
         if self.store is None:
             return
-        import hashlib
-        from datetime import timezone
-
-        from airflow_provider_confirma.json_codec import encode_json
-
         self.store.set(
             ATTEMPT_KEY,
             {
@@ -430,8 +437,9 @@ class ConfirmaBaseOperator(BaseOperator):
     :param request_timeout: per-request timeout in seconds (default: the connection's ``timeout``).
     :param http_retry_policy: retry bounds of GET requests, a ``RetryPolicy`` or a dict of its fields (POSTs
         are never retried once they may have arrived).
-    :param max_records: lists pushed to XCom are cut to this many items; the summary says how many
-        were left out.
+    :param max_xcom_records: lists pushed to XCom are cut to this many items (default 1000, as on
+        the sensors); the summary says how many were left out.
+    :param max_records: deprecated spelling of ``max_xcom_records``.
     """
 
     def __init__(
@@ -440,26 +448,38 @@ class ConfirmaBaseOperator(BaseOperator):
         confirma_conn_id: str = DEFAULT_CONN_ID,
         request_timeout: float | None = None,
         http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
-        max_records: int = DEFAULT_MAX_RECORDS,
+        max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
+        max_records: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 0:
-            raise ConfirmaConfigError(f"max_records must be a non-negative integer, got {max_records!r}")
-        if not isinstance(confirma_conn_id, str) or not confirma_conn_id.strip():
-            raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
-        self.confirma_conn_id = confirma_conn_id
+        if max_records is not None:
+            warnings.warn(
+                f"{type(self).__name__}(max_records=...) is deprecated; use max_xcom_records=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if max_xcom_records != DEFAULT_MAX_XCOM_RECORDS:
+                raise ConfirmaConfigError("give max_xcom_records only (max_records is its deprecated spelling)")
+        self.max_xcom_records = check_count(
+            max_xcom_records if max_records is None else max_records,
+            "max_xcom_records" if max_records is None else "max_records",
+            0,
+        )
+        self.confirma_conn_id = check_conn_id(confirma_conn_id)
         self.request_timeout = check_timeout(request_timeout, "request_timeout")
         try:
             self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
         except (TypeError, ValueError) as err:
             raise ConfirmaConfigError(str(err)) from None
-        self.max_records = max_records
+
+    @property
+    def max_records(self) -> int:
+        """Deprecated: :attr:`max_xcom_records`."""
+        return self.max_xcom_records
 
     @cached_property
     def hook(self) -> ConfirmaHook:
-        from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-
         return ConfirmaHook(self.confirma_conn_id, timeout=self.request_timeout, retry_policy=self.http_retry_policy)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_confirma.arguments import is_template
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, ConfirmaResponseError
 from airflow_provider_confirma.operators.base import (
     ConfirmaBaseOperator,
     ConfirmaPayloadError,
     ConfirmaWindowedOperator,
-    has_templates,
     load_payload,
     object_result,
     raise_for_issues,
@@ -48,7 +48,7 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
     def __init__(self, *, invoice: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.invoice = invoice
-        if not has_templates(invoice):
+        if not is_template(invoice):
             self._body(invoice)
 
     @staticmethod
@@ -71,7 +71,7 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
             recovery_hint=RECOVERY_HINT,
         )
         self.log.info("Submitted invoice %s", number)
-        return {"identifiers": [number], "response": to_xcom_safe(response, max_items=self.max_records)}
+        return {"identifiers": [number], "response": to_xcom_safe(response, max_items=self.max_xcom_records)}
 
 
 class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
@@ -88,7 +88,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
     def __init__(self, *, actions: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.actions = actions
-        if not has_templates(actions):
+        if not is_template(actions):
             self._actions(actions)
 
     @staticmethod
@@ -119,7 +119,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
             "identifiers": numbers,
             "actions": len(actions),
             "codes": codes,
-            "response": to_xcom_safe(response, max_items=self.max_records),
+            "response": to_xcom_safe(response, max_items=self.max_xcom_records),
         }
 
 
@@ -162,7 +162,7 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
         if body is not None and not isinstance(body, Mapping):
             raise ConfirmaResponseError.wrong_shape("GET", Endpoint.CASE_DETAILS.path, "", "an object", body)
         self.log.info("Fetched case details for %s", params)
-        return object_result(body, self.max_records, {"query": params})
+        return object_result(body, self.max_xcom_records, {"query": params})
 
 
 class ConfirmaGetDistributionInfoOperator(ConfirmaWindowedOperator):
@@ -192,7 +192,7 @@ class ConfirmaGetDistributionInfoOperator(ConfirmaWindowedOperator):
         body = self.hook.get_distribution_info(params)
         counts = distribution_counts(body)
         self.log.info("Distribution info for %s: %s", params or "API default window", counts or "no metaData")
-        return object_result(body, self.max_records, {"window": window or None, **counts})
+        return object_result(body, self.max_xcom_records, {"window": window or None, **counts})
 
 
 def distribution_counts(body: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 By default the window is the DAG run's data interval (see :class:`ConfirmaWindowedOperator`).
 ``/payments`` documents ``fromDate``/``toDate``; ``/settlements`` does not name its period
 parameters, so they are configurable and default to the same names. XCom holds a summary and the
-records (capped at ``max_records``), with money as decimal text.
+records (capped at ``max_xcom_records``), with money as decimal text.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
     (``fromDate``/``toDate``, default the data interval). The docs warn that these allocations can
     still change; settlements are authoritative.
 
-    :return: ``{"summary": {"window": {...}, "total", "returned", "omitted"}, "records": [...]}``.
+    :return: ``{"summary": {"window": {...}, "total", "returned", "omitted", "records_omitted"}, "records": [...]}``.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
         else:
             raise ConfirmaResponseError.wrong_shape("GET", Endpoint.PAYMENTS.path, "", "a JSON array", body)
         self.log.info("Fetched %d payment(s) for window %s", len(records), window or "API default")
-        return records_result(records, self.max_records, {"window": window or None})
+        return records_result(records, self.max_xcom_records, {"window": window or None})
 
 
 class ConfirmaGetSettlementsOperator(ConfirmaWindowedOperator):
@@ -79,7 +79,7 @@ class ConfirmaGetSettlementsOperator(ConfirmaWindowedOperator):
     (no data interval and no dates), the API returns its default: the last 30 days.
 
     :return: ``{"summary": {"window", "createdAt", "totals": {currency: amount}, "total", "returned",
-        "omitted"}, "records": [settlement, ...]}``; ``totals`` sums ``settlementAmount`` exactly
+        "omitted", "records_omitted"}, "records": [settlement, ...]}``; ``totals`` sums ``settlementAmount`` exactly
         over all settlements, also those left out of ``records``.
     """
 
@@ -99,7 +99,7 @@ class ConfirmaGetSettlementsOperator(ConfirmaWindowedOperator):
             "createdAt": body.get("createdAt"),
             "totals": totals_by_currency(settlements, "settlementAmount"),
         }
-        return records_result(settlements, self.max_records, summary)
+        return records_result(settlements, self.max_xcom_records, summary)
 
 
 __all__ = ["ConfirmaGetPaymentsOperator", "ConfirmaGetSettlementsOperator", "totals_by_currency"]

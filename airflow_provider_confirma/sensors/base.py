@@ -6,10 +6,11 @@ successful wait emits. The verdict itself comes from :mod:`airflow_provider_conf
 shared with the trigger. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the
 status endpoint, the asset, the noun and the trigger class.
 
-A DAG file imports this module and constructs its sensors at every parse, so both stay cheap: the
-arguments are checked with :mod:`airflow_provider_confirma.arguments`, and the hook, the models,
-the verdict and the trigger (with ``airflow.triggers.base``) are imported only where a running
-task needs them.
+A DAG file imports this module and constructs its sensors at every parse: the arguments are
+checked with :mod:`airflow_provider_confirma.arguments`, and the constructor builds nothing it
+does not keep. Everything is imported at the top (the hook, the verdict, the trigger: a few
+milliseconds of parse, see docs/benchmarks.md); only the HTTP transports (``requests``,
+``aiohttp``) load when a task or trigger first sends a request.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
+from airflow.providers.common.compat.module_loading import import_string
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
@@ -31,6 +33,7 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     conf,
 )
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
 from airflow_provider_confirma.arguments import (
     DEFAULT_CONN_ID,
@@ -38,6 +41,7 @@ from airflow_provider_confirma.arguments import (
     DEFAULT_MAX_XCOM_RECORDS,
     DEFAULT_PENDING_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
+    check_conn_id,
     check_count,
     check_positive,
     check_query_params,
@@ -45,23 +49,32 @@ from airflow_provider_confirma.arguments import (
     is_template,
     normalize_identifiers,
     rendered_identifiers,
-    retry_policy_from,
 )
+from airflow_provider_confirma.assets import ASSET_EXTRA_IDENTIFIERS, sync_asset, sync_asset_extra
 from airflow_provider_confirma.compat import TaskDeferralError, TaskDeferralTimeout
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, describe_error
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, unreadable_status
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient, retry_policy_from
+from airflow_provider_confirma.models import StatusSets
+from airflow_provider_confirma.sync_wait import (
+    EVENT_FAILED,
+    EVENT_SUCCESS,
+    EVENT_TIMEOUT,
+    OUTCOME_FAILED,
+    OUTCOME_SUCCESS,
+    SyncWait,
+    poll_error_streak,
+    read_event,
+)
+from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-    from airflow_provider_confirma.hooks.http_policy import RetryPolicy
-    from airflow_provider_confirma.models import StatusSets
-    from airflow_provider_confirma.sync_wait import SyncWait
-    from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
+#: ``ASSET_EXTRA_IDENTIFIERS`` moved to :mod:`airflow_provider_confirma.assets`; importable here still.
+__all__ = ["ASSET_EXTRA_IDENTIFIERS", "NO_STREAK_WARNING", "WAIT_START_KEY", "ConfirmaSyncStatusSensor"]
 
-#: How many identifiers the asset event's extra names (as the status operators' events do).
-ASSET_EXTRA_IDENTIFIERS = 100
 #: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
 #: ``silent_fail``: a wait that goes on after an error resumes in a new process and needs its deadline.
 WAIT_START_KEY = "confirma_sync_wait_started_at"
@@ -114,9 +127,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     asset_uri: ClassVar[str]
     #: what the records are, in messages ("payment", "ledger")
     noun: ClassVar[str]
-    #: the trigger of the deferred wait (polls the same endpoint): its dotted path, imported only
-    #: when the sensor defers (or the class itself)
-    trigger_class: ClassVar[str | type[ConfirmaSyncStatusTrigger]]
+    #: the trigger class of the deferred wait (polls the same endpoint); a dotted path is still
+    #: accepted (imported when the sensor defers)
+    trigger_class: ClassVar[type[ConfirmaSyncStatusTrigger] | str]
     #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
     error_streak_key: ClassVar[str]
 
@@ -127,8 +140,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     @property
     def asset(self) -> Asset:
         """The asset of :attr:`asset_uri` (built on first use: a parse without ``emit_asset`` pays nothing)."""
-        from airflow_provider_confirma.assets import sync_asset
-
         return sync_asset(self.asset_uri)
 
     def __init__(
@@ -159,8 +170,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         task = f"{type(self).__name__} '{self.task_id}'"
         try:
-            if not isinstance(confirma_conn_id, str) or not confirma_conn_id:
-                raise ConfirmaConfigError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
+            check_conn_id(confirma_conn_id)
             check_positive(self.poke_interval, "poke_interval")
             check_positive(self.timeout, "timeout")
             self.success_statuses, self.pending_statuses = check_status_sets(success_statuses, pending_statuses)
@@ -190,8 +200,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     # -- arguments after rendering -------------------------------------------------------------
     def _rendered_wait(self) -> SyncWait:
-        from airflow_provider_confirma.sync_wait import SyncWait
-
         try:
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
         except ConfirmaConfigError as err:
@@ -207,14 +215,10 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     @cached_property
     def status_sets(self) -> StatusSets:
         """The success and pending status codes checked at construction, as the models judge them."""
-        from airflow_provider_confirma.models import StatusSets
-
         return StatusSets(self.success_statuses, self.pending_statuses)
 
     @cached_property
     def hook(self) -> ConfirmaHook:
-        from airflow_provider_confirma.hooks.confirma import ConfirmaHook
-
         return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
 
     @cached_property
@@ -245,21 +249,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         return summary
 
     def asset_extra(self, summary: Mapping[str, Any]) -> dict[str, Any]:
-        """``{"synced", "identifiers"}`` of a success summary, the keys the status operators use.
-
-        ``identifiers`` lists up to 100 synced records of the summary (so at most ``max_xcom_records``).
-        """
-        synced = [
-            str(record["sourceIdentifier"])
-            for record in summary.get("records") or []
-            if isinstance(record, Mapping) and record.get("status") in self.status_sets.success
-        ]
-        counts = summary.get("counts")
-        count = counts.get("synced") if isinstance(counts, Mapping) else None
-        return {
-            "synced": count if isinstance(count, int) else len(synced),
-            "identifiers": synced[:ASSET_EXTRA_IDENTIFIERS],
-        }
+        """The asset event's extra of a success summary (:func:`~airflow_provider_confirma.assets.sync_asset_extra`)."""
+        return sync_asset_extra(summary, self.status_sets.success)
 
     def _wait_started_at(self, context: Context) -> float:
         if self.reschedule and not self.deferrable:
@@ -286,10 +277,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         poke that starts after it sends nothing, and one whose request the timeout cut short raises
         ``AirflowSensorTimeout``.
         """
-        from airflow_provider_confirma.exceptions import describe_error
-        from airflow_provider_confirma.hooks.http_policy import is_transient
-        from airflow_provider_confirma.sync_wait import poll_error_streak
-
         if self._started_at is None:
             self._started_at = time.time()
         remaining = self._remaining()
@@ -328,13 +315,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         try:
             return self._judge(index)
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
-            from airflow_provider_confirma.hooks.confirma import unreadable_status
-
             raise unreadable_status(self.status_endpoint, err) from None
 
     def _judge(self, index: Mapping[str, Any]) -> bool | PokeReturnValue:
-        from airflow_provider_confirma.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS
-
         assert self._started_at is not None
         verdict = self.sync_wait.judge(index)
         self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
@@ -378,8 +361,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 return AirflowSkipException(f"Skipping due to {flag}: {exc}")
             return exc
         if self.silent_fail:
-            from airflow_provider_confirma.exceptions import describe_error
-
             self.log.error("Sensor check failed; silent_fail: waiting on: %s", describe_error(exc))
             return None
         if self.never_fail:
@@ -424,8 +405,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     def _pause(self, context: Context) -> NoReturn:
         """``silent_fail`` after an error: the next check comes ``poke_interval`` later (at most at
         the timeout), waited for in the triggerer; :meth:`resume_wait` then defers to the trigger."""
-        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
-
         if self._started_at is None:
             self._started_at = self._saved_wait_start(context)
         remaining = self._remaining() if self._started_at is not None else 0.0
@@ -462,18 +441,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     @classmethod
     def get_trigger_class(cls) -> type[ConfirmaSyncStatusTrigger]:
-        """:attr:`trigger_class`, imported when given as a dotted path."""
+        """:attr:`trigger_class` (imported when a subclass gives it as a dotted path)."""
         trigger_class = cls.trigger_class
         if isinstance(trigger_class, str):
-            from airflow.providers.common.compat.module_loading import import_string
-
             trigger_class = import_string(trigger_class)
         return trigger_class
 
     def build_trigger(self) -> ConfirmaSyncStatusTrigger:
         """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
-        from airflow_provider_confirma.hooks.http_policy import clean_params
-
         started = self._started_at if self._started_at is not None else time.time()
         wait = self.sync_wait
         return self.get_trigger_class()(
@@ -489,7 +464,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             max_xcom_records=self.max_xcom_records,
             max_consecutive_errors=self.max_consecutive_errors,
             coalesce=self.coalesce,
-            retry_policy=self.http_retry_policy,
+            http_retry_policy=self.http_retry_policy,
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
@@ -521,8 +496,6 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
-        from airflow_provider_confirma.sync_wait import EVENT_FAILED, EVENT_SUCCESS, EVENT_TIMEOUT, read_event
-
         try:
             checked = read_event(event)
         except ValueError as err:

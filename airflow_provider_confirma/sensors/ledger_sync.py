@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
+from airflow_provider_confirma.triggers.ledger_sync import ConfirmaLedgerSyncTrigger
 
 
 class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
@@ -24,7 +25,7 @@ class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
     asset_uri = LEDGER_SYNC_ASSET_URI
     noun = "ledger"
     error_streak_key = "confirma_ledger_sync_error_streak"
-    trigger_class = "airflow_provider_confirma.triggers.ledger_sync.ConfirmaLedgerSyncTrigger"
+    trigger_class = ConfirmaLedgerSyncTrigger
 
 
 __all__ = ["ConfirmaLedgerSyncSensor"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from airflow_provider_confirma.assets import PAYMENT_SYNC_ASSET_URI
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.sensors.base import ConfirmaSyncStatusSensor
+from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 
 #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
 ERROR_STREAK_KEY = "confirma_payment_sync_error_streak"
@@ -26,7 +27,7 @@ class ConfirmaPaymentSyncSensor(ConfirmaSyncStatusSensor):
     asset_uri = PAYMENT_SYNC_ASSET_URI
     noun = "payment"
     error_streak_key = ERROR_STREAK_KEY
-    trigger_class = "airflow_provider_confirma.triggers.payment_sync.ConfirmaPaymentSyncTrigger"
+    trigger_class = ConfirmaPaymentSyncTrigger
 
 
 __all__ = ["ERROR_STREAK_KEY", "ConfirmaPaymentSyncSensor"]

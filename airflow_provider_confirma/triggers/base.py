@@ -20,6 +20,7 @@ import hashlib
 import math
 import random
 import time
+import warnings
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import cached_property
 from typing import Any, ClassVar
@@ -31,11 +32,11 @@ from airflow_provider_confirma.arguments import (
     DEFAULT_MAX_XCOM_RECORDS,
     DEFAULT_PENDING_STATUSES,
     DEFAULT_SUCCESS_STATUSES,
+    check_conn_id,
     check_count,
     check_positive,
     check_query_params,
     normalize_identifiers,
-    retry_policy_from,
 )
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
@@ -48,7 +49,7 @@ from airflow_provider_confirma.hooks.confirma import (
     unreadable_status,
 )
 from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSettings
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient, retry_policy_from
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
 from airflow_provider_confirma.sync_wait import (
     FAILURE_DETAILS_LIMIT,
@@ -167,7 +168,10 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     :param max_consecutive_errors: transient poll errors in a row before an ``error`` event.
     :param coalesce: share one poll with concurrent triggers making the same request (the same
         endpoint, query and retry policy, and the same connection as each resolved it).
-    :param retry_policy: fields of the hook's :class:`RetryPolicy` (``None``: the default).
+    :param http_retry_policy: the hook's :class:`RetryPolicy` or its fields (``None``: the default),
+        as the sensor's argument of the same name.
+    :param retry_policy: deprecated spelling of ``http_retry_policy`` (the kwarg name
+        earlier versions serialized: a trigger stored in the metadata DB by one still runs).
     """
 
     #: the status endpoint polled; set by each subclass
@@ -190,14 +194,13 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         max_xcom_records: int = DEFAULT_MAX_XCOM_RECORDS,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         coalesce: bool = True,
+        http_retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
         retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
     ) -> None:
         super().__init__()
         if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
             raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
-        if not isinstance(confirma_conn_id, str) or not confirma_conn_id:
-            raise ValueError(f"confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
-        self.confirma_conn_id = confirma_conn_id
+        self.confirma_conn_id = check_conn_id(confirma_conn_id)
         identifiers = normalize_identifiers(source_identifiers)
         self.source_identifiers: list[str] | None = list(identifiers) if identifiers is not None else None
         self.status_sets = StatusSets.build(success_statuses, pending_statuses)
@@ -209,7 +212,16 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
         self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
         self.coalesce = bool(coalesce)
-        self.retry_policy = retry_policy_from(retry_policy)
+        if retry_policy is not None:
+            if http_retry_policy is not None:
+                raise ConfirmaConfigError("give http_retry_policy only (retry_policy is its deprecated spelling)")
+            warnings.warn(
+                f"{type(self).__name__}(retry_policy=...) is deprecated; use http_retry_policy=...",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            http_retry_policy = retry_policy
+        self.retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
         #: the progress line logged last (and when), good polls, transient poll errors in a row (run state)
         self._logged, self._logged_at, self._polls, self._errors = "", 0.0, 0, 0
         self._warned = False  # unreadable records of the response were named (once per wait)
@@ -231,7 +243,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 "max_xcom_records": self.max_xcom_records,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "coalesce": self.coalesce,
-                "retry_policy": dataclasses.asdict(self.retry_policy) if self.retry_policy is not None else None,
+                "http_retry_policy": dataclasses.asdict(self.retry_policy) if self.retry_policy is not None else None,
             },
         )
 

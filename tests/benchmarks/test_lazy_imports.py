@@ -1,11 +1,12 @@
 """DAG parse cost guard: what importing the sensor and operator modules, and constructing their
-tasks in a DAG, may load beyond ``airflow.sdk``.
+tasks in a DAG, may cost and load beyond ``airflow.sdk``.
 
-A DAG processor does both at every parse of a DAG file. The HTTP transports (``requests``,
-``aiohttp``), the triggers (with ``airflow.triggers.base``), the hook, the models and the payload
-validation are only needed when a task or trigger runs, so none of them may load here. (``ast``
-is not checked: ``airflow.sdk`` imports it itself.) This asserts which modules load, not how long
-they take; ``make bench`` measures the import times.
+A DAG processor does both at every parse of a DAG file. The rule (issue 15): the sensor and
+operator modules import what they use at the top (the hook, the verdict, the trigger), within a
+budget of 50 ms beyond ``airflow.sdk`` as an installed provider imports them (bytecode compiled);
+only the HTTP transports (``requests``, ``aiohttp`` and theirs) and the sandbox load on first use,
+so a DAG parse never loads them. The budget itself is a figure of ``make bench`` (docs/benchmarks.md,
+"DAG parse cost"), not of a timed unit test.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ MODULES = (
     "airflow_provider_confirma.operators.accounting",
     "airflow_provider_confirma.operators.invoices",
 )
-#: packages (and their submodules) that a DAG parse must not load
+#: packages (and their submodules) that a DAG parse must not load: the transports and the sandbox
 FORBIDDEN = (
     "requests",
     "urllib3",
@@ -30,12 +31,9 @@ FORBIDDEN = (
     "aiohttp",
     "yarl",
     "multidict",
-    "airflow.triggers.base",
-    "airflow_provider_confirma.triggers",
-    "airflow_provider_confirma.hooks.confirma",
-    "airflow_provider_confirma.models",
+    "airflow_provider_confirma.sandbox",
+    "airflow_provider_confirma.payloads",  # the payload models: built where a payload is checked
     "airflow_provider_confirma.validation",
-    "airflow_provider_confirma.payloads",
 )
 
 #: a DAG file as users write one: templated payload and identifiers, a deferrable sensor, a
@@ -89,10 +87,10 @@ def _forbidden(modules: list[str]) -> list[str]:
     return [m for m in modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN)]
 
 
-def test_dag_parse_loads_no_transport_trigger_hook_model_or_validation() -> None:
+def test_dag_parse_loads_no_transport_nor_the_sandbox() -> None:
     new = _new_modules()
     assert set(MODULES) <= set(new["imported"])  # the imports did run
-    assert "airflow_provider_confirma.arguments" in new["imported"]
+    assert "airflow_provider_confirma.triggers.payment_sync" in new["imported"]  # the sensor names its class
     assert _forbidden(new["imported"]) == [], new["imported"]
     assert _forbidden(new["constructed"]) == [], new["constructed"]
 

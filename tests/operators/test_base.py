@@ -11,6 +11,7 @@ import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_confirma.arguments import is_template
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
     ConfirmaAuthError,
@@ -108,15 +109,8 @@ def test_object_result_caps_lists_and_lists_at_most_twenty_truncated_paths() -> 
 
 
 # -- payloads ----------------------------------------------------------------------------------------
-def test_has_templates_finds_jinja_and_xcom_references_at_any_depth() -> None:
-    from airflow.providers.common.compat.sdk import BaseOperator
-
-    assert not has_templates([{"paymentDate": "2026-02-01", "amount": Decimal("1.00")}])
-    assert has_templates([{"paymentDate": "{{ ds }}"}])
-    assert has_templates({"a": {"b": ["{% if x %}1{% endif %}"]}})
-    upstream = BaseOperator(task_id="upstream")
-    assert has_templates(upstream.output)
-    assert has_templates([{"identifiers": upstream.output}])
+def test_has_templates_is_the_one_template_detector_under_its_old_name() -> None:
+    assert has_templates is is_template  # its cases: tests/test_arguments.py
 
 
 def test_load_payload_parses_json_text_with_exact_decimals() -> None:
@@ -291,10 +285,21 @@ def test_rejections_fail_without_retry_and_provably_unsent_requests_reraise() ->
     assert submit_once(lambda: {"ok": 1}, endpoint=Endpoint.SUBMIT_PAYMENTS, what="x") == {"ok": 1}
 
 
-def test_base_operator_checks_max_records_and_builds_its_hook() -> None:
-    op = ConfirmaBaseOperator(task_id="t", confirma_conn_id="other", request_timeout=3.0, max_records=5)
+def test_base_operator_checks_max_xcom_records_and_builds_its_hook() -> None:
+    op = ConfirmaBaseOperator(task_id="t", confirma_conn_id="other", request_timeout=3.0, max_xcom_records=5)
+    assert op.max_xcom_records == 5
     assert op.hook.confirma_conn_id == "other"
     assert op.hook.timeout == 3.0
     for bad in (-1, "10", True):
-        with pytest.raises(ConfirmaConfigError, match="max_records"):
-            ConfirmaBaseOperator(task_id="t", max_records=bad)
+        with pytest.raises(ConfirmaConfigError, match="max_xcom_records must be an integer >= 0"):
+            ConfirmaBaseOperator(task_id="t", max_xcom_records=bad)
+
+
+def test_max_records_is_the_deprecated_spelling_of_max_xcom_records() -> None:
+    with pytest.warns(DeprecationWarning, match=r"max_records=\.\.\.\) is deprecated; use max_xcom_records"):
+        op = ConfirmaBaseOperator(task_id="t", max_records=5)
+    assert op.max_xcom_records == op.max_records == 5
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfirmaConfigError, match="max_records must be an integer"):
+        ConfirmaBaseOperator(task_id="t", max_records=-1)
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfirmaConfigError, match="give max_xcom_records only"):
+        ConfirmaBaseOperator(task_id="t", max_records=5, max_xcom_records=6)

@@ -182,7 +182,7 @@ CASE = {
 
 def test_case_details_sends_the_case_id_and_caps_nested_lists(api, context) -> None:
     api.add(responses.GET, url(Endpoint.CASE_DETAILS), json=CASE)
-    op = ConfirmaGetCaseDetailsOperator(task_id="case", case_id="{{ case }}", max_records=2)
+    op = ConfirmaGetCaseDetailsOperator(task_id="case", case_id="{{ case }}", max_xcom_records=2)
     result = run(op, context(case="555"))
 
     assert query_of(calls_to(api, Endpoint.CASE_DETAILS)[0]) == {"caseId": "555"}
@@ -229,7 +229,7 @@ def test_distribution_window_uses_invoice_date_params_and_caps(api, context) -> 
     api.add(responses.GET, url(Endpoint.DISTRIBUTION_INFO), json=DISTRIBUTION)
     day = pendulum.datetime(2026, 2, 1, tz="UTC")
     op = ConfirmaGetDistributionInfoOperator(
-        task_id="dist", use_data_interval=True, query_params={"fetchType": "ALL"}, max_records=1
+        task_id="dist", use_data_interval=True, query_params={"fetchType": "ALL"}, max_xcom_records=1
     )
     result = run(op, context((day, day.add(days=1))))
     assert query_of(calls_to(api, Endpoint.DISTRIBUTION_INFO)[0]) == {

@@ -66,6 +66,7 @@ def test_payments_default_to_the_data_interval_and_keep_money_exact(api, context
         "total": 3,
         "returned": 3,
         "omitted": 0,
+        "records_omitted": 0,
     }
     amounts = [r["amount"] for r in result["records"]]
     assert amounts == ["100.10", "0.20", "3"]  # decimal text, exactly as the API wrote it
@@ -105,7 +106,7 @@ def test_query_params_win_over_the_window(api, context) -> None:
 
 def test_payments_are_capped_with_the_count_left_out(api, context) -> None:
     mock(api, Endpoint.PAYMENTS, PAYMENTS_BODY)
-    result = run(payments_op(max_records=1), context(DAILY))
+    result = run(payments_op(max_xcom_records=1), context(DAILY))
     assert [r["invoiceNumber"] for r in result["records"]] == ["10001"]
     assert (result["summary"]["total"], result["summary"]["returned"], result["summary"]["omitted"]) == (3, 1, 2)
 
@@ -160,7 +161,7 @@ def test_settlements_without_a_window_use_the_api_default(api, context, capfd) -
 
 def test_settlements_totals_cover_records_left_out_of_xcom(api, context) -> None:
     mock(api, Endpoint.SETTLEMENTS, SETTLEMENTS_BODY)
-    result = run(settlements_op(max_records=1), context(DAILY))
+    result = run(settlements_op(max_xcom_records=1), context(DAILY))
     assert len(result["records"]) == 1
     assert result["summary"]["omitted"] == 2
     assert result["summary"]["totals"] == {"EUR": "105.30", "SEK": "10"}

@@ -124,7 +124,7 @@ def trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
         "source_identifiers": ["p-1"],
         "poll_interval": 0.05,
         "end_time": time.time() + 20,
-        "retry_policy": policy(1),
+        "http_retry_policy": policy(1),
         "max_consecutive_errors": 3,
     }
     kwargs.update(overrides)

@@ -392,7 +392,7 @@ def make_trigger(conn_id: str) -> ConfirmaPaymentSyncTrigger:
         source_identifiers=["p-1"],
         poll_interval=0.02,
         end_time=time.time() + 20,
-        retry_policy=policy(1),
+        http_retry_policy=policy(1),
         max_consecutive_errors=1,
     )
     classpath, kwargs = trigger.serialize()

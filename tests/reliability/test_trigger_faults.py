@@ -53,7 +53,7 @@ def make_trigger(**overrides: Any) -> ConfirmaPaymentSyncTrigger:
         "source_identifiers": ["t-1"],
         "poll_interval": 0.02,
         "end_time": time.time() + 20,
-        "retry_policy": policy(2),
+        "http_retry_policy": policy(2),
         "max_consecutive_errors": 3,
     }
     kwargs.update(overrides)

@@ -31,6 +31,9 @@ from airflow_provider_confirma.sensors.ledger_sync import ConfirmaLedgerSyncSens
 from airflow_provider_confirma.sensors.payment_sync import ERROR_STREAK_KEY, ConfirmaPaymentSyncSensor
 from tests.airflow_compat import only_on_airflow_3_3
 from tests.sync_variants import VARIANT_PARAMS, SyncVariant, other_variant
+from tests.triggers.fake_status_api import fake_api, first_event, trigger_conns
+
+__all__ = ["fake_api", "trigger_conns"]  # fixtures of the trigger tests, for the trigger's old kwargs
 
 KEY = "ck_test_SECRET_sensor_51c0aa"
 HOST = "http://127.0.0.1:8997"
@@ -308,18 +311,18 @@ def test_deferrable_checks_once_then_defers_to_its_trigger_with_the_sensor_timeo
     assert kwargs["query_params"] == {"fromDate": "2026-02-01"}
     assert before <= kwargs["started_at"] <= time.time()
     assert kwargs["end_time"] == pytest.approx(kwargs["started_at"] + 120)
-    assert kwargs["retry_policy"]["max_attempts"] == 1
+    assert kwargs["http_retry_policy"]["max_attempts"] == 1  # the sensor's name for it
     assert KEY not in json.dumps(kwargs)
 
 
-def test_the_trigger_class_is_a_dotted_path_imported_on_use_or_the_class_itself(variant: SyncVariant):
-    assert variant.sensor.trigger_class == variant.trigger_classpath
+def test_the_trigger_class_is_the_class_or_a_dotted_path_imported_on_use(variant: SyncVariant):
+    assert variant.sensor.trigger_class is variant.trigger
     assert variant.sensor.get_trigger_class() is variant.trigger
 
-    class GivenClassSensor(variant.sensor):  # type: ignore[name-defined]
-        trigger_class = variant.trigger
+    class DottedPathSensor(variant.sensor):  # type: ignore[name-defined]
+        trigger_class = variant.trigger_classpath
 
-    assert GivenClassSensor.get_trigger_class() is variant.trigger
+    assert DottedPathSensor.get_trigger_class() is variant.trigger
 
 
 def test_deferrable_returns_without_deferring_when_already_synced(
@@ -461,3 +464,51 @@ def test_extra_count_stays_exact_when_the_summary_lists_fewer_records(
     summary = make_sensor(variant, max_xcom_records=1, emit_asset=True).execute(ctx)
     assert summary["records_omitted"] == 1
     assert ctx["outlet_events"][variant.asset].extra == {"synced": 2, "identifiers": ["a"]}
+
+
+# -- the trigger's kwargs: the names an earlier version stored in the metadata DB still run -------
+#: What a sensor of the previous release serialized for its trigger (``retry_policy``, since renamed
+#: ``http_retry_policy`` as on the sensor and the operators).
+OLD_SERIALIZED_KWARGS: dict[str, Any] = {
+    "confirma_conn_id": "confirma_test",
+    "source_identifiers": ["a"],
+    "success_statuses": [1],
+    "pending_statuses": [0],
+    "query_params": {},
+    "poll_interval": 0.05,
+    "started_at": 1_760_000_000.0,
+    "fail_on_sync_failure": True,
+    "max_xcom_records": 1000,
+    "max_consecutive_errors": 5,
+    "coalesce": False,
+    "retry_policy": {
+        "max_attempts": 1,
+        "max_total_seconds": 2.0,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.01,
+        "jitter": 0.01,
+        "retry_after_cap": 30.0,
+    },
+}
+
+
+async def test_a_payment_trigger_built_from_the_old_serialized_kwargs_still_runs(fake_api, trigger_conns):
+    from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
+
+    fake_api.statuses.update({"a": 1})
+    with pytest.warns(DeprecationWarning, match=r"retry_policy=\.\.\.\) is deprecated; use http_retry_policy"):
+        trigger = ConfirmaPaymentSyncTrigger(**OLD_SERIALIZED_KWARGS, end_time=time.time() + 10)
+    assert trigger.retry_policy == RetryPolicy(**OLD_SERIALIZED_KWARGS["retry_policy"])
+    payload = await first_event(trigger)
+    assert payload["status"] == "success"
+    _, kwargs = trigger.serialize()  # serialized again under the new name only
+    assert "retry_policy" not in kwargs
+    assert kwargs["http_retry_policy"] == OLD_SERIALIZED_KWARGS["retry_policy"]
+
+
+def test_the_trigger_takes_one_spelling_of_the_retry_policy_and_checks_its_connection_id(variant: SyncVariant):
+    with pytest.raises(ConfirmaConfigError, match="give http_retry_policy only"):
+        variant.trigger(end_time=1.0, retry_policy={}, http_retry_policy={})
+    for bad in ("", " ", None):
+        with pytest.raises(ConfirmaConfigError, match="confirma_conn_id must be a non-empty string"):
+            variant.trigger(end_time=1.0, confirma_conn_id=bad)

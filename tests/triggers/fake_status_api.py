@@ -121,7 +121,7 @@ def sync_trigger(variant: SyncVariant, **overrides: Any) -> Any:
         "confirma_conn_id": "confirma_test",
         "poll_interval": 0.05,
         "end_time": time.time() + 10,
-        "retry_policy": ONE_ATTEMPT,
+        "http_retry_policy": ONE_ATTEMPT,
     }
     kwargs.update(overrides)
     return variant.trigger(**kwargs)

@@ -184,7 +184,7 @@ async def test_end_time_in_the_past_times_out_without_a_request(status_api: Fake
 # -- errors --------------------------------------------------------------------------------------------
 async def test_auth_error_is_an_error_event_at_once(status_api: FakeStatusAPI, make_trigger: MakeTrigger):
     status_api.failures.append(401)
-    payload = await first_event(make_trigger(retry_policy=RetryPolicy()))  # even with retries on
+    payload = await first_event(make_trigger(http_retry_policy=RetryPolicy()))  # even with retries on
     assert payload["status"] == "error"
     assert "HTTP 401" in payload["message"]
     assert TRIGGER_KEY not in json.dumps(payload)
@@ -255,7 +255,7 @@ async def test_hook_retries_run_inside_one_poll(status_api: FakeStatusAPI, make_
     status_api.statuses.update({"a": 1, "b": 1})
     status_api.failures.extend([503, 503])
     retrying = RetryPolicy(max_attempts=3, max_total_seconds=5, backoff_initial=0.01, backoff_max=0.01, jitter=0.01)
-    payload = await first_event(make_trigger(retry_policy=retrying, max_consecutive_errors=1))
+    payload = await first_event(make_trigger(http_retry_policy=retrying, max_consecutive_errors=1))
     assert payload["status"] == "success"
     assert len(status_api.calls) == 3
 
@@ -318,7 +318,7 @@ def test_serialize_round_trips_through_serde_to_its_classpath_without_the_key(
     assert kwargs["pending_statuses"] == [0, 5]
     assert kwargs["query_params"] == {"fromDate": "2026-02-01", "status": ["0", "2"]}
     assert kwargs["end_time"] == 1_760_003_600.5
-    assert kwargs["retry_policy"]["max_attempts"] == 1
+    assert kwargs["http_retry_policy"]["max_attempts"] == 1
     # Only JSON primitives: serde leaves them as they are.
     assert json.loads(json.dumps(kwargs)) == kwargs
     assert TRIGGER_KEY not in repr(trigger)
