@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, conf
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 from tenacity.stop import stop_base
 
@@ -34,7 +34,13 @@ from airflow_provider_confirma.exceptions import (
     is_secret_key,
     redact_text,
 )
-from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
+from airflow_provider_confirma.hooks.connection import (
+    CONN_TYPE,
+    ConfirmaConnectionSettings,
+    form_widgets,
+    proxy_for,
+    ui_field_behaviour,
+)
 from airflow_provider_confirma.hooks.http_policy import (
     MAX_RESPONSE_BYTES_OPTION,
     RetryPolicy,
@@ -233,15 +239,11 @@ class ConfirmaHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The connection form's extra fields on Airflow 3.0 and 3.1 (from the provider metadata's
         ``conn-fields``, which Airflow 3.2+ reads itself without calling this)."""
-        from airflow_provider_confirma.hooks.connection import form_widgets
-
         return form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder fields on Airflow 3.0 and 3.1 (``ui-field-behaviour``)."""
-        from airflow_provider_confirma.hooks.connection import ui_field_behaviour
-
         return ui_field_behaviour()
 
     def __init__(
@@ -766,8 +768,6 @@ def max_concurrent_requests() -> int:
 def _config_count(option: str, default: int, minimum: int) -> int:
     """The integer ``[confirma] <option>`` (``default`` when unset); else ``ConfirmaConfigError``
     naming the option and what was given. Only ASCII digits (with a sign) are read as a number."""
-    from airflow.providers.common.compat.sdk import conf
-
     raw = conf.get(CONFIG_SECTION, option, fallback=None)
     text = str(raw).strip() if raw is not None else ""
     if not text:
