@@ -237,8 +237,8 @@ def json_type(value: object) -> str:
 class PollerStopped(Exception):
     """The shared poller ended (cancelled) before publishing this round; the wait may rejoin.
 
-    Raised to the waiters of :mod:`airflow_provider_confirma.triggers.coalescing`; a transient
-    poll error (:func:`~airflow_provider_confirma.hooks.http_policy.is_transient`).
+    Raised to the waiters of :mod:`airflow_provider_confirma.triggers.coalescing`, whose trigger
+    counts it as a transient poll error.
     """
 
 

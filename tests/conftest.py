@@ -71,19 +71,3 @@ def confirma_conn_env(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
 
     return set_conn
-
-
-@pytest.fixture
-def attempt_deadlines(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every deadline given to the loop's watchdog (hooks/deadlines.py), in seconds, in order."""
-    from airflow_provider_confirma.hooks import deadlines
-
-    seen: list[float] = []
-
-    class Recording(deadlines.deadline):
-        def __init__(self, seconds: float) -> None:
-            seen.append(seconds)
-            super().__init__(seconds)
-
-    monkeypatch.setattr(deadlines, "deadline", Recording)
-    return seen

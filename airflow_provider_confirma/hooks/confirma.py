@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, conf
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 from tenacity.stop import stop_base
 
@@ -34,8 +34,13 @@ from airflow_provider_confirma.exceptions import (
     is_secret_key,
     redact_text,
 )
-from airflow_provider_confirma.hooks import deadlines
-from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
+from airflow_provider_confirma.hooks.connection import (
+    CONN_TYPE,
+    ConfirmaConnectionSettings,
+    form_widgets,
+    proxy_for,
+    ui_field_behaviour,
+)
 from airflow_provider_confirma.hooks.http_policy import (
     MAX_RESPONSE_BYTES_OPTION,
     RetryPolicy,
@@ -234,15 +239,11 @@ class ConfirmaHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The connection form's extra fields on Airflow 3.0 and 3.1 (from the provider metadata's
         ``conn-fields``, which Airflow 3.2+ reads itself without calling this)."""
-        from airflow_provider_confirma.hooks.connection import form_widgets
-
         return form_widgets()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden, relabelled and placeholder fields on Airflow 3.0 and 3.1 (``ui-field-behaviour``)."""
-        from airflow_provider_confirma.hooks.connection import ui_field_behaviour
-
         return ui_field_behaviour()
 
     def __init__(
@@ -258,8 +259,6 @@ class ConfirmaHook(BaseHook):
         self.timeout = check_timeout(timeout)
         self.retry_policy = retry_policy or DEFAULT_RETRY_POLICY
         self._settings: ConfirmaConnectionSettings | None = None
-        #: per endpoint, what an async read sends (see :meth:`_read_of`)
-        self._reads: dict[Endpoint, tuple[Any, ...]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(confirma_conn_id={self.confirma_conn_id!r})"
@@ -341,6 +340,12 @@ class ConfirmaHook(BaseHook):
             session.mount(prefix, MarkingAdapter())
         return session
 
+    @cached_property
+    def _max_bytes(self) -> int:
+        """:func:`max_response_bytes`, read once per hook. Stays (docs/benchmarks.md): an Airflow
+        config read per request cost 1.29x the CPU per poll (0.32x vs 0.25x the anchor's)."""
+        return max_response_bytes()
+
     def get_conn(self) -> requests.Session:
         return self.session
 
@@ -380,7 +385,7 @@ class ConfirmaHook(BaseHook):
         url = settings.url(path)
         proxy = proxy_for(url)
         proxies = {"https": proxy, "http": proxy} if proxy else {}
-        max_bytes = max_response_bytes()
+        max_bytes = self._max_bytes
         verify = _requests_verify(settings.verify)
         session = self.session
 
@@ -436,52 +441,42 @@ class ConfirmaHook(BaseHook):
         if session is None:
             async with shared_client_session() as own:
                 return await self.arequest(endpoint, params=params, session=own)
-        read = self._reads.get(endpoint)
-        if read is None:
-            read = self._reads[endpoint] = await self._read_of(endpoint)
-        path, url, headers, timeout, ssl_ctx, secrets, proxy, max_bytes = read
-        args = (session, "GET", path, url, clean_params(params), headers, timeout, ssl_ctx, secrets, proxy, max_bytes)
-        began = time.monotonic()
-        # The first attempt runs bare: a poll that succeeds (nearly all of them, thousands a second
-        # in a busy triggerer) builds no retry machinery, and an attempt in flight holds as few
-        # objects as it can. A retryable failure hands over to tenacity with the same policy.
-        try:
-            return await _aiohttp_attempt(*args)
-        except Exception as exc:
-            if self.retry_policy.max_attempts < 2 or not is_retryable("GET", exc):
-                raise
-            return await self._aretry(args, exc, time.monotonic() - began)
-
-    async def _read_of(self, endpoint: Endpoint) -> tuple[Any, ...]:
-        """What every read of ``endpoint`` sends, from the connection (worked out once per hook):
-        path, URL, headers (aiohttp copies them per request), timeout, TLS context, secrets, proxy
-        (:func:`proxy_for`) and the response size cap (:func:`max_response_bytes`)."""
         settings = await self.aget_settings()
-        url = settings.url(endpoint.path)
-        return (
-            endpoint.path,
+        path, url = endpoint.path, settings.url(endpoint.path)
+        attempt = functools.partial(
+            _aiohttp_attempt,
+            session,
+            "GET",
+            path,
             url,
+            clean_params(params),
             self._headers(settings, False),
             self._timeout(settings),
             _ssl_context(settings.verify),
             settings.secrets,
             proxy_for(url),
-            max_response_bytes(),
+            self._max_bytes,
         )
-
-    async def _aretry(self, args: tuple[Any, ...], first: Exception, elapsed: float) -> Any:
-        """Tenacity's retry loop after a retryable first attempt, which it counts as attempt 1."""
-        path = args[2]
-        pending: Exception | None = first
-        async for attempt in AsyncRetrying(
+        began = time.monotonic()
+        # Stays (docs/benchmarks.md): the first attempt runs bare, as nearly every poll succeeds;
+        # tenacity for every attempt cost 1.28x the CPU per poll (0.41x vs 0.32x the anchor's).
+        # A retryable failure hands over to tenacity, which counts it as attempt 1.
+        try:
+            return await attempt()
+        except Exception as exc:
+            if self.retry_policy.max_attempts < 2 or not is_retryable("GET", exc):
+                raise
+            first: Exception | None = exc
+        retrying = AsyncRetrying(
             before_sleep=lambda rs: _log_retry(rs, "GET", path),
-            **self.retry_policy.tenacity_kwargs("GET", elapsed=elapsed),
-        ):
-            with attempt:
-                if pending is not None:
-                    failed, pending = pending, None
+            **self.retry_policy.tenacity_kwargs("GET", elapsed=time.monotonic() - began),
+        )
+        async for retry in retrying:
+            with retry:
+                if first is not None:
+                    failed, first = first, None
                     raise failed
-                return await _aiohttp_attempt(*args)
+                return await attempt()
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- endpoints ----------------------------------------------------------------------------
@@ -676,7 +671,8 @@ async def _aiohttp_attempt(
     proxy: str | None = None,
     max_bytes: int | None = None,
 ) -> Any:
-    """One aiohttp request, classified by where it failed.
+    """One aiohttp request, classified by where it failed; ``timeout`` bounds it (aiohttp's
+    ``ClientTimeout``, connecting at most 10 s).
 
     aiohttp raises ``ClientConnectorError`` (DNS, refused, TLS handshake, proxy connection),
     ``ConnectionTimeoutError`` and ``ClientHttpProxyError`` (the proxy refused the tunnel) only while
@@ -687,19 +683,15 @@ async def _aiohttp_attempt(
     import aiohttp
 
     cap = DEFAULT_MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
-    # The attempt's timeout: on the loop's one watchdog timer where Python allows (3.11+), so a
-    # request leaves no cancelled timer behind (hooks/deadlines.py); else aiohttp's own timers.
-    watched = deadlines.supported()
     try:
         async with (
-            _admission(session),  # before the deadline: a wait for a slot is not the attempt's time
-            deadlines.deadline(timeout) if watched else contextlib.nullcontext(),
+            _admission(session),  # before the request: a wait for a slot is not the attempt's time
             session.request(
                 method,
                 url,
                 params=query,
                 headers=headers,
-                timeout=_no_client_timers() if watched else _client_timeout(timeout),
+                timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10.0)),
                 ssl=ssl_ctx,
                 proxy=proxy,
                 allow_redirects=False,
@@ -743,22 +735,6 @@ async def _aread_body(resp: aiohttp.ClientResponse, method: str, path: str, max_
             resp.close()
 
 
-@functools.lru_cache(maxsize=64)
-def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
-    """The aiohttp timeout of one attempt (Python 3.10): connect at most 10 s."""
-    import aiohttp
-
-    return aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 10.0))
-
-
-@functools.cache
-def _no_client_timers() -> aiohttp.ClientTimeout:
-    """No aiohttp timer at all: the attempt's deadline is enforced around the request."""
-    import aiohttp
-
-    return aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
-
-
 _SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
 
 
@@ -792,8 +768,6 @@ def max_concurrent_requests() -> int:
 def _config_count(option: str, default: int, minimum: int) -> int:
     """The integer ``[confirma] <option>`` (``default`` when unset); else ``ConfirmaConfigError``
     naming the option and what was given. Only ASCII digits (with a sign) are read as a number."""
-    from airflow.providers.common.compat.sdk import conf
-
     raw = conf.get(CONFIG_SECTION, option, fallback=None)
     text = str(raw).strip() if raw is not None else ""
     if not text:

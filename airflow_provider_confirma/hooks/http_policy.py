@@ -34,7 +34,6 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaResponseError,
     ConfirmaServerError,
     ConfirmaTransportError,
-    PollerStopped,
     body_excerpt,
     describe_error,  # re-exported: it was defined here
 )
@@ -137,9 +136,8 @@ def is_retryable(method: str, exc: BaseException) -> bool:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Poll errors worth another poll: what a GET is retried for (transport, 429, 5xx), and a
-    stopped shared poller (:class:`~airflow_provider_confirma.exceptions.PollerStopped`)."""
-    return isinstance(exc, PollerStopped) or is_retryable("GET", exc)
+    """Poll errors worth another poll: what a GET is retried for (transport, 429, 5xx)."""
+    return is_retryable("GET", exc)
 
 
 _DELTA_SECONDS = re.compile(r"[0-9]{1,10}")

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import dataclasses
 import hashlib
-import math
-import random
 import time
 import warnings
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
@@ -39,8 +36,7 @@ from airflow_provider_confirma.arguments import (
     normalize_identifiers,
 )
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
-from airflow_provider_confirma.hooks import deadlines
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, PollerStopped, describe_error
 from airflow_provider_confirma.hooks.confirma import (
     STATUS_RECORDS,
     ConfirmaHook,
@@ -62,45 +58,6 @@ from airflow_provider_confirma.sync_wait import (
     verdict_event,
 )
 from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
-
-#: A private poll sleeps its interval times a random factor within +/- half of this, so that waits
-#: woken together (by a triggerer restart, or after the loop was blocked) fall out of step again
-#: instead of polling in bursts forever; on average the interval is kept.
-POLL_JITTER = 0.1
-#: A private poll wakes at a multiple of this many seconds of the loop clock (see :func:`sleep_on_grid`).
-WAKE_GRID = 0.005
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_NO_CONTEXT = contextvars.Context()
-
-
-async def sleep_on_grid(seconds: float) -> None:
-    """``asyncio.sleep(seconds)``, woken at the next multiple of :data:`WAKE_GRID` on the loop clock.
-
-    The waits due within the same few milliseconds then wake in one loop iteration, which costs
-    less per poll than waking them one iteration each. The timer runs in an empty context rather
-    than a copy of the waiter's (a wake-up runs no code of the waiter): one object less per sleep
-    of every one of thousands of waits.
-    """
-    loop = asyncio.get_running_loop()
-    future = loop.create_future()
-    handle = loop.call_at(
-        math.ceil((loop.time() + seconds) / WAKE_GRID) * WAKE_GRID, _wake, future, context=_NO_CONTEXT
-    )
-    try:
-        await future
-    finally:
-        handle.cancel()
-
-
-def jittered() -> float:
-    """A factor of the poll interval, uniform in ``1 +/- POLL_JITTER / 2`` (mean 1)."""
-    return 1.0 + POLL_JITTER * (random.random() - 0.5)  # noqa: S311 - spreading load, not a secret
 
 
 def connection_key(settings: ConfirmaConnectionSettings) -> tuple[tuple[str, Any], ...]:
@@ -335,8 +292,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         Thousands of such waits share a triggerer's loop, and every object a wait keeps through
         its sleep is one more for the garbage collector's full collections (which block the
         loop) to walk. So the loop is flat: no subscription, poller, round object or timer per
-        wait; the end of the wait bounds each sleep, and each request that could outlast it (on
-        the loop's watchdog, see :mod:`..hooks.deadlines`). Only the last response survives a
+        wait; the end of the wait bounds each sleep, and each request that could outlast it
+        (:meth:`_fetch_until`). Only the last response survives a
         sleep, for the timeout event, and of it only the few records that event shows
         (:func:`for_timeout`): a wait never holds a whole response through its sleep.
         """
@@ -358,25 +315,21 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                         last = for_timeout(verdict)
                 if event is not None:
                     return event
-                pause = min(self.poll_interval * jittered(), self.end_time - time.time())
+                pause = min(self.poll_interval, self.end_time - time.time())
                 if pause > 0:
-                    await sleep_on_grid(pause)
+                    await asyncio.sleep(pause)
             return self._timed_out(wait, last)
         finally:
             await release_client_session(session)
 
     async def _fetch_until(self, session: Any, remaining: float) -> StatusIndex:
-        """One status request, cut off with ``asyncio.TimeoutError`` when the wait ends.
-
-        A request that cannot last until the wait's end (the hook's bound) runs without a deadline.
-        """
+        """One status request, cut off with ``asyncio.TimeoutError`` when the wait ends."""
         longest = self.hook.longest_read_seconds()
+        # Stays (docs/benchmarks.md): a request that cannot outlast the wait gets no timeout of the
+        # wait; one per poll cost 1.4x the CPU per poll relative to the anchor (0.31x vs 0.24x).
         if longest is not None and longest < remaining:
             return await self._fetch_status(session)
-        if deadlines.supported():
-            async with deadlines.deadline(remaining):
-                return await self._fetch_status(session)
-        return await within(self._fetch_status(session), remaining)  # pragma: no cover - Python 3.10
+        return await within(self._fetch_status(session), remaining)
 
     def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
         if isinstance(exc, ConfirmaConfigError):  # the message names the option or field, and the value
@@ -404,8 +357,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         return self._finished(self._verdict(current.index, wait))
 
     def _judge_error(self, exc: BaseException) -> dict[str, Any] | None:
-        """The event that a failed poll ends the wait with, or ``None`` (a transient error, logged)."""
-        if not is_transient(exc):
+        """The event that a failed poll ends the wait with, or ``None`` (a transient error, logged):
+        what a GET is retried for, or a shared poller that stopped under its waiters."""
+        if not (is_transient(exc) or isinstance(exc, PollerStopped)):
             return self._poll_failed(exc)
         self._errors += 1
         ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)

@@ -84,14 +84,18 @@ def test_is_retryable(method, exc, expected):
         (ConfirmaTransportError("GET", PATH, "reset"), True),
         (ConfirmaServerError("GET", PATH, 502), True),
         (ConfirmaRateLimitError("GET", PATH, 429), True),
-        (PollerStopped("the shared status poller stopped"), True),
         (ConfirmaAuthError("GET", PATH, 401), False),
         (ConfirmaResponseError("GET", PATH, 200), False),
         (ValueError("not ours"), False),
     ],
 )
-def test_a_poll_error_is_transient_when_a_get_would_be_retried_or_the_shared_poller_stopped(exc, expected):
+def test_a_poll_error_is_transient_when_a_get_would_be_retried(exc, expected):
     assert is_transient(exc) is expected
+
+
+def test_the_http_policy_knows_nothing_of_the_trigger_layers_poller():
+    # a stopped shared poller is the coalescing trigger's business (see tests/triggers/test_coalescing.py)
+    assert is_transient(PollerStopped("the shared status poller stopped")) is False
 
 
 def test_describe_error_names_the_type_and_the_message():

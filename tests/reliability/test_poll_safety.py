@@ -264,14 +264,15 @@ async def test_an_own_poll_keeps_no_response_through_its_sleep(
     api.serve(*big_response())
     monkeypatch.setenv(CONN_ENV, conn_json(api.host, OLD_KEY))
     during_sleep: list[list[str]] = []
-    sleep = base.sleep_on_grid
+    sleep, loop = asyncio.sleep, asyncio.get_running_loop()
 
-    async def inspecting_sleep(seconds: float) -> None:
-        if not during_sleep:
+    async def inspecting_sleep(seconds: float, *args: Any) -> Any:
+        # the wait's sleep between polls (interval 0.2 s), on this test's loop (not a server thread's)
+        if seconds >= 0.1 and asyncio.get_running_loop() is loop and not during_sleep:
             during_sleep.append(live_responses())
-        await sleep(seconds)
+        return await sleep(seconds, *args)
 
-    monkeypatch.setattr(base, "sleep_on_grid", inspecting_sleep)
+    monkeypatch.setattr(asyncio, "sleep", inspecting_sleep)
     wait = trigger(
         coalesce=False, source_identifiers=identifiers, max_xcom_records=3, poll_interval=0.2, end_time=time.time() + 1
     )

@@ -1,19 +1,15 @@
-"""The base trigger's own polling (``coalesce=False``): spacing, jitter, the wake-up grid, the shared
-session, and what a sleeping wait keeps alive (no poller task, one timer)."""
+"""The base trigger's own polling (``coalesce=False``): spacing, the shared session, the wait's end
+cutting a request off, and what a sleeping wait keeps alive (no poller task, one timer)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import statistics
 import time
 from typing import Any
 
 import pytest
 
 from airflow_provider_confirma.hooks import confirma as hook_module
-from airflow_provider_confirma.hooks import deadlines
-from airflow_provider_confirma.triggers import base
 from airflow_provider_confirma.triggers.coalescing import active_pollers
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.triggers.fake_status_api import FakeStatusAPI, first_event, payment_trigger, wait_for_calls
@@ -34,15 +30,6 @@ async def run_once(trigger: ConfirmaPaymentSyncTrigger) -> dict[str, Any]:
         await gen.aclose()
 
 
-def test_jitter_keeps_the_interval_on_average_within_bounds():
-    random.seed(7)
-    factors = [base.jittered() for _ in range(20_000)]
-    half = base.POLL_JITTER / 2
-    assert min(factors) >= 1 - half and max(factors) <= 1 + half
-    assert min(factors) < 1 - 0.9 * half and max(factors) > 1 + 0.9 * half  # the whole range is used
-    assert statistics.fmean(factors) == pytest.approx(1.0, abs=0.002)
-
-
 async def test_an_own_poll_starts_one_interval_after_the_previous_one_ended(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 0})
     fake_api.delay = 0.05  # the request itself takes a while
@@ -51,62 +38,7 @@ async def test_an_own_poll_starts_one_interval_after_the_previous_one_ended(fake
     fake_api.statuses["a"] = 1
     assert (await task)["status"] == "success"
     gaps = [b.at - a.at for a, b in zip(fake_api.calls, fake_api.calls[1:], strict=False)]
-    # 0.05 s request + 0.1 s interval, less the jitter
-    assert min(gaps) >= 0.05 + 0.1 * (1 - base.POLL_JITTER / 2) - 0.005
-
-
-async def test_every_own_poll_sleep_is_jittered_so_waits_started_together_fall_out_of_step(
-    fake_api: FakeStatusAPI, monkeypatch: pytest.MonkeyPatch
-):
-    pauses: list[float] = []
-    real_sleep = base.sleep_on_grid
-
-    async def recording_sleep(seconds: float) -> None:
-        pauses.append(seconds)
-        await real_sleep(seconds)
-
-    monkeypatch.setattr(base, "sleep_on_grid", recording_sleep)
-    fake_api.statuses.update({"a": 0})
-    tasks = [asyncio.create_task(first_event(own_poll_trigger(["a"], poll_interval=0.05))) for _ in range(10)]
-    await wait_for_calls(fake_api, 40)
-    fake_api.statuses["a"] = 1
-    await asyncio.gather(*tasks)
-    half = base.POLL_JITTER / 2
-    assert len(pauses) >= 30
-    assert all(0.05 * (1 - half) <= p <= 0.05 * (1 + half) for p in pauses)
-    assert max(pauses) - min(pauses) > 0.05 * half  # not one fixed pause: the waits drift apart
-
-
-async def test_sleeps_wake_on_the_grid_so_waits_due_together_share_a_loop_iteration():
-    loop = asyncio.get_running_loop()
-    step = base.WAKE_GRID
-    await asyncio.sleep((int(loop.time() / step) + 2) * step - loop.time())  # just after a grid point
-    before = set(loop._scheduled)  # type: ignore[attr-defined]
-    asked = loop.time()
-    # due 1 ms apart, inside one grid step
-    sleepers = [
-        asyncio.create_task(base.sleep_on_grid(step / 5)),
-        asyncio.create_task(base.sleep_on_grid(2 * step / 5)),
-    ]
-    await asyncio.sleep(0)
-    timers = [h for h in loop._scheduled if h not in before]  # type: ignore[attr-defined]
-    assert len(timers) == 2
-    first, second = (h.when() for h in timers)
-    assert first == second  # one timer time: both wake in the same loop iteration
-    assert first >= asked + 2 * step / 5
-    assert first == pytest.approx(round(first / step) * step, abs=1e-9)  # on the grid
-    await asyncio.gather(*sleepers)
-
-
-async def test_a_cancelled_sleep_leaves_no_live_timer():
-    loop = asyncio.get_running_loop()
-    sleeper = asyncio.create_task(base.sleep_on_grid(60))
-    await asyncio.sleep(0)
-    live = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
-    sleeper.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await sleeper
-    assert len([h for h in loop._scheduled if not h.cancelled()]) == len(live) - 1  # type: ignore[attr-defined]
+    assert min(gaps) >= 0.05 + 0.1 - 0.005  # 0.05 s request + 0.1 s interval
 
 
 async def test_sleeping_own_poll_waits_hold_one_timer_each_and_no_poller_task(fake_api: FakeStatusAPI):
@@ -124,8 +56,8 @@ async def test_sleeping_own_poll_waits_hold_one_timer_each_and_no_poller_task(fa
         await asyncio.sleep(0.01)
     assert len(asyncio.all_tasks()) == tasks_before + 20  # no poller task
     assert active_pollers() == {}
-    # each wait's sleep, plus at most the session's keep-alive cleanup and the request watchdog;
-    # no timer per wait for its end time
+    # each wait's sleep, plus at most the session's keep-alive cleanup; no timer per wait for its
+    # end time (a request's own timers end with the request)
     assert 20 <= timers - timers_before <= 20 + 2
     fake_api.statuses["a"] = 1
     done = await asyncio.wait_for(asyncio.gather(*waits), 10)
@@ -147,25 +79,6 @@ async def test_own_polls_share_the_loop_session_and_the_last_one_closes_it(fake_
     assert session.closed
 
 
-@pytest.mark.skipif(not deadlines.supported(), reason="the loop's watchdog needs Python 3.11 (asyncio.timeout)")
-@pytest.mark.parametrize(("seconds_left", "deadlines_per_request"), [(3600, 1), (10, 2)], ids=["far", "near"])
-async def test_only_a_request_that_could_outlast_the_wait_gets_the_waits_deadline(
-    fake_api: FakeStatusAPI, attempt_deadlines: list[float], seconds_left: float, deadlines_per_request: int
-):
-    given = attempt_deadlines
-    fake_api.statuses.update({"a": 0})
-    trigger = own_poll_trigger(["a"], end_time=time.time() + seconds_left, poll_interval=0.05)
-    task = asyncio.create_task(first_event(trigger))
-    await wait_for_calls(fake_api, 3)
-    fake_api.statuses["a"] = 1
-    assert (await task)["status"] == "success"
-    longest = trigger.hook.longest_read_seconds()
-    assert longest is not None and 10 < longest < 3600  # ONE_ATTEMPT: 2 s budget + the connection's 30 s timeout
-    # the connection is resolved before the first request, so from the first one on: per request,
-    # the attempt's own deadline, and the wait's end only when the request could outlast it
-    assert len(given) == deadlines_per_request * len(fake_api.calls)
-
-
 async def test_the_wait_ends_on_time_when_a_request_hangs(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"a": 0})
     fake_api.delay = 0.15
@@ -176,4 +89,4 @@ async def test_the_wait_ends_on_time_when_a_request_hangs(fake_api: FakeStatusAP
     payload = await task
     assert payload["status"] == "timeout"
     assert "0/1 synced" in payload["message"]  # the last response it had
-    assert time.time() - started < 0.5 + 2  # ended by the watchdog, not by the request's own 30 s timeout
+    assert time.time() - started < 0.5 + 2  # cut off at the wait's end, not at the request's own 30 s timeout

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.triggers.coalescing import FANOUT_SLICES, PollRound, active_pollers, subscribe
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncTrigger
 from tests.triggers.fake_status_api import (
@@ -266,3 +267,12 @@ async def test_waiting_on_a_published_round_returns_at_once_for_any_slice():
     stopped = PollRound()
     stopped.publish_now()
     await asyncio.wait_for(stopped.wait(7), 1)
+
+
+def test_a_stopped_poller_is_a_transient_poll_error_of_the_trigger():
+    """Past its rejoins a waiter gets the PollerStopped itself: one more error of its streak, not an end."""
+    trigger = make_trigger(["a"], max_consecutive_errors=2)
+    assert trigger._judge_error(PollerStopped("the shared status poller stopped")) is None
+    ended = trigger._judge_error(PollerStopped("the shared status poller stopped"))
+    assert ended is not None and ended["status"] == "error"
+    assert "PollerStopped" in ended["message"]
