@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +227,9 @@ def test_status_sets_decide_what_is_final():
     trigger = watcher(success_statuses=[3], pending_statuses=[0, 1])
     assert trigger.status_sets == StatusSets.build([3], [0, 1])
     assert [(e["state"], e["identifiers"]) for e in judged(trigger, {"a": 1, "b": 3})] == [("synced", ["b"])]
+
+
+def test_the_docs_show_the_example_dag_as_it_is():
+    root = Path(__file__).resolve().parents[2]
+    snippet = (root / "docs" / "events.md").read_text().split("```python\n")[1].split("```")[0]
+    assert snippet.strip() in (root / "example_dags" / "example_confirma_payment_events.py").read_text()
