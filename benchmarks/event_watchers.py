@@ -81,7 +81,8 @@ def measure(url: str, key: str, watchers: int = 100, interval: float = 1.0, wind
     admin = SandboxAdmin(url, key)
     out: dict[str, Any] = {"watchers": watchers, "interval": interval, "window": window, "modes": {}}
     modes = ("shared-streams", "coalescing") if AIRFLOW_V_3_3_PLUS else ("coalescing",)
-    for number, mode in enumerate(modes):
-        submit_payments(url + "/api/v1/partner", key, bench_payments(10, start=10_000 + 100 * number))
+    for mode in modes:
+        admin.reset(keep_config=True)  # no synced payments left by the mode before (a new watcher's backlog)
+        submit_payments(url + "/api/v1/partner", key, bench_payments(10))
         out["modes"][mode] = asyncio.run(_drive(mode, watchers, interval, window, admin))
     return out
