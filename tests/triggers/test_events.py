@@ -16,6 +16,7 @@ from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_confirma.exceptions import ConfirmaConfigError
 from airflow_provider_confirma.models import PaymentSyncRecord, StatusSets, index_sync_records
 from airflow_provider_confirma.triggers import events as module
+from airflow_provider_confirma.triggers.coalescing import active_pollers
 from airflow_provider_confirma.triggers.events import (
     EVENT_IDENTIFIER_CHARS,
     WATERMARK_CHARS,
@@ -177,9 +178,15 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs: dict[str, Any], messa
 
 async def test_many_watchers_share_one_poll(fake_api: FakeStatusAPI):
     fake_api.statuses.update({"pay-1": 1})
-    triggers = [watcher(poll_interval=0.05) for _ in range(100)]
-    runs = [asyncio.create_task(anext(t.run())) for t in triggers]  # type: ignore[arg-type]
-    fired = await asyncio.wait_for(asyncio.gather(*runs), 5)
+    triggers = [watcher(poll_interval=30) for _ in range(100)]
+    runs = [t.run() for t in triggers]
+    try:
+        fired = await asyncio.wait_for(asyncio.gather(*(anext(r) for r in runs)), 10)  # type: ignore[arg-type]
+    finally:
+        for run in runs:
+            await run.aclose()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)  # the poller's task ends (the last subscriber left)
+    assert active_pollers() == {}
     assert len(fake_api.calls) == 1 and {e.payload["identifiers"][0] for e in fired} == {"pay-1"}
     assert len({t.shared_stream_key() for t in triggers}) == 1
     assert watcher(query_params={"q": "1"}).shared_stream_key() != triggers[0].shared_stream_key()
