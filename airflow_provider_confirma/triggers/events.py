@@ -172,7 +172,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", {
             "confirma_conn_id": self.confirma_conn_id,
             "poll_interval": self.poll_interval,
-            "query_params": self.query_params,
+            "query_params": {k: list(v) if isinstance(v, list) else v for k, v in self.query_params.items()},
             "include_failed": self.include_failed,
             **{f"{k}_statuses": v for k, v in self.status_sets.to_primitives().items()},
         }
@@ -181,9 +181,8 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
     def shared_stream_key(self) -> Hashable:
         """What a poll depends on (Airflow 3.3 shares one poll among the triggers of one key)."""
         query = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items()))
-        sets = self.status_sets
-        return ("confirma-events", self.status_endpoint.value, self.confirma_conn_id, query, self.poll_interval,
-                tuple(sorted(sets.success)), tuple(sorted(sets.pending)))  # fmt: skip
+        codes = tuple(tuple(codes) for codes in self.status_sets.to_primitives().values())
+        return ("confirma-events", self.status_endpoint.value, self.confirma_conn_id, query, self.poll_interval, codes)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Snapshot]:
