@@ -400,7 +400,28 @@ def tables(r: dict[str, Any]) -> str:
         parts += ["\n### Large status responses\n", large_table(r["large"])]
     if r.get("imports"):
         parts += ["\n### DAG parse cost (import time)\n", imports_table(r["imports"])]
+    if r.get("events"):
+        parts += ["\n### Event watchers\n", events_table(r["events"])]
     return "".join(parts)
+
+
+def events_table(events: dict[str, Any]) -> str:
+    """100 watchers on one connection: requests per interval (one poll each would be 100)."""
+    if "error" in events:
+        return f"Event watchers failed: `{events['error'][-300:]}`\n"
+    lines = [
+        f"{events['watchers']} `ConfirmaPaymentSyncEventTrigger` watchers, one connection and query, "
+        f"polls every {events['interval']:g} s, {events['window']:g} s (payments synced halfway).\n",
+        "| Path | Status requests per interval | Events while pending | Events per watcher after the sync "
+        "| Max loop lag |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for mode, m in events["modes"].items():
+        lines.append(
+            f"| {mode} | {m['requests_per_interval']} | {m['events_while_pending']} "
+            f"| {m['events_per_watcher_after_sync']} | {_n(m['loop_lag_max_ms'], 1, ' ms')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # -- chart ------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ Sections (each bounded in time; loopback only; every process it starts is stoppe
    (:mod:`.poke_efficiency`), on the same sandbox.
 4. ``large``: a 1k/10k/100k-record status response: time per stage, peak memory, XCom summary
    size (:mod:`.large_response`).
+5. ``events``: 100 ``AssetWatcher`` triggers on one connection: status requests per poll interval
+   and events per watcher (:mod:`.event_watchers`), on a sandbox of its own.
 
 Writes ``bench-results/bench-<time>.json`` and ``bench-results/latest.json``, then regenerates the
 tables of ``docs/benchmarks.md`` and ``docs/benchmarks.png`` (:mod:`.report`).
@@ -37,7 +39,7 @@ from typing import Any
 from benchmarks.common import available_cpus, load_average, machine_info, now_iso, pin
 
 REPO = Path(__file__).resolve().parent.parent
-SECTIONS = ("imports", "scale", "poke", "large")
+SECTIONS = ("imports", "scale", "poke", "large", "events")
 RECORDS = 10
 #: the whole run must stay within this (the issue's budget is 10 minutes)
 BUDGET_SECONDS = 600.0
@@ -197,6 +199,19 @@ def _scale_line(r: dict[str, Any]) -> str:
     )
 
 
+def _events(quick: bool, logs: Path) -> dict[str, Any]:
+    from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
+    from benchmarks import event_watchers
+    from benchmarks.common import run_forked
+
+    config = SandboxConfig(api_key="bench-key", sync_delay=3600)
+    with SandboxProcess(config) as sandbox:
+        size = (20, 1.0, 4.0) if quick else (100, 1.0, 10.0)
+        return run_forked(
+            event_watchers.measure, sandbox.url, config.api_key, *size, timeout=120, log_path=str(logs / "events.log")
+        )
+
+
 def _poke_brief(poke: dict[str, Any]) -> dict[str, Any]:
     if "error" in poke:
         return poke
@@ -282,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                     [{k: s[k] for k in ("records", "seconds", "peak_mb")} for s in results["large"].get("sizes", [])]
                 ),
             )
+        if "events" in sections:
+            results["events"] = _events(args.quick, logs)
+            print("event watchers:", json.dumps(results["events"].get("modes", results["events"])))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     results["elapsed_seconds"] = round(time.monotonic() - started, 1)

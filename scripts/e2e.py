@@ -12,6 +12,9 @@ through the REST API:
 2. The failure paths run at the same time and must fail: a 401, HTTP and task retries exhausted (in
    the trigger and in the submit task), and a failed sync.
 3. A canary DAG logs and returns a canary connection's password on purpose (the positive control).
+4. ``confirma_e2e_events`` is scheduled on an asset watched by ``ConfirmaPaymentSyncEventTrigger``:
+   payments posted straight to its sandbox (as another system would) and settled run it once per
+   batch, never while nothing changes, and not again for the old batch after the triggerer crash.
 
 After every process has been stopped, every file under ``AIRFLOW_HOME`` (task and trigger logs,
 process output, the SQLite file), every cell of the database and the decrypted kwargs of every
@@ -66,6 +69,7 @@ GET_STATUS = f"GET {STATUS_PATH}"
 POST_PAYMENTS = f"POST {STATUS_PATH}"
 
 SYNC_DAG = "confirma_e2e_sync"
+EVENTS_DAG = "confirma_e2e_events"
 CANARY_DAG = "confirma_e2e_canary"
 #: dag_id -> (expected run state, {task_id: expected state}, text that must be in the run's logs)
 EXPECTED: dict[str, tuple[str, dict[str, str], str | None]] = {
@@ -297,6 +301,7 @@ def sandbox_configs(key: str) -> dict[str, SandboxConfig]:
     never = 3600.0  # settled on command (admin sync) or never
     return {
         "confirma_e2e_sync": SandboxConfig(api_key=key, sync_delay=never),
+        "confirma_e2e_events": SandboxConfig(api_key=key, sync_delay=never),
         "confirma_e2e_auth": SandboxConfig(api_key="e2e-other-key-" + secrets.token_hex(8), sync_delay=0),
         "confirma_e2e_flaky": SandboxConfig.from_dict(
             {
@@ -379,6 +384,83 @@ class TriggerWatch:
         return found
 
 
+class Events:
+    """The watcher scenario: its sandbox, its trigger row and the runs of its consumer DAG."""
+
+    def __init__(self, airflow: Airflow, box: SandboxProcess, key: str) -> None:
+        self.airflow, self.box, self.key = airflow, box, key
+
+    def gets(self) -> int:
+        return int(self.box.stats()["requests"].get(GET_STATUS, 0))
+
+    def watcher(self) -> tuple[int, int | None] | None:
+        rows = self.airflow.query(
+            "SELECT id, triggerer_id FROM trigger WHERE classpath LIKE '%.ConfirmaPaymentSyncEventTrigger'"
+        )
+        return rows[0] if rows else None
+
+    def runs(self) -> list[str]:
+        return [
+            row[0] for row in self.airflow.query("SELECT state FROM dag_run WHERE dag_id=? ORDER BY id", EVENTS_DAG)
+        ]
+
+    def reported(self) -> list[list[str]]:
+        rows = self.airflow.query(
+            "SELECT x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id "
+            "WHERE x.dag_id=? AND x.task_id='newly_synced' AND x.key='return_value' ORDER BY r.id",
+            EVENTS_DAG,
+        )
+        return [json.loads(row[0]) for row in rows]
+
+    def settle_batch(self, prefix: str) -> list[str]:
+        """POST three payments straight to the sandbox, then settle them; returns their identifiers."""
+        ids = [f"{prefix}-{n}" for n in range(1, 4)]
+        records = ", ".join(
+            f'{{"paymentIdentifier": "{i}", "invoiceNumber": "10001", "paymentDate": "2026-02-02", '
+            f'"amount": 12.50, "currency": "EUR", "targetIdentifier": "invoicenumber"}}'
+            for i in ids
+        )
+        request = urllib.request.Request(  # noqa: S310 - loopback http
+            f"{self.box.api_url}/accounting/payment",
+            data=f'{{"payments": [{records}]}}'.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "X-Api-Key": self.key},
+        )
+        with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+            pass
+        self.box.sync_now()
+        return ids
+
+    def quiet_for(self, polls: int, seconds: float, triggers: TriggerWatch) -> int:
+        """Wait until the watcher polled ``polls`` more times and ``seconds`` passed; returns the runs then."""
+        start, began = self.gets(), time.monotonic()
+
+        def done() -> bool:
+            triggers.poll()
+            return self.gets() >= start + polls and time.monotonic() - began >= seconds
+
+        wait_for(f"{polls} more polls of the watcher", done, timeout=seconds + 60)
+        return len(self.runs())
+
+    def run_once_more(self, prefix: str, report: Report, triggers: TriggerWatch) -> list[str]:
+        before = len(self.runs())
+        ids = self.settle_batch(prefix)
+
+        def ran() -> bool:
+            triggers.poll()
+            states = self.runs()
+            return len(states) > before and all(state in ("success", "failed") for state in states)
+
+        wait_for(f"a run of {EVENTS_DAG} for batch {prefix}", ran, timeout=120)
+        # quiet for 12 polls and the 10 s after which the watermark of the batch is stored
+        runs = self.quiet_for(12, 12.0, triggers)
+        report.check(runs == before + 1, f"{EVENTS_DAG}: batch {prefix} ran the consumer once ({runs - before} runs)")
+        report.check(self.runs()[-1] == "success", f"{EVENTS_DAG}: run {runs} {self.runs()[-1]} (expected success)")
+        got = self.reported()[-1] if self.reported() else None
+        report.check(got == ids, f"{EVENTS_DAG}: run {runs} got the batch's payments ({got})")
+        return ids
+
+
 def run(settings: Settings, report: Report) -> None:
     marker = uuid.uuid4().hex
     key_core = secrets.token_urlsafe(24)
@@ -442,6 +524,20 @@ def run(settings: Settings, report: Report) -> None:
 
             wait_for("the e2e DAGs to be parsed", parsed, timeout=90)
 
+        events = Events(airflow, sandboxes["confirma_e2e_events"], key)
+        with report.phase("events: the watcher polls; no run while nothing is synced"):
+            wait_for(
+                "the watcher's trigger to poll", lambda: (events.watcher() or (0, None))[1] and events.gets() >= 3, 120
+            )
+            runs = events.quiet_for(5, 5.0, triggers)
+        report.check(runs == 0, f"{EVENTS_DAG}: no run before any payment synced ({runs})")
+        with report.phase("events: a synced batch runs the consumer once"):
+            events.run_once_more("evt-a", report, triggers)
+        stored = airflow.query("SELECT value FROM asset_state_store WHERE key LIKE 'confirma_reported_%'")
+        report.check(
+            len(stored) == 1 and "evt-a-1" in stored[0][0], f"{EVENTS_DAG}: the watermark is in the asset state store"
+        )
+
         run_ids: dict[str, str] = {}
         with report.phase("trigger runs (REST API)"):
             logical_date = datetime.now(timezone.utc).isoformat()
@@ -492,6 +588,16 @@ def run(settings: Settings, report: Report) -> None:
             new_triggerer != old_triggerer,
             f"trigger {trigger_id} moved from triggerer job {old_triggerer} to {new_triggerer} and polls again",
         )
+        with report.phase("events: the watcher polls again after the restart; nothing old runs"):
+            wait_for(
+                "the new triggerer to run the watcher",
+                lambda: (events.watcher() or (0, old_triggerer))[1] not in (None, old_triggerer),
+                timeout=120,
+            )
+            runs = events.quiet_for(10, 10.0, triggers)
+        report.check(runs == 1, f"{EVENTS_DAG}: no run for the old batch after the triggerer restart ({runs} runs)")
+        with report.phase("events: a new batch after the restart runs the consumer once more"):
+            events.run_once_more("evt-b", report, triggers)
         settled = sync_box.sync_now()
         report.check(settled == 3, f"sandbox settled the 3 submitted payments after the restart ({settled})")
         failed = sandboxes["confirma_e2e_failing"].sync_now()

@@ -96,6 +96,8 @@ NAMES: list[tuple[str, str, str]] = [
     (f"{P}.triggers.base", "ConfirmaSyncStatusTrigger", "class"),
     (f"{P}.triggers.payment_sync", "ConfirmaPaymentSyncTrigger", "class"),
     (f"{P}.triggers.ledger_sync", "ConfirmaLedgerSyncTrigger", "class"),
+    (f"{P}.triggers.payment_sync", "ConfirmaPaymentSyncEventTrigger", "class"),
+    (f"{P}.triggers.ledger_sync", "ConfirmaLedgerSyncEventTrigger", "class"),
     # assets
     (f"{P}.assets", "ASSET_SCHEME", "str"),
     (f"{P}.assets", "PAYMENT_SYNC_ASSET", "asset"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
+from airflow_provider_confirma.triggers.events import ConfirmaSyncEventTrigger
 
 
 class ConfirmaLedgerSyncTrigger(ConfirmaSyncStatusTrigger):
@@ -21,4 +22,14 @@ class ConfirmaLedgerSyncTrigger(ConfirmaSyncStatusTrigger):
     noun = "ledger"
 
 
-__all__ = ["ConfirmaLedgerSyncTrigger"]
+class ConfirmaLedgerSyncEventTrigger(ConfirmaSyncEventTrigger):
+    """For ``AssetWatcher``: one event per batch of ledger documents that newly synced (or failed, if asked).
+
+    Polls ``GET /accounting/ledger``; arguments as :class:`~.events.ConfirmaSyncEventTrigger`.
+    """
+
+    status_endpoint = Endpoint.LEDGER_SYNC_STATUS
+    noun = "ledger"
+
+
+__all__ = ["ConfirmaLedgerSyncEventTrigger", "ConfirmaLedgerSyncTrigger"]

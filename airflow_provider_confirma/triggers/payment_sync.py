@@ -1,4 +1,4 @@
-"""``ConfirmaPaymentSyncTrigger``: the deferred wait of ``ConfirmaPaymentSyncSensor``.
+"""``ConfirmaPaymentSyncTrigger``: the deferred wait of ``ConfirmaPaymentSyncSensor``; its watcher twin.
 
 Polls GET /accounting/payment; everything else is :class:`~.base.ConfirmaSyncStatusTrigger`'s
 (the hook's async reader, the shared :class:`~.sync_wait.SyncWait` verdict, coalesced polls, one
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
+from airflow_provider_confirma.triggers.events import ConfirmaSyncEventTrigger
 
 
 class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
@@ -21,4 +22,14 @@ class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
     noun = "payment"
 
 
-__all__ = ["ConfirmaPaymentSyncTrigger"]
+class ConfirmaPaymentSyncEventTrigger(ConfirmaSyncEventTrigger):
+    """For ``AssetWatcher``: one event per batch of payments that newly synced (or failed, if asked).
+
+    Polls ``GET /accounting/payment``; arguments as :class:`~.events.ConfirmaSyncEventTrigger`.
+    """
+
+    status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
+    noun = "payment"
+
+
+__all__ = ["ConfirmaPaymentSyncEventTrigger", "ConfirmaPaymentSyncTrigger"]

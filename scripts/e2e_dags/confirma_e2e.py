@@ -10,6 +10,9 @@ script for every Airflow process), so one Airflow session runs them all side by 
   trigger's and the worker's HTTP retries and the task's retry are exhausted.
 * ``confirma_e2e_submit_retries``: every request answers 503; the submit task's retries are exhausted.
 * ``confirma_e2e_sync_failed``: Confirma reports the payments as failed to sync.
+* ``confirma_e2e_events``: scheduled on an asset watched by ``ConfirmaPaymentSyncEventTrigger``
+  (1 s polls); the script settles batches of payments and expects one run per new batch, none when
+  nothing changes and none for old payments after the triggerer is killed and restarted.
 * ``confirma_e2e_canary``: the positive control. It logs and returns the password of a canary
   connection on purpose, so the leak scan must find the canary key (and never the real one).
 
@@ -21,11 +24,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseHook, dag, task
+from airflow.sdk import Asset, AssetWatcher, BaseHook, dag, task
 
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy
 from airflow_provider_confirma.operators.accounting import ConfirmaSubmitPaymentsOperator
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
+from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncEventTrigger
 
 #: Short HTTP retries, so failure paths end in seconds.
 FAST_RETRIES = RetryPolicy(
@@ -114,3 +118,39 @@ def confirma_e2e_canary() -> None:
 
 
 confirma_e2e_canary()
+
+
+SYNCED = Asset(
+    name="confirma_e2e_synced_payments",
+    uri="confirma://accounting/payment/e2e-synced",
+    watchers=[
+        AssetWatcher(
+            name="confirma_e2e_watcher",
+            trigger=ConfirmaPaymentSyncEventTrigger(confirma_conn_id="confirma_e2e_events", poll_interval=1),
+        )
+    ],
+)
+
+
+@dag(
+    dag_id="confirma_e2e_events",
+    schedule=[SYNCED],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    is_paused_upon_creation=False,
+    max_active_runs=1,
+    tags=["confirma-e2e-events"],
+)
+def confirma_e2e_events() -> None:
+    @task
+    def newly_synced(**context: Any) -> list[str]:
+        """The identifiers of the batches behind this run (the script checks them)."""
+        found: set[str] = set()
+        for event in context["triggering_asset_events"][SYNCED]:
+            found.update(event.extra["payload"]["identifiers"])
+        return sorted(found)
+
+    newly_synced()
+
+
+confirma_e2e_events()

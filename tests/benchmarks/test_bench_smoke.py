@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_confirma.sandbox import SandboxConfig, SandboxProcess
-from benchmarks import import_cost, large_response, poke_efficiency, report, triggerer_scale
+from benchmarks import event_watchers, import_cost, large_response, poke_efficiency, report, triggerer_scale
 from benchmarks.common import LagTicker, bench_payments, percentile, run_forked, submit_payments
 from benchmarks.run import scale_plan
 
@@ -259,3 +259,12 @@ def test_a_single_measurement_keeps_its_own_figures() -> None:
     assert ratio == ("0.437 / 1.671 ms = 0.26x", False)
     assert found["1,000 waiters, 1 s, coalesce=False: max loop lag"] == ("13 ms", True)
     assert report.repeats_table(rows) == ""
+
+
+def test_event_watchers_share_one_request_per_interval_and_fire_once_each() -> None:
+    with SandboxProcess(SandboxConfig(api_key=KEY, sync_delay=3600)) as sandbox:
+        result = event_watchers.measure(sandbox.url, KEY, watchers=10, interval=0.5, window=3.0)
+    for mode in result["modes"].values():
+        assert mode["events_while_pending"] == 0 and mode["events_per_watcher_after_sync"] == [1]
+        assert mode["requests_per_interval"] <= 1.5  # 10 watchers, not 10 requests per interval
+    assert "| Path |" in report.events_table(result)

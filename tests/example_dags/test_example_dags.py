@@ -25,6 +25,7 @@ import pytest
 from airflow_provider_confirma.assets import LEDGER_SYNC_ASSET_URI, PAYMENT_SYNC_ASSET_URI
 from airflow_provider_confirma.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_confirma.endpoints import Endpoint
+from tests.airflow_compat import only_on_airflow_3_3
 from tests.dag_helpers import (
     DAGS_FOLDER_BUNDLE,
     dags_folder,
@@ -39,11 +40,13 @@ from tests.dag_helpers import (
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 EXAMPLE_DAG_IDS = {
     "example_confirma_ledger_sync",
+    "example_confirma_payment_events",
     "example_confirma_payment_sync",
     "example_confirma_payment_sync_consumer",
     "example_confirma_reconciliation",
 }
 CONSUMER = "example_confirma_payment_sync_consumer"
+EVENTS = "example_confirma_payment_events"
 SETTLE_AFTER_GETS = 3
 KEY_MARKER = "confirma-sandbox-key"
 #: the reconciliation window: seeded data around a fixed anchor (a Monday)
@@ -215,6 +218,69 @@ def test_payment_sync_example_runs_and_triggers_its_consumer(consumer_unpaused, 
     assert consumer.task_states == {"on_synced_payments": "success"}
     assert consumer.xcom("on_synced_payments") == 3
     assert queued_asset_uris(CONSUMER) == []  # consumed by the run
+
+
+# -- payment events: an asset watched by the event trigger ------------------------------------------
+def add_trigger_event(asset_name: str, payload: dict[str, Any]) -> None:
+    """An asset event as the triggerer stores a watcher's event (``Trigger.submit_event``)."""
+    from airflow.assets.manager import AssetManager
+    from airflow.models.asset import AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        asset = session.scalars(select(AssetModel).where(AssetModel.name == asset_name)).one()
+        extra = {"from_trigger": True, "payload": payload}
+        AssetManager.register_asset_change(asset=asset.to_serialized(), extra=extra, session=session)
+
+
+@only_on_airflow_3_3("the asset-triggered run is created through the 3.3 scheduler's internals")
+def test_payment_events_example_reconciles_the_batch_its_trigger_fired(airflow_db, sandbox, monkeypatch):
+    import asyncio
+
+    path = install_example("example_confirma_payment_events.py")
+    set_paused(EVENTS, False)
+    example = load_example_module("example_confirma_payment_events.py")
+    trigger = example.SYNCED_PAYMENTS.watchers[0].trigger
+    for name, value in sandbox.conn_env().items():
+        monkeypatch.setenv(name, value)
+    from airflow_provider_confirma.hooks.confirma import ConfirmaHook
+
+    hook = ConfirmaHook()
+    submitted = [p["paymentIdentifier"] for p in example_payments()]
+    hook.submit_payments({"payments": example_payments()})
+    sandbox.sync_now()
+
+    async def first_batch() -> dict[str, Any]:
+        return (await anext(trigger.run())).payload  # type: ignore[arg-type]
+
+    batch = asyncio.run(first_batch())
+    assert (batch["count"], batch["identifiers"], batch["omitted"]) == (3, sorted(submitted), 0)
+    try:
+        add_trigger_event(example.SYNCED_PAYMENTS.name, batch)
+        consumer, consumed = run_asset_triggered(path, EVENTS)
+    finally:
+        set_paused(EVENTS, True)
+    assert [extra["payload"] for _, extra in consumed] == [batch]
+    assert consumer.task_states == {"newly_synced": "success", "read_payments": "success", "reconcile": "success"}
+    assert consumer.xcom("newly_synced") == sorted(submitted)
+    assert consumer.xcom("reconcile") == {"total": 3, "synced": 3, "pending": 0, "failed": 0, "missing": 0}
+    assert KEY_MARKER not in repr(consumer.xcoms)
+
+
+def example_payments() -> list[dict[str, Any]]:
+    """Three payments of the documented shape (amounts as decimal text)."""
+    payment = load_example_module("example_confirma_payment_sync.py").PAYMENTS[0]
+    return [
+        {
+            **payment,
+            "paymentIdentifier": f"pay-event-{n}",
+            "paymentDate": "2026-02-02",
+            "bookingDate": "2026-02-02",
+            "amount": Decimal(payment["amount"]),
+        }
+        for n in range(3)
+    ]
 
 
 # -- ledger sync -----------------------------------------------------------------------------------
