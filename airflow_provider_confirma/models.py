@@ -250,7 +250,7 @@ class SyncProgress:
     def describe(self, limit: int = 5) -> str:
         """A one-line progress text such as ``3/5 synced; waiting: a, b; failed: -``."""
         waiting = self.pending + self.missing
-        failed = [f"{i} ({self.record(i).description or 'no description'})" for i in self.failed[: limit + 1]]
+        failed = [f"{i} ({clipped(self.record(i).description or 'no description')})" for i in self.failed[: limit + 1]]
         return (
             f"{len(self.synced)}/{self.total} synced; waiting: {bounded(waiting, limit)}; "
             f"failed: {bounded(failed, limit, len(self.failed))}"
@@ -262,6 +262,15 @@ class SyncProgress:
             record = self.record(ident)
             details.append({"sourceIdentifier": ident, "status": record.status, "description": record.description})
         return details
+
+
+#: How many characters of a record's free text (its ``description``) a message or log line quotes.
+QUOTED_TEXT_LIMIT = 80
+
+
+def clipped(text: str, limit: int = QUOTED_TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, with ``…`` when cut (an API's text can be any length)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def bounded(items: Sequence[str], limit: int = 10, total: int | None = None, sep: str = ", ") -> str:

@@ -27,6 +27,7 @@ from airflow_provider_confirma.models import (
     SyncProgress,
     SyncRecord,
     bounded,
+    clipped,
     evaluate_index,
 )
 from airflow_provider_confirma.models import index_records as index_records  # typed records as a judge() index
@@ -47,6 +48,9 @@ OUTCOME_WAITING = "waiting"
 FAILURE_DETAILS_LIMIT = 10
 #: How many identifiers a progress log line names per category.
 LOG_NAMES_LIMIT = 5
+#: A trigger event's message is cut to this many characters, so that an event stays about 1 KB
+#: whatever the number of records (the triggerer logs every fired event in full, and stores it).
+EVENT_MESSAGE_LIMIT = 600
 
 
 # -- verdict -------------------------------------------------------------------------------------
@@ -118,7 +122,7 @@ class SyncVerdict:
     def failure_message(self) -> str:
         failed = self.progress.failed
         names = [
-            f"{d['sourceIdentifier']} (status {d['status']}: {d['description'] or 'no description'})"
+            f"{d['sourceIdentifier']} (status {d['status']}: {clipped(d['description'] or 'no description')})"
             for d in self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
         ]
         shown = bounded(names, FAILURE_DETAILS_LIMIT, len(failed))
@@ -141,6 +145,25 @@ class SyncVerdict:
             "waited_seconds": round(max(0.0, waited_seconds), 3),
         }
 
+    def event_summary(self, waited_seconds: float) -> dict[str, Any]:
+        """The summary a trigger event carries: the verdict's counts, no records (so the event stays
+        small); the task reads the records once more when it resumes (:func:`with_records`)."""
+        return {
+            "outcome": self.outcome,
+            "counts": self.progress.counts(),
+            "unreadable": {"count": self.progress.unreadable},
+            "waited_seconds": round(max(0.0, waited_seconds), 3),
+        }
+
+
+def with_records(event_summary: Mapping[str, Any], fresh: SyncVerdict) -> dict[str, Any]:
+    """The XCom summary of a wait the trigger ended: the trigger's verdict (outcome, counts, time
+    waited) with the records, missing identifiers and failures of ``fresh``, read when the task
+    resumed."""
+    summary = fresh.summary(float(event_summary.get("waited_seconds") or 0.0))
+    summary.update(outcome=event_summary["outcome"], counts=event_summary["counts"])
+    return summary
+
 
 def unreadable_summary(progress: SyncProgress) -> dict[str, Any]:
     """``{"count", "sample"}``: the unreadable records a wait skipped (the sample is bounded)."""
@@ -156,7 +179,11 @@ def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]
         status, message = EVENT_FAILED, verdict.failure_message()
     else:
         raise ValueError("a waiting verdict is not an event")
-    return {"status": status, "message": message, "summary": verdict.summary(waited_seconds)}
+    return {
+        "status": status,
+        "message": clipped(message, EVENT_MESSAGE_LIMIT),
+        "summary": verdict.event_summary(waited_seconds),
+    }
 
 
 def timeout_message(noun: str, timeout_seconds: float, last: SyncVerdict | None) -> str:
@@ -167,8 +194,8 @@ def timeout_message(noun: str, timeout_seconds: float, last: SyncVerdict | None)
 def timeout_event(noun: str, timeout_seconds: float, last: SyncVerdict | None, waited: float) -> dict[str, Any]:
     return {
         "status": EVENT_TIMEOUT,
-        "message": timeout_message(noun, timeout_seconds, last),
-        "summary": last.summary(waited) if last is not None else None,
+        "message": clipped(timeout_message(noun, timeout_seconds, last), EVENT_MESSAGE_LIMIT),
+        "summary": last.event_summary(waited) if last is not None else None,
     }
 
 
@@ -182,7 +209,7 @@ def poll_error_streak(log: Any, noun: str, errors: int, limit: int, exc: BaseExc
 
 
 def error_event(message: str) -> dict[str, Any]:
-    return {"status": EVENT_ERROR, "message": message}
+    return {"status": EVENT_ERROR, "message": clipped(message, EVENT_MESSAGE_LIMIT)}
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ from airflow_provider_confirma.sync_wait import (
     SyncWait,
     poll_error_streak,
     read_event,
+    with_records,
 )
 from airflow_provider_confirma.triggers.base import ConfirmaSyncStatusTrigger
 
@@ -483,6 +484,22 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         except TaskDeferralError as exc:
             self._check_raised(context, exc)
 
+    def _with_records(self, event_summary: Mapping[str, Any]) -> dict[str, Any]:
+        """The XCom summary of a wait the trigger ended: its event carries counts only (the
+        triggerer logs and stores every event), so the records are read once more, with one status
+        GET (under the hook's retry policy)."""
+        if "records" in event_summary:  # an event of an earlier release: the whole summary
+            return dict(event_summary)
+        try:
+            index = self.hook.get_status_index(self.status_endpoint, self._rendered_params())
+            fresh = self.sync_wait.judge(index)
+        except Exception as exc:
+            raise AirflowException(
+                f"Confirma {self.noun} sync succeeded, but reading its records for XCom failed "
+                f"(a retry of the task finds them synced): {describe_error(exc)}"
+            ) from exc
+        return with_records(event_summary, fresh)
+
     def _resumed_wait_start(self, context: Context, next_kwargs: Mapping[str, Any] | None) -> float | None:
         """When the wait began: from the deferral's kwargs or the trigger's event (every Airflow
         version), else, after a failed trigger (whose kwargs Airflow replaces), from the task state
@@ -502,7 +519,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self._check_raised(context, AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
         if checked.status == EVENT_SUCCESS:
             self.log.info("Confirma %s sync: %s", self.noun, checked.message)
-            return self._succeeded(context, checked.summary)
+            assert checked.summary is not None  # read_event requires one on success
+            return self._succeeded(context, self._with_records(checked.summary))
         if checked.status == EVENT_FAILED:
             self._check_raised(context, AirflowFailException(checked.message))
         if checked.status == EVENT_TIMEOUT:

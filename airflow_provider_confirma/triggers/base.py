@@ -48,7 +48,6 @@ from airflow_provider_confirma.hooks.connection import ConfirmaConnectionSetting
 from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient, retry_policy_from
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord
 from airflow_provider_confirma.sync_wait import (
-    FAILURE_DETAILS_LIMIT,
     LOG_NAMES_LIMIT,
     SyncVerdict,
     SyncWait,
@@ -82,22 +81,21 @@ def connection_key(settings: ConfirmaConnectionSettings) -> tuple[tuple[str, Any
 #: long and how many polls it has waited, so a long wait is never silent for minutes.
 PROGRESS_LOG_SECONDS = 300.0
 
-#: How many failed records a timeout event can name: its summary's failures and its message's
-#: progress line (see :class:`~.sync_wait.SyncVerdict`).
-SHOWN_FAILURES = max(FAILURE_DETAILS_LIMIT, LOG_NAMES_LIMIT + 1)
+#: How many failed records a timeout event's message names (its progress line, see
+#: :meth:`~.sync_wait.SyncVerdict.describe`); the event carries counts, no records.
+SHOWN_FAILURES = LOG_NAMES_LIMIT + 1
 
 
 def for_timeout(verdict: SyncVerdict) -> SyncVerdict:
     """``verdict``, changed in place to hold only the records its timeout event can show.
 
-    The event's summary types the first ``max_xcom_records`` tracked records found and names the
-    first failed ones, and so does its message; the rest of the response is let go, so a wait
-    sleeping until its next own poll keeps a few records, not the whole response (a wait for all
-    records still keeps their identifiers, for its counts).
+    The event's message names the first failed ones (with their descriptions); the rest of the
+    response is let go, so a wait sleeping until its next own poll keeps a few records, not the
+    whole response (a wait for all records still keeps their identifiers, for its counts).
     """
     progress = verdict.progress
     index = progress.index
-    shown = progress.found[: verdict.wait.max_xcom_records] + progress.failed[:SHOWN_FAILURES]
+    shown = progress.failed[:SHOWN_FAILURES]
     if isinstance(index, StatusIndex):
         raw = index.raw
         progress.index = StatusIndex({ident: raw[ident] for ident in shown}, index.record_type, index.list_key)

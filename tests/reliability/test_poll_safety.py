@@ -169,14 +169,13 @@ async def test_a_wait_started_after_a_connection_edit_polls_the_new_host_with_th
     new.serve(record("p-1", 1, invoiceNumber="NEW-1"))
     done_after = await after
     assert done_after["status"] == "success"
-    assert done_after["summary"]["records"][0]["invoiceNumber"] == "NEW-1"
+    assert not before.done()  # the first wait judges its own host's answer, still pending
 
     polled = old.requests
     await until(lambda: old.requests > polled, "the first wait to keep polling its own host")
     old.serve(record("p-1", 1, invoiceNumber="OLD-1"))
     done_before = await before
     assert done_before["status"] == "success"
-    assert done_before["summary"]["records"][0]["invoiceNumber"] == "OLD-1"
 
     assert old.keys_seen() == {OLD_KEY}
     assert new.keys_seen() == {NEW_KEY}
@@ -284,12 +283,10 @@ async def test_an_own_poll_keeps_no_response_through_its_sleep(
     if identifiers is None:
         assert "4999/5000 synced; waiting: p-0" in payload["message"]
         assert summary["counts"] == {"total": BIG, "synced": BIG - 1, "pending": 1, "failed": 0, "missing": 0}
-        assert [r["sourceIdentifier"] for r in summary["records"]] == ["p-0", "p-1", "p-2"]
-        assert summary["records_omitted"] == BIG - 3
     else:
         assert "0/1 synced; waiting: p-0" in payload["message"]
         assert summary["counts"] == {"total": 1, "synced": 0, "pending": 1, "failed": 0, "missing": 0}
-        assert [(r["sourceIdentifier"], r["status"]) for r in summary["records"]] == [("p-0", 0)]
+    assert "records" not in summary  # an event carries counts, never records
 
 
 def test_the_records_kept_for_the_timeout_event_tell_what_the_whole_response_told():

@@ -158,7 +158,7 @@ async def test_unknown_status_value_is_a_failed_event_naming_it(sandbox):
     payload = await first_event(make_trigger())
     assert payload["status"] == "failed"
     assert payload["message"] == "Confirma payment sync failed for 1 of 1 record(s): t-1 (status 7: Mystery state)"
-    assert payload["summary"]["failures"] == [{"sourceIdentifier": "t-1", "status": 7, "description": "Mystery state"}]
+    assert payload["summary"]["counts"]["failed"] == 1
 
 
 PENDING = records_reply(record("t-1", status=0))

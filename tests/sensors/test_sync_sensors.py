@@ -360,12 +360,38 @@ def test_reschedule_mode_measures_the_wait_from_the_first_reschedule(
 
 
 # -- execute_complete --------------------------------------------------------------------------------
-SUMMARY = {"outcome": "success", "counts": {"total": 1}}
+SUMMARY = {"outcome": "success", "counts": {"total": 1}, "records": []}  # as an earlier release sent it
 
 
-def test_execute_complete_success_returns_the_summary(variant: SyncVariant):
+def test_execute_complete_success_returns_an_earlier_releases_whole_summary(variant: SyncVariant):
     event = {"status": "success", "message": "1/1 synced", "summary": SUMMARY}
-    assert make_sensor(variant).execute_complete({}, event) == SUMMARY
+    assert make_sensor(variant).execute_complete({}, event) == SUMMARY  # no request: nothing mocked
+
+
+def test_execute_complete_reads_the_records_once_for_xcom(variant: SyncVariant, url: str, api: responses.RequestsMock):
+    """The event carries the verdict's counts; the records come from one status GET on resume."""
+    api.get(url, json=variant.body({"a": 1, "b": 1, "other": 0}))
+    counts = {"total": 2, "synced": 2, "pending": 0, "failed": 0, "missing": 0}
+    compact = {"outcome": "success", "counts": counts, "unreadable": {"count": 0}, "waited_seconds": 12.5}
+    event = {"status": "success", "message": "2/2 synced", "summary": compact, "started_at": 1.0}
+    ctx = context()
+    summary = make_sensor(variant, emit_asset=True).execute_complete(ctx, event)
+    assert len(api.calls) == 1 and api.calls[0].request.method == "GET"
+    assert [r["sourceIdentifier"] for r in summary["records"]] == ["a", "b"]
+    assert (summary["outcome"], summary["counts"], summary["waited_seconds"]) == ("success", counts, 12.5)
+    assert summary["records_omitted"] == 0 and summary["missing"] == []
+    assert ctx["outlet_events"][variant.asset].extra == {"synced": 2, "identifiers": ["a", "b"]}
+
+
+def test_execute_complete_says_when_the_records_cannot_be_read(
+    variant: SyncVariant, url: str, api: responses.RequestsMock
+):
+    api.get(url, status=503)
+    compact = {"outcome": "success", "counts": {"total": 2}, "waited_seconds": 1.0}
+    with pytest.raises(AirflowException, match="sync succeeded, but reading its records for XCom failed") as info:
+        make_sensor(variant).execute_complete({}, {"status": "success", "message": "2/2", "summary": compact})
+    assert not isinstance(info.value, AirflowFailException)  # a retry of the task can still succeed
+    assert KEY not in str(info.value)
 
 
 @pytest.mark.parametrize(

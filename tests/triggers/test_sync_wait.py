@@ -18,6 +18,7 @@ from airflow_provider_confirma.sync_wait import (
     read_event,
     timeout_event,
     verdict_event,
+    with_records,
 )
 
 
@@ -174,3 +175,37 @@ def test_read_event_rejects_anything_outside_the_vocabulary(event, fragment):
 
 def test_vocabulary_is_closed():
     assert frozenset({"success", "failed", "timeout", "error"}) == EVENT_STATUSES
+
+
+# -- events stay small ------------------------------------------------------------------------------
+EVENT_BYTES = 1024
+
+
+@pytest.mark.parametrize("outcome", ["success", "failed", "timeout"])
+def test_an_event_stays_about_1_kb_whatever_the_number_of_records(outcome: str):
+    """The triggerer logs and stores every fired event in full: 100,000 records with long
+    identifiers and descriptions still make an event of at most 1 KB (counts, no records)."""
+    long = "x" * 200
+    ids = [f"{long}-{i:06d}" for i in range(100_000)]
+    status = {"success": 1, "failed": 2, "timeout": 0}[outcome]
+    verdict = SyncWait(tuple(ids)).judge(index_records([rec(i, status, "d" * 5000) for i in ids]))
+    event = timeout_event("payment", 600.0, verdict, 600.0) if outcome == "timeout" else verdict_event(verdict, 3.0)
+    assert len(json.dumps(event)) <= EVENT_BYTES
+    assert event["summary"]["counts"]["total"] == 100_000
+    assert "records" not in event["summary"]
+    read_event(event)  # the sensor accepts it
+
+
+def test_an_error_event_stays_small():
+    assert len(json.dumps(error_event("boom " * 10_000))) <= EVENT_BYTES
+
+
+def test_with_records_keeps_the_triggers_verdict_and_adds_the_records_read_on_resume():
+    wait = SyncWait(("a", "b"))
+    ended = wait.judge(index_records([rec("a", 1), rec("b", 1)]))
+    event = verdict_event(ended, 7.0)
+    fresh = wait.judge(index_records([rec("a", 1), rec("b", 1), rec("c", 0)]))
+    summary = with_records(event["summary"], fresh)
+    assert summary["outcome"] == "success" and summary["waited_seconds"] == 7.0
+    assert summary["counts"] == ended.progress.counts()
+    assert [r["sourceIdentifier"] for r in summary["records"]] == ["a", "b"]
