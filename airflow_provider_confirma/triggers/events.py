@@ -37,6 +37,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_provider_confirma.arguments import (
     DEFAULT_CONN_ID,
+    check_conn_id,
     check_positive,
     check_query_params,
     is_template,
@@ -146,8 +147,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         name = type(self).__name__
         if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
             raise TypeError(f"{name} sets no sync status endpoint; use a subclass per endpoint")
-        if not isinstance(confirma_conn_id, str) or not confirma_conn_id.strip():
-            raise ConfirmaConfigError(f"{name}: confirma_conn_id must be a non-empty string, got {confirma_conn_id!r}")
+        check_conn_id(confirma_conn_id, f"{name}: confirma_conn_id")
         if is_template(query_params) or is_template(confirma_conn_id):
             raise ConfirmaConfigError(
                 f"{name}: a watcher's trigger renders no template (it has no task context); "
