@@ -19,6 +19,7 @@ import pendulum
 from pendulum import Date
 
 from airflow_provider_confirma.arguments import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, check_status_sets
+from airflow_provider_confirma.text import bounded, clipped
 
 
 class SyncState(str, Enum):
@@ -262,26 +263,6 @@ class SyncProgress:
             record = self.record(ident)
             details.append({"sourceIdentifier": ident, "status": record.status, "description": record.description})
         return details
-
-
-#: How many characters of a record's free text (its ``description``) a message or log line quotes.
-QUOTED_TEXT_LIMIT = 80
-
-
-def clipped(text: str, limit: int = QUOTED_TEXT_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, with ``…`` when cut (an API's text can be any length)."""
-    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-def bounded(items: Sequence[str], limit: int = 10, total: int | None = None, sep: str = ", ") -> str:
-    """``a, b, c (+7 more)`` for log lines and messages: the first ``limit`` items joined by ``sep``,
-    and how many more of ``total`` (default ``len(items)``); ``-`` when there are none. The one
-    "(+N more)" formatter."""
-    total = len(items) if total is None else total
-    if not total:
-        return "-"
-    shown = sep.join(items[:limit])
-    return shown if total <= limit else f"{shown} (+{total - limit} more)"
 
 
 def evaluate_sync(

@@ -42,6 +42,8 @@ from pydantic import (
     ValidationInfo,
 )
 
+from airflow_provider_confirma.text import bounded
+
 __all__ = [
     "ISO_4217_CODES",
     "ClientRequest",
@@ -112,13 +114,8 @@ class ValidationIssue:
 
 
 def format_issues(issues: Sequence[ValidationIssue], limit: int = ISSUES_SHOWN) -> str:
-    """``a: msg; b: msg (+3 more)`` for error messages.
-
-    Not ``models.bounded``: that module loads Airflow (through ``exceptions``), and the sandbox,
-    which validates with these models, must start without it.
-    """
-    shown = "; ".join(str(issue) for issue in issues[:limit])
-    return shown if len(issues) <= limit else f"{shown} (+{len(issues) - limit} more)"
+    """``a: msg; b: msg (+3 more)`` for error messages."""
+    return bounded([str(issue) for issue in issues[:limit]], limit, len(issues), sep="; ")
 
 
 class PayloadValidationError(ValueError):

@@ -55,7 +55,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("operators", "sensors", "triggers", "assets"),
     ("hooks",),
     ("sync_wait", "models", "arguments", "payloads", "validation"),
-    ("endpoints", "exceptions", "json_codec", "compat", "get_provider_info", "__init__", "__version__"),
+    ("endpoints", "exceptions", "json_codec", "text", "compat", "get_provider_info", "__init__", "__version__"),
 ]
 #: The sandbox stands beside the hook: a fake API server, built on the domain and the base only.
 SANDBOX_MAY_USE = LAYERS[2] + LAYERS[3]
