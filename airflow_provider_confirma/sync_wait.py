@@ -151,7 +151,7 @@ class SyncVerdict:
         return {
             "outcome": self.outcome,
             "counts": self.progress.counts(),
-            "unreadable": {"count": self.progress.unreadable},
+            "unreadable": unreadable_summary(self.progress),  # a sample of at most 5
             "waited_seconds": round(max(0.0, waited_seconds), 3),
         }
 
@@ -179,6 +179,9 @@ def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]
         status, message = EVENT_FAILED, verdict.failure_message()
     else:
         raise ValueError("a waiting verdict is not an event")
+    # Types the records the task's XCom will show: one that cannot be read is an error now, as in
+    # poke mode (``ValueError``, an error event), not a surprise when the task resumes.
+    verdict.summary(waited_seconds)
     return {
         "status": status,
         "message": clipped(message, EVENT_MESSAGE_LIMIT),

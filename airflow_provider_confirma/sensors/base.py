@@ -493,12 +493,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         try:
             index = self.hook.get_status_index(self.status_endpoint, self._rendered_params())
             fresh = self.sync_wait.judge(index)
+            return with_records(event_summary, fresh)
+        except ValueError as err:  # a record the summary shows cannot be read, as in poke mode
+            raise unreadable_status(self.status_endpoint, err) from None
         except Exception as exc:
             raise AirflowException(
                 f"Confirma {self.noun} sync succeeded, but reading its records for XCom failed "
                 f"(a retry of the task finds them synced): {describe_error(exc)}"
             ) from exc
-        return with_records(event_summary, fresh)
 
     def _resumed_wait_start(self, context: Context, next_kwargs: Mapping[str, Any] | None) -> float | None:
         """When the wait began: from the deferral's kwargs or the trigger's event (every Airflow

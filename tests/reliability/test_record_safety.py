@@ -173,7 +173,8 @@ async def test_deferred_wait_on_identifiers_skips_unreadable_records(
     assert capsys.readouterr().out.count(UNREADABLE_WARNING) == 2  # once by the first check, once by the trigger
     summary = waiting.execute_complete({}, payload)
     assert summary["counts"]["synced"] == 1
-    assert shape_server.requests[scenario] == 4
+    assert summary["unreadable"] == {"count": 5, "sample": JUNK_SAMPLE}  # read again on resume
+    assert shape_server.requests[scenario] == 5  # 4 polls, and the resumed task's read for XCom
 
 
 @pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "own-poll"])

@@ -84,10 +84,7 @@ async def test_success_after_pending_polls_of_its_endpoint(
     assert payload["message"] == "2/2 synced; waiting: -; failed: -"
     summary = payload["summary"]
     assert summary["counts"] == {"total": 2, "synced": 2, "pending": 0, "failed": 0, "missing": 0}
-    assert [r["sourceIdentifier"] for r in summary["records"]] == ["a", "b"]
-    # The records keep their own fields (invoiceNumber / documentStatus ...) in the summary.
-    for name, value in variant.own_fields:
-        assert all(r[name] == value for r in summary["records"])
+    assert "records" not in summary  # counts only: the sensor reads the records when it resumes
     assert summary["waited_seconds"] >= 3
     assert len(status_api.calls) in (2, 3)
     assert all(c.params == {"fromDate": "2026-02-01"} for c in status_api.calls)
