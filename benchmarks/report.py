@@ -194,7 +194,8 @@ def targets(rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool | None
                 measured = f"{one_ours['cpu_ms_per_poll']:.3f} / {one_anchor['cpu_ms_per_poll']:.3f} ms = {ratio:.2f}x"
             else:
                 measured = f"{ratio:.2f}x (median of {len(ratios)}: " + ", ".join(f"{r:.2f}x" for r in ratios) + ")"
-            out.append((f"{where}: CPU per poll vs the anchor's", measured, "<= 0.25x", ratio <= 0.25))
+            # issue 15: at most 0.35x the anchor's CPU per poll
+            out.append((f"{where}: CPU per poll vs the anchor's", measured, "<= 0.35x", ratio <= 0.35))
         lags = [o.get("loop_lag_max_ms") for o in runs]
         worst = None if None in lags else max(float(lag) for lag in lags if lag is not None)
         worst_of = f" (worst of {len(runs)})" if len(runs) > 1 else ""
@@ -251,7 +252,8 @@ def other_targets(r: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     for name, t in ((r.get("imports") or {}).get("targets") or {}).items():
         if name.startswith("Confirma"):
             ms = t["beyond_sdk"]["median_ms"]
-            out.append((f"{name}: import beyond `import airflow.sdk`", f"{ms:.1f} ms", "<= 10 ms", ms <= 10))
+            # issue 15: at most 50 ms beyond airflow.sdk (HttpSensor: about 210 ms)
+            out.append((f"{name}: import beyond `import airflow.sdk`", f"{ms:.1f} ms", "<= 50 ms", ms <= 50))
     return out
 
 
