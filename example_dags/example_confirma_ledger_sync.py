@@ -20,7 +20,7 @@ from airflow_provider_confirma.operators.accounting import ConfirmaSubmitLedgerO
 from airflow_provider_confirma.sensors.ledger_sync import ConfirmaLedgerSyncSensor
 
 #: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
-log = logging.getLogger(__name__)
+log = logging.getLogger("example_confirma_ledger_sync")  # a plain name: a DAG file's __name__ is mangled by Airflow
 
 # The identifier is unique per run, so that every run submits a new document; a retry of the same
 # run reuses it, and the submit operator then skips it if Confirma already has it.

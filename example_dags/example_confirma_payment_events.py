@@ -21,7 +21,7 @@ from airflow.sdk import Asset, AssetWatcher, dag, task
 from airflow_provider_confirma.operators.accounting import ConfirmaGetPaymentSyncStatusOperator
 from airflow_provider_confirma.triggers.payment_sync import ConfirmaPaymentSyncEventTrigger
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("example_confirma_payment_events")  # a plain name: a DAG file's __name__ is mangled by Airflow
 
 SYNCED_PAYMENTS = Asset(
     name="confirma_synced_payments",

@@ -20,7 +20,7 @@ from airflow_provider_confirma.operators.accounting import ConfirmaSubmitPayment
 from airflow_provider_confirma.sensors.payment_sync import ConfirmaPaymentSyncSensor
 
 #: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
-log = logging.getLogger(__name__)
+log = logging.getLogger("example_confirma_payment_sync")  # a plain name: a DAG file's __name__ is mangled by Airflow
 
 # Identifiers are unique per run, so that every run submits new payments; a retry of the same run
 # reuses them, and the submit operator then skips what Confirma already has.

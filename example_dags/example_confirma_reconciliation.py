@@ -18,7 +18,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_provider_confirma.operators.payments import ConfirmaGetPaymentsOperator, ConfirmaGetSettlementsOperator
 
 #: The task log: a line logged here shows in the task's log where it happens (a print shows at its end).
-log = logging.getLogger(__name__)
+log = logging.getLogger("example_confirma_reconciliation")  # a plain name: a DAG file's __name__ is mangled by Airflow
 
 
 @dag(
