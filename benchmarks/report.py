@@ -308,7 +308,7 @@ def large_table(large: dict[str, Any]) -> str:
         "",
         "| Records | "
         + " | ".join(f"XCom, max_xcom_records={c}" for c in caps)
-        + " | Failed event, cap 10 | counts + failures |",
+        + " | Failed trigger event | counts + failures |",
         "|---:|" + "---:|" * (len(caps) + 2),
     ]
     for s in large["sizes"]:
