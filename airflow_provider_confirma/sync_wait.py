@@ -129,20 +129,17 @@ class SyncVerdict:
         return f"Confirma {self.wait.noun} sync failed for {len(failed)} of {self.progress.total} record(s): {shown}"
 
     def summary(self, waited_seconds: float) -> dict[str, Any]:
-        """A compact, JSON-safe summary for XCom and trigger events (lists capped)."""
+        """The compact, JSON-safe XCom summary: :meth:`event_summary` and the records (lists capped)."""
         cap = self.wait.max_xcom_records
         found = len(self.progress.found)
         missing = self.progress.missing
         return {
-            "outcome": self.outcome,
-            "counts": self.progress.counts(),
+            **self.event_summary(waited_seconds),
             "records": [r.to_xcom() for r in self.progress.record_list(cap)],  # type: ignore[attr-defined]
             "records_omitted": max(0, found - cap),
             "missing": missing[:cap],
             "missing_omitted": max(0, len(missing) - cap),
             "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
-            "unreadable": unreadable_summary(self.progress),
-            "waited_seconds": round(max(0.0, waited_seconds), 3),
         }
 
     def event_summary(self, waited_seconds: float) -> dict[str, Any]:
