@@ -1,10 +1,4 @@
-"""Exact JSON for money, with no Airflow import: ``Decimal`` in, ``Decimal`` out.
-
-Owns the wire encoding of request bodies (``Decimal`` written as an exact JSON number, never
-through float) and the matching decoder (JSON numbers with a fraction become ``Decimal``). Kept
-free of Airflow imports so the sandbox server and CLI start fast; the hook uses the same functions
-through :mod:`airflow_provider_confirma.hooks.http_policy`.
-"""
+"""Exact JSON for money (``Decimal`` in, ``Decimal`` out), with no Airflow import so the sandbox starts fast."""
 
 from __future__ import annotations
 
@@ -15,13 +9,25 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+#: Deepest nesting of arrays and objects a decoded body may have (Confirma's documented bodies nest about 5).
+MAX_JSON_DEPTH = 64
+
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+class JSONTooDeepError(ValueError):
+    """JSON nested deeper than :data:`MAX_JSON_DEPTH` levels."""
+
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+
 
 def encode_json(body: Any) -> bytes:
     """JSON bytes with ``Decimal`` values written as exact JSON numbers (``Decimal("12.30")`` → 12.30).
 
-    Hand-written because the standard library's encoder writes only numbers it formats itself (a
-    float), and simplejson (``use_decimal``) would be a dependency for these lines: each amount is
-    written as a string marked with a random token no payload can contain, then unquoted.
+    Hand-written because the standard library writes only floats as numbers (simplejson would be a new
+    dependency): each amount becomes a string marked with a random token no payload contains, then unquoted.
     """
     token = secrets.token_hex(8)
 
@@ -39,28 +45,12 @@ def encode_json(body: Any) -> bytes:
     return text.encode("utf-8")
 
 
-#: Deepest nesting of arrays and objects a decoded body may have. Confirma's documented bodies nest
-#: about 5 levels; deeper input is refused before anything walks it recursively.
-MAX_JSON_DEPTH = 64
-
-
-class JSONTooDeepError(ValueError):
-    """JSON nested deeper than :data:`MAX_JSON_DEPTH` levels."""
-
-    def __init__(self) -> None:
-        super().__init__(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-
-
 def _depth_exceeds(raw: bytes, limit: int) -> bool:
-    """Whether valid JSON ``raw`` (UTF-8) nests arrays/objects deeper than ``limit``, in C-speed passes.
+    """Whether valid UTF-8 JSON ``raw`` nests arrays/objects deeper than ``limit``, in C-speed passes.
 
-    Hand-written because the standard library's parser has no depth limit (only Python's recursion
-    limit, far deeper), and a parser with one would be a new dependency.
-
-    Escapes go (``\\\\`` then ``\\"``, only when a backslash precedes a quote), then every byte but quotes
-    and brackets; what lies between quote pairs was in strings (adjacent quotes enclose nothing and
-    go first). Then innermost pairs are removed pass by pass: one pass of both kinds removes one
-    or two levels, so only a depth between ``limit / 2`` and ``limit`` needs the exact count.
+    Hand-written because the standard library's parser has no depth limit and one with it would be a new
+    dependency. Escapes go, then all but quotes and brackets, then what lies between quotes (strings).
+    A pass of both replaces removes one or two levels, so only a depth near ``limit`` is counted exactly.
     """
     if b'\\"' in raw:  # an escaped quote (or an escaped backslash before a closing quote)
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
@@ -81,40 +71,23 @@ def _depth_exceeds(raw: bytes, limit: int) -> bool:
     return bool(brackets)
 
 
-_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'"[]{}')))
-_INNERMOST = re.compile(rb"\[\]|\{\}")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-#: One decoder for every response (``json.loads`` with these options would build one per call).
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
-
-
 def decode_json(data: bytes | str) -> Any:
-    """Parse JSON keeping fractional numbers exact (``Decimal``); ``NaN``/``Infinity`` are errors.
+    """Parse JSON as ``json.loads`` does, fractional numbers as ``Decimal``; ``NaN``/``Infinity`` are errors.
 
-    Accepts what ``json.loads`` accepts (bytes in UTF-8, -16 or -32). Raises ``ValueError``
-    (``json.JSONDecodeError`` is one) on malformed input, :class:`JSONTooDeepError` (one too) on
-    nesting deeper than :data:`MAX_JSON_DEPTH`.
+    :raises ValueError: malformed input, or :class:`JSONTooDeepError` beyond :data:`MAX_JSON_DEPTH` levels.
     """
-    if isinstance(data, str):
-        if data.startswith("\ufeff"):
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
-        text = data
-    else:
-        encoding = json.detect_encoding(data)
-        text = data.decode(encoding, "surrogatepass")
-        if encoding != "utf-8":
-            data = text
     try:
-        value = _DECODER.decode(text)
+        value = json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
     except RecursionError:  # thousands of levels: the C scanner gave up
         raise JSONTooDeepError() from None
     if isinstance(value, (dict, list)):
-        raw = data if isinstance(data, bytes) else text.encode("utf-8", "surrogatepass")
+        if isinstance(data, bytes) and (encoding := json.detect_encoding(data)) != "utf-8":
+            data = data.decode(encoding, "surrogatepass")
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
         if _depth_exceeds(raw, MAX_JSON_DEPTH):
             raise JSONTooDeepError()
     return value
