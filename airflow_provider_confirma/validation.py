@@ -1,8 +1,4 @@
-"""Deprecated: the payload rules are pydantic models now, in :mod:`airflow_provider_confirma.payloads`.
-
-Every name this module exported still works for one release and warns, naming the new spelling.
-:class:`~airflow_provider_confirma.payloads.PayloadValidationError` is the same class in both places.
-"""
+"""Deprecated: the payload rules moved to :mod:`airflow_provider_confirma.payloads`; each old name warns, naming it."""
 
 from __future__ import annotations
 
