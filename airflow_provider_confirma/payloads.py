@@ -1,23 +1,12 @@
-"""The documented payload rules of the Confirma POST endpoints, as pydantic models.
+"""The documented payload rules of the Confirma POST endpoints as pydantic models, with no Airflow import.
 
-Used by the submit operators (before sending) and by the sandbox (a 422 naming the field): one set of
-models for both. No Airflow import. The models only *check* a payload: the operators send the
-user's own payload, never a re-serialized model (extra fields, order and numbers stay as given).
-
-Rules come from confirma-api.md: dates are ISO 8601 ``YYYY-MM-DD``; currencies ISO 4217 (3 upper
-case letters from the code list); numbers have at most 2 decimals; country codes ISO 3166-1
-alpha-2; language codes 2 letters; emails a W3C-style pattern; ``documentDescription`` at most 210
-characters; ``ledgers`` is one object per request. The docs' required flags were not captured, so a
-field is **required** here only when it is an identifier, or a date, amount or currency that every
-documented example carries; every other documented field is type-checked when present (``null``
-allowed), and undocumented extra fields pass through untouched (``extra="allow"``).
-
-Payload amounts are checked as they go on the wire: a ``Decimal`` or ``int`` (a JSON number; the
-sandbox parses request JSON with ``parse_float=Decimal``). Text amounts, floats and booleans are
-issues; convert user input with :func:`check_amount` (or :func:`plain_decimal`) first.
-
-Use :func:`payload_issues` (a list of :class:`ValidationIssue`, each naming a JSON path such as
-``payments[2].amount``) or :func:`ensure_valid` (raises :class:`PayloadValidationError`).
+The submit operators check a payload before sending it (and send the payload itself, never a model
+rebuilt from it); the sandbox answers 422 with the same issues. Rules from confirma-api.md: ISO dates,
+ISO 4217 currencies, at most 2 decimals, alpha-2 countries, 2-letter languages, W3C emails. The docs'
+required flags were not captured: a field is required when it is an identifier, or a date, amount or
+currency every documented example carries; other documented fields are type-checked when present
+(``null`` allowed); unknown fields pass through. Amounts are JSON numbers (``Decimal`` or ``int``):
+text, floats and booleans are issues.
 """
 
 from __future__ import annotations
@@ -83,7 +72,6 @@ ISO_4217_CODES: frozenset[str] = frozenset(
 )
 
 MAX_DECIMALS = 2
-DOCUMENT_DESCRIPTION_MAX = 210
 #: At most this many issues are shown in a message; the rest are counted.
 ISSUES_SHOWN = 10
 
@@ -91,8 +79,7 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PLAIN_DECIMAL_RE = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 _ALPHA2_RE = re.compile(r"[A-Z]{2}")
 _LANGUAGE_RE = re.compile(r"[A-Za-z]{2}")
-# The HTML5 (W3C) "valid e-mail address" pattern.
-_EMAIL_RE = re.compile(
+_EMAIL_RE = re.compile(  # HTML5's "valid e-mail address"
     r"[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
     r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*"
 )
@@ -135,35 +122,25 @@ def ensure_valid(what: str, issues: Sequence[ValidationIssue]) -> None:
 
 # -- single values ---------------------------------------------------------------------------------
 def plain_decimal(text: str) -> Decimal | None:
-    """``Decimal`` of plain decimal text (``" -12.30 "``: sign, digits, an optional fraction), else ``None``.
-
-    No exponents, ``NaN``, ``Infinity`` or digit separators: what a person writes as an amount.
-    """
+    """``Decimal`` of text such as ``" -12.30 "`` (no exponent, ``NaN`` or separators), else ``None``."""
     text = text.strip()
     return Decimal(text) if _PLAIN_DECIMAL_RE.fullmatch(text) else None
 
 
 def check_number(value: Any, what: str = "number") -> Decimal:
-    """A finite number with at most 2 decimals, as ``Decimal`` (from ``Decimal``, ``int`` or text).
-
-    Floats are refused (they cannot hold 0.10 exactly), and so are booleans and text that is not a
-    plain decimal number (:func:`plain_decimal`).
-    """
+    """A finite number with at most 2 decimals as ``Decimal``, from ``Decimal``, ``int`` or plain decimal text."""
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number, not a boolean ({value!r})")
     if isinstance(value, float):
         raise ValueError(
             f"{what} is a float ({value!r}); floats cannot hold money exactly: use Decimal or text such as '12.30'"
         )
-    if isinstance(value, int):
-        return Decimal(value)
     if isinstance(value, str):
-        parsed = plain_decimal(value)
-        if parsed is None:
+        number = plain_decimal(value)
+        if number is None:
             raise ValueError(f"{what} {value!r} is not a decimal number such as '12.30'")
-        number = parsed
-    elif isinstance(value, Decimal):
-        number = value
+    elif isinstance(value, (int, Decimal)):
+        number = Decimal(value)
     else:
         raise ValueError(f"{what} must be a Decimal, text or int, not {type(value).__name__}")
     if not number.is_finite():
@@ -175,11 +152,7 @@ def check_number(value: Any, what: str = "number") -> Decimal:
 
 
 def check_amount(value: Any) -> Decimal:
-    """A money amount (``Decimal``/text/``int``; finite; at most 2 decimals) as ``Decimal``.
-
-    >>> check_amount("12.30")
-    Decimal('12.30')
-    """
+    """:func:`check_number` for a money amount: ``check_amount("12.30") == Decimal("12.30")``."""
     return check_number(value, "amount")
 
 
@@ -242,7 +215,6 @@ def _flag(value: Any) -> int:
 
 
 def _wire_number(value: Any, info: ValidationInfo) -> Any:
-    """A number as it goes on the wire: a JSON number (``Decimal``/``int``), never text."""
     if isinstance(value, str):
         raise ValueError("must be a JSON number, not a string (convert text with Decimal or check_amount)")
     check_number(value, info.field_name or "number")
@@ -250,9 +222,8 @@ def _wire_number(value: Any, info: ValidationInfo) -> Any:
 
 
 # -- field types -----------------------------------------------------------------------------------
-# The pydantic-core checks (types, presence, lengths) run in Rust; the rules above run as plain
-# validators, so each rule and its message exists once. None reaching a validator is a null given
-# for a required field (optional fields are ``X | None``), reported as such by payload_issues.
+# The rules above run as plain validators, so each rule and its message exists once. A None reaching
+# one is a null given for a required field (optional ones are ``X | None``): payload_issues says so.
 Text = Annotated[str, StringConstraints(pattern=r"\S")]  # required text: not empty or blank
 IsoDate = Annotated[date, PlainValidator(check_iso_date)]
 Currency = Annotated[str, PlainValidator(check_currency)]
@@ -324,7 +295,7 @@ class LedgerDocument(_Model):
     documentType: str | None = None
     documentName: str | None = None
     calculationMode: str | None = None
-    documentDescription: Annotated[str, Field(max_length=DOCUMENT_DESCRIPTION_MAX)] | None = None
+    documentDescription: Annotated[str, Field(max_length=210)] | None = None
     ledgerRows: Annotated[list[LedgerRow], Field(min_length=1)]
 
 
@@ -499,14 +470,14 @@ class DirectPaymentAction(InvoiceAction):
     data: DirectPaymentData
 
 
-#: The action models by code; the tags appear in pydantic's error locations and are left out of paths.
-_ACTION_TAGS = {"DUEDATE": "code DUEDATE", "DIRECTPAYMENT": "code DIRECTPAYMENT"}
+#: The action codes with a model of their own; the tags are in pydantic's error locations, not in paths.
+_CODES = ("DUEDATE", "DIRECTPAYMENT")
 _ANY_CODE = "any code"
 
 
 def _action_tag(value: Any) -> str:
     code = value.get("code") if isinstance(value, Mapping) else None
-    return _ACTION_TAGS.get(code, _ANY_CODE) if isinstance(code, str) else _ANY_CODE
+    return code if code in _CODES else _ANY_CODE
 
 
 class InvoiceActionsRequest(RequestModel):
@@ -516,8 +487,8 @@ class InvoiceActionsRequest(RequestModel):
     actions: Annotated[
         list[
             Annotated[
-                Annotated[DueDateAction, Tag(_ACTION_TAGS["DUEDATE"])]
-                | Annotated[DirectPaymentAction, Tag(_ACTION_TAGS["DIRECTPAYMENT"])]
+                Annotated[DueDateAction, Tag("DUEDATE")]
+                | Annotated[DirectPaymentAction, Tag("DIRECTPAYMENT")]
                 | Annotated[InvoiceAction, Tag(_ANY_CODE)],
                 Discriminator(_action_tag),
             ]
@@ -555,7 +526,7 @@ class ClientRequest(RequestModel):
 
 
 # -- checking --------------------------------------------------------------------------------------
-_LOCATION_TAGS = frozenset({*_ACTION_TAGS.values(), _ANY_CODE})
+_LOCATION_TAGS = frozenset({*_CODES, _ANY_CODE})
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -590,34 +561,29 @@ _EXPECTED = {
     "int_type": "an integer",
     "bool_type": "true or false",
     "model_type": "an object",
-    "model_attributes_type": "an object",
-    "dict_type": "an object",
     "list_type": "a list",
 }
 
 
 def _message(error: Mapping[str, Any]) -> str:
-    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    kind, value = error["type"], error.get("input")
     if kind == "missing":
         return "is required"
     if value is None:
         return "is required (got null)"
     if kind == "value_error":
-        return str(ctx.get("error", error["msg"]))
+        return str(error["ctx"]["error"])
     if kind in _EXPECTED:
         return f"must be {_EXPECTED[kind]}, not {_json_type(value)}"
     if kind in ("too_short", "string_pattern_mismatch"):  # a required list, or text that is blank
         return "must not be empty"
     if kind == "string_too_long":
-        return f"is {len(value)} characters long; at most {ctx['max_length']} are allowed"
+        return f"is {len(value)} characters long; at most {error['ctx']['max_length']} are allowed"
     return str(error["msg"])
 
 
 def payload_issues(model: type[RequestModel], body: Any) -> list[ValidationIssue]:
-    """Every rule of ``model`` that ``body`` breaks (``[]`` when it is valid), each naming its JSON path.
-
-    ``body`` is only checked, never changed: send ``body`` itself, not a model built from it.
-    """
+    """Each rule of ``model`` that ``body`` breaks (``[]`` when valid), naming its JSON path; ``body`` is unchanged."""
     if not isinstance(body, Mapping):
         return [ValidationIssue("body", f"must be a JSON object ({model.shape}), not {_json_type(body)}")]
     try:
