@@ -6,8 +6,8 @@ import warnings
 from functools import partial
 from typing import Any
 
-# ruff: noqa: F822 - the names are served by __getattr__ (so ``import *`` still works, and warns)
-__all__ = [
+#: names that moved to ``payloads`` unchanged
+_MOVED = [
     "ISO_4217_CODES",
     "PayloadValidationError",
     "ValidationIssue",
@@ -20,13 +20,7 @@ __all__ = [
     "check_number",
     "ensure_valid",
     "format_issues",
-    "validate_client_payload",
-    "validate_invoice_action_payload",
-    "validate_invoice_payload",
-    "validate_ledger_payload",
-    "validate_payments_payload",
 ]
-
 #: the old per-endpoint functions and the model each one checks with ``payloads.payload_issues``
 _VALIDATORS = {
     "validate_client_payload": "ClientRequest",
@@ -35,6 +29,7 @@ _VALIDATORS = {
     "validate_ledger_payload": "LedgerRequest",
     "validate_payments_payload": "PaymentsRequest",
 }
+__all__ = [*_MOVED, *_VALIDATORS]  # served by __getattr__, so ``import *`` still works, and warns
 
 
 def __getattr__(name: str) -> Any:
