@@ -56,8 +56,7 @@ __all__ = [
     "plain_decimal",
 ]
 
-#: Active ISO 4217 alphabetic codes (incl. funds and X-codes), as of 2025 (ZWG, XCG included;
-#: ANG, CUC, SLL, ZWL kept while still in circulation).
+#: Active ISO 4217 codes (incl. funds and X-codes) as of 2025; ANG, CUC, SLL, ZWL kept while in circulation.
 ISO_4217_CODES: frozenset[str] = frozenset(
     """
     AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP
@@ -260,8 +259,6 @@ class Payment(_Model):
 
 
 class PaymentsRequest(RequestModel):
-    """``{"payments": [...]}``, a non-empty list."""
-
     shape = "with a 'payments' list"
     payments: Annotated[list[Payment], Field(min_length=1)]
 
@@ -306,8 +303,6 @@ def _one_ledger(value: Any) -> Any:
 
 
 class LedgerRequest(RequestModel):
-    """``{"ledgers": {...}}``: one ledger document per request, as an object."""
-
     shape = "with a 'ledgers' object"
     ledgers: Annotated[LedgerDocument, BeforeValidator(_one_ledger)]
 
@@ -421,8 +416,6 @@ class Invoice(_Model):
 
 
 class SalesInvoiceRequest(RequestModel):
-    """One SalesInvoiceRequest: ``processing``, ``distribution``, ``invoice``."""
-
     shape = "a SalesInvoiceRequest"
     processing: Processing | None = None
     distribution: Distribution | None = None
@@ -470,7 +463,7 @@ class DirectPaymentAction(InvoiceAction):
     data: DirectPaymentData
 
 
-#: The action codes with a model of their own; the tags are in pydantic's error locations, not in paths.
+#: The codes whose data requires more fields; the tags are in pydantic's error locations, not in paths.
 _CODES = ("DUEDATE", "DIRECTPAYMENT")
 _ANY_CODE = "any code"
 
@@ -481,8 +474,6 @@ def _action_tag(value: Any) -> str:
 
 
 class InvoiceActionsRequest(RequestModel):
-    """``{"actions": [...]}``, a non-empty list; ``DUEDATE`` and ``DIRECTPAYMENT`` require more data."""
-
     shape = "with an 'actions' list"
     actions: Annotated[
         list[
