@@ -539,11 +539,11 @@ def _json_type(value: Any) -> str:
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return "an object"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return "a list"
-    return type(value).__name__
+    return f"a Python {type(value).__name__}"  # a tuple or a non-dict mapping: JSON has no such value
 
 
 #: pydantic error types and what our message says instead ("must be {kind}, not {JSON type}").

@@ -238,6 +238,16 @@ def test_payments_container_rules():
     assert issues == [ValidationIssue("payments[0].paymentIdentifier", "must not be empty")]
 
 
+def test_python_only_containers_are_named_as_such():
+    """A tuple or a non-dict mapping is not JSON: the message names the Python type, not "a list"."""
+    from types import MappingProxyType
+
+    issues = validate_payments_payload({"payments": (PAYMENT,)})
+    assert issues == [ValidationIssue("payments", "must be a list, not a Python tuple")]
+    issues = validate_payments_payload({"payments": [MappingProxyType(PAYMENT)]})
+    assert issues == [ValidationIssue("payments[0]", "must be an object, not a Python mappingproxy")]
+
+
 def test_payment_float_amount_is_an_issue_not_a_crash():
     issues = validate_payments_payload({"payments": [{**PAYMENT, "amount": 0.1}]})
     assert fields(issues) == ["payments[0].amount"]
