@@ -28,7 +28,7 @@ from airflow_provider_confirma.assets import (
 )
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaError
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook, unreadable_status
+from airflow_provider_confirma.hooks.confirma import unreadable_status
 from airflow_provider_confirma.models import StatusSets, SyncRecord, bounded
 from airflow_provider_confirma.operators.base import (
     ATTEMPT_KEY,
@@ -43,13 +43,7 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
-from airflow_provider_confirma.sync_wait import (
-    FAILURE_DETAILS_LIMIT,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    SyncWait,
-    unreadable_summary,
-)
+from airflow_provider_confirma.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS, SyncWait
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -98,22 +92,16 @@ class _SubmitOperator(ConfirmaBaseOperator):
 
     submit_endpoint: ClassVar[Endpoint]
     status_endpoint: ClassVar[Endpoint]
-    #: the argument holding the payload, and the key of the request body it goes under
-    payload_arg: ClassVar[str]
-    body_key: ClassVar[str]
-    #: a payload is one document (an object), not a list of them
-    one_document: ClassVar[bool] = False
-    #: what the payload must be, for the error message
-    payload_shape: ClassVar[str]
-    #: the pydantic model in ``payloads`` (named: that module is imported only where a payload is checked)
-    request_model: ClassVar[str]
+    payload_arg: ClassVar[str]  # the argument holding the payload, named in errors
+    body_key: ClassVar[str]  # the request body's key of the payload
+    one_document: ClassVar[bool] = False  # the payload is one object, not a list of them
+    payload_shape: ClassVar[str]  # what the payload must be, for the error message
+    request_model: ClassVar[str]  # its pydantic model in ``payloads`` (a name: that module is imported late)
     numeric_keys: ClassVar[frozenset[str]] = frozenset()
     id_key: ClassVar[str]
     noun: ClassVar[str]
-    #: fields compared with the status record of a known identifier: (field, "text"|"date"|"number")
-    compared_fields: ClassVar[tuple[tuple[str, str], ...]]
-    #: the operator that reads the status endpoint, named in messages
-    status_operator: ClassVar[str]
+    compared_fields: ClassVar[tuple[tuple[str, str], ...]]  # with a listed record: (field, "text"|"date"|"number")
+    status_operator: ClassVar[str]  # the operator that reads the status endpoint, named in messages
 
     def __init__(
         self,
@@ -157,8 +145,9 @@ class _SubmitOperator(ConfirmaBaseOperator):
         raise_for_issues(issues, f"{self.payload_arg} payload")
         return items
 
-    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
-        return {r.source_identifier: r for r in hook.get_sync_status(self.status_endpoint, self.status_query_params)}
+    def _known(self) -> dict[str, SyncRecord]:
+        records = self.hook.get_sync_status(self.status_endpoint, self.status_query_params)
+        return {r.source_identifier: r for r in records}
 
     def _check_hint(self, identifiers: Sequence[str]) -> str:
         return (
@@ -180,12 +169,17 @@ class _SubmitOperator(ConfirmaBaseOperator):
                 self.status_endpoint.value,
                 self._check_hint(identifiers),
             )
-        hook = self.hook
+            clearing = " No attempt was recorded (no task state store): clear this task only once they are listed."
+        else:
+            clearing = (
+                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
+                "for them to be listed and sends none that is."
+            )
         if recorded is not None:
-            known = self._await_recorded(hook, recorded, identifiers)
+            known = self._await_recorded(recorded, identifiers)
             attempt.clear()  # its identifiers are listed (or not part of this payload): the outcome is definite
         else:
-            known = self._known(hook)
+            known = self._known()
         self._check_conflicts(items, known)
         already = [ident for ident in identifiers if ident in known]
         if already:
@@ -203,15 +197,8 @@ class _SubmitOperator(ConfirmaBaseOperator):
         sent_ids = [str(item[self.id_key]) for item in to_send]
         body = {self.body_key: to_send[0] if self.one_document else to_send}
         attempt.write(sent_ids, body)  # before the POST: a later try waits for these before deciding
-        if attempt.store is None:
-            clearing = " No attempt was recorded (no task state store): clear this task only once they are listed."
-        else:
-            clearing = (
-                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
-                "for them to be listed and sends none that is."
-            )
         response = submit_once(
-            lambda: hook.request(self.submit_endpoint, json_body=body),
+            lambda: self.hook.request(self.submit_endpoint, json_body=body),
             endpoint=self.submit_endpoint,
             what=f"the submission of {len(to_send)} {self.noun}(s) ({bounded(sent_ids)})",
             recovery_hint=self._check_hint(sent_ids) + clearing,
@@ -226,9 +213,7 @@ class _SubmitOperator(ConfirmaBaseOperator):
         )
         return identifiers
 
-    def _await_recorded(
-        self, hook: ConfirmaHook, recorded: Mapping[str, Any], identifiers: Sequence[str]
-    ) -> dict[str, SyncRecord]:
+    def _await_recorded(self, recorded: Mapping[str, Any], identifiers: Sequence[str]) -> dict[str, SyncRecord]:
         """The status records once every identifier of the recorded attempt in this payload is listed;
         fails closed after ``previous_attempt_timeout`` seconds naming what is missing."""
         current = set(identifiers)
@@ -248,7 +233,7 @@ class _SubmitOperator(ConfirmaBaseOperator):
         deadline = time.monotonic() + self.previous_attempt_timeout
         polls = 0
         while True:
-            known = self._known(hook)
+            known = self._known()
             polls += 1
             missing = [i for i in waiting if i not in known]
             if not missing:
@@ -429,14 +414,9 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())
         rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown.values()]
-        summary: dict[str, Any] = {
-            "outcome": verdict.outcome,
-            "counts": progress.counts(),
-            "failures": progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
-            "missing": progress.missing[: self.max_xcom_records],
-            "missing_omitted": max(0, len(progress.missing) - self.max_xcom_records),
-            "unreadable": unreadable_summary(progress),
-        }
+        # the sensor's summary (one place), its records as rows with their state
+        omit = ("records", "records_omitted", "waited_seconds")
+        summary = {key: value for key, value in verdict.summary(0.0).items() if key not in omit}
         result = records_result(rows, self.max_xcom_records, summary)
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
             extra = sync_asset_extra(result, self.status_sets.success)
