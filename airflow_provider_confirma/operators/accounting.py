@@ -245,13 +245,7 @@ class _SubmitOperator(ConfirmaBaseOperator):
             if pause <= 0:
                 break
             self.log.info(
-                "%d of %d %s(s) of the earlier attempt not listed yet (poll %d): %s; next poll in %.1f s",
-                len(missing),
-                len(waiting),
-                self.noun,
-                polls,
-                bounded(missing, 5),
-                pause,
+                "Poll %d: %d not listed yet (%s); next poll in %.1f s", polls, len(missing), bounded(missing, 5), pause
             )
             time.sleep(pause)
         raise ConfirmaSubmissionUncertainError(

@@ -107,14 +107,14 @@ def to_xcom_safe(
     return convert(value, _path, False, 0)
 
 
-def truncation_summary(truncated: Mapping[str, int]) -> dict[str, Any]:
-    """The ``truncated`` part of a summary: up to :data:`MAX_TRUNCATION_PATHS` paths, the rest counted."""
-    if not truncated:
-        return {}
-    out: dict[str, Any] = {"truncated": dict(list(truncated.items())[:MAX_TRUNCATION_PATHS])}
+def _summary(summary: Mapping[str, Any] | None, truncated: Mapping[str, int]) -> dict[str, Any]:
+    """``summary`` XCom-safe, with the cut lists: up to :data:`MAX_TRUNCATION_PATHS` paths, the rest counted."""
+    head = to_xcom_safe(dict(summary or {}))
+    if truncated:
+        head["truncated"] = dict(list(truncated.items())[:MAX_TRUNCATION_PATHS])
     if len(truncated) > MAX_TRUNCATION_PATHS:
-        out["truncated_more_lists"] = len(truncated) - MAX_TRUNCATION_PATHS
-    return out
+        head["truncated_more_lists"] = len(truncated) - MAX_TRUNCATION_PATHS
+    return head
 
 
 def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -122,17 +122,16 @@ def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any
     records (and items in each nested list); ``records_omitted``, the sensor summary's name, is ``omitted``."""
     nested: dict[str, int] = {}
     kept = to_xcom_safe(records[:max_items], max_items=max_items, truncated=nested, _path="records")
-    head = to_xcom_safe(dict(summary or {}))
     omitted = len(records) - len(kept)
-    head.update({"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted})
-    return {"summary": {**head, **truncation_summary(nested)}, "records": kept}
+    counts = {"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted}
+    return {"summary": _summary({**(summary or {}), **counts}, nested), "records": kept}
 
 
 def object_result(body: Any, max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{"summary": {...}, "data": body}`` for object responses; every list in ``body`` is capped."""
     truncated: dict[str, int] = {}
     data = to_xcom_safe(body, max_items=max_items, truncated=truncated)
-    return {"summary": {**to_xcom_safe(dict(summary or {})), **truncation_summary(truncated)}, "data": data}
+    return {"summary": _summary(summary, truncated), "data": data}
 
 
 # -- payloads -------------------------------------------------------------------------------------
