@@ -1,10 +1,5 @@
-"""The provider's Airflow Assets: one URI per synced record kind, derived from its endpoint path.
-
-A task that waits for a sync (e.g. ``ConfirmaPaymentSyncSensor(emit_asset=True)``) declares the
-matching asset as an outlet, so downstream DAGs can be scheduled on synced payments or ledgers.
-Owns the asset event's extra too (:func:`sync_asset_extra`), the same for the sensors and the
-status operators.
-"""
+"""The provider's Airflow Assets (one URI per synced record kind, from its endpoint path) and the extra
+of their events, the same for the sensors and the status operators (:func:`sync_asset_extra`)."""
 
 from __future__ import annotations
 
@@ -39,12 +34,9 @@ def sync_asset(uri: str) -> Asset:
 
 
 def sync_asset_extra(xcom: Mapping[str, Any], success: Collection[int]) -> dict[str, Any]:
-    """``{"synced": <count>, "identifiers": [...]}``: the extra of the asset event of a finished wait.
-
-    Derived from the task's XCom value (a sensor's summary, or a status operator's result): the
-    count is its ``counts.synced`` (a status operator's is under ``summary``); the identifiers are
-    those of its ``records`` whose status is in ``success``, at most :data:`ASSET_EXTRA_IDENTIFIERS`
-    (and at most the task's ``max_xcom_records``, since the XCom holds no more).
+    """``{"synced": <count>, "identifiers": [...]}``, the extra of a finished wait's asset event, from the
+    task's XCom value (a sensor's summary, or a status operator's result, its counts under ``summary``):
+    ``counts.synced``, and at most :data:`ASSET_EXTRA_IDENTIFIERS` ``records`` whose status is in ``success``.
     """
     records: Iterable[Any] = xcom.get("records") or []
     synced = [

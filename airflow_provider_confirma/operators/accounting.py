@@ -1,12 +1,6 @@
 """Accounting operators: submit payments and ledgers, and read their sync status.
 
-Submissions are money: the payload is validated before anything is sent (at DAG parse time when
-it holds no template), amounts go out as exact JSON numbers, and a POST is sent at most once per
-try. Before every POST the status endpoint is asked which identifiers Confirma already knows: those
-are not sent again, and one listed with other data than the payload fails the task, sending
-nothing. The attempt is recorded in the task state store before the POST; a POST whose outcome is
-unknown fails without retries, and a later try first waits (bounded) for what that attempt may have
-sent to be listed, failing closed when it is not.
+A submission is money, so it is sent at most once: see "Sending nothing twice" in docs/operators.md.
 """
 
 from __future__ import annotations
@@ -15,10 +9,9 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.providers.common.compat.sdk import AirflowFailException, Asset, AssetAlias
+from airflow.providers.common.compat.sdk import AirflowFailException, AssetAlias
 
 from airflow_provider_confirma.arguments import (
     check_positive,
@@ -35,8 +28,8 @@ from airflow_provider_confirma.assets import (
 )
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaError
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook, unreadable_status
-from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncRecord, bounded
+from airflow_provider_confirma.hooks.confirma import unreadable_status
+from airflow_provider_confirma.models import StatusSets, SyncRecord, bounded
 from airflow_provider_confirma.operators.base import (
     ATTEMPT_KEY,
     AttemptRecord,
@@ -50,64 +43,22 @@ from airflow_provider_confirma.operators.base import (
     to_xcom_safe,
     wire_numbers,
 )
-from airflow_provider_confirma.sync_wait import (
-    FAILURE_DETAILS_LIMIT,
-    OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
-    SyncWait,
-    unreadable_summary,
-)
+from airflow_provider_confirma.sync_wait import OUTCOME_FAILED, OUTCOME_SUCCESS, SyncWait
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
-
-    from airflow_provider_confirma.payloads import ValidationIssue
 
 #: Asset aliases through which the status operators emit their asset event only when it is earned.
 PAYMENT_SYNC_ALIAS = "confirma-payment-sync-status"
 LEDGER_SYNC_ALIAS = "confirma-ledger-sync-status"
 #: Numeric ledger fields that are not money but must go out as JSON numbers as well.
 LEDGER_NUMERIC_KEYS = frozenset({"vatPercentage"})
-
-
-def _unwrap(value: Any, key: str, name: str) -> Any:
-    """Accept either the payload's content or the whole body ``{key: content}``."""
-    value = load_payload(value, name)
-    if isinstance(value, Mapping) and set(value) == {key}:
-        return value[key]
-    return value
-
-
-def _duplicate_issues(items: Sequence[Any], list_key: str, id_key: str) -> list[ValidationIssue]:
-    from airflow_provider_confirma.payloads import ValidationIssue
-
-    seen: dict[str, int] = {}
-    issues = []
-    for index, item in enumerate(items):
-        ident = item.get(id_key) if isinstance(item, Mapping) else None
-        if not isinstance(ident, str):
-            continue
-        if ident in seen:
-            issues.append(
-                ValidationIssue(
-                    f"{list_key}[{index}].{id_key}", f"duplicate identifier {ident!r} (also {list_key}[{seen[ident]}])"
-                )
-            )
-        else:
-            seen[ident] = index
-    return issues
+#: A conflict message shows each value cut to this many characters.
+VALUE_CHARS = 40
 
 
 class ConfirmaSubmissionConflictError(ConfirmaError, AirflowFailException):
     """Confirma already lists an identifier with other data than the payload; nothing was sent."""
-
-
-#: Defaults of the wait for an earlier, uncertain attempt (seconds).
-DEFAULT_PREVIOUS_ATTEMPT_TIMEOUT = 300.0
-DEFAULT_PREVIOUS_ATTEMPT_POLL_INTERVAL = 15.0
-#: At most this many identifiers are named in a conflict message, each value cut to this many characters.
-CONFLICTS_SHOWN = 5
-VALUE_CHARS = 40
 
 
 def _shown_value(value: Any) -> str:
@@ -132,28 +83,36 @@ def _comparable(kind: str, value: Any) -> Any:
 class _SubmitOperator(ConfirmaBaseOperator):
     """Validate, compare with what the status endpoint already lists, record the attempt, POST once.
 
-    :param previous_attempt_timeout: seconds a try waits for the identifiers of an earlier attempt
-        whose outcome is unknown to appear in the status list before it fails closed (default 300).
-    :param previous_attempt_poll_interval: seconds between status reads during that wait (default 15).
+    :param status_query_params: query parameters of the status read made before the POST (undocumented
+        by Confirma; passed through as given).
+    :param previous_attempt_timeout: seconds to wait, when an earlier try recorded a POST whose outcome
+        is unknown, for its identifiers to be listed before failing closed (default 300; 0: one check).
+    :param previous_attempt_poll_interval: seconds between the status reads of that wait (default 15).
     """
 
     submit_endpoint: ClassVar[Endpoint]
     status_endpoint: ClassVar[Endpoint]
-    id_key: ClassVar[str]  # identifier field of one submitted item
+    payload_arg: ClassVar[str]  # the argument holding the payload, named in errors
+    body_key: ClassVar[str]  # the request body's key of the payload
+    one_document: ClassVar[bool] = False  # the payload is one object, not a list of them
+    payload_shape: ClassVar[str]  # what the payload must be, for the error message
+    request_model: ClassVar[str]  # its pydantic model in ``payloads`` (a name: that module is imported late)
+    numeric_keys: ClassVar[frozenset[str]] = frozenset()
+    id_key: ClassVar[str]
     noun: ClassVar[str]
-    #: submitted fields compared with the status record of a known identifier: (field, "text"|"date"|"number")
-    compared_fields: ClassVar[tuple[tuple[str, str], ...]]
-    #: the operator that reads the status endpoint, named in messages
-    status_operator: ClassVar[str]
+    compared_fields: ClassVar[tuple[tuple[str, str], ...]]  # with a listed record: (field, "text"|"date"|"number")
+    status_operator: ClassVar[str]  # the operator that reads the status endpoint, named in messages
 
     def __init__(
         self,
         *,
-        previous_attempt_timeout: float = DEFAULT_PREVIOUS_ATTEMPT_TIMEOUT,
-        previous_attempt_poll_interval: float = DEFAULT_PREVIOUS_ATTEMPT_POLL_INTERVAL,
+        status_query_params: Mapping[str, Any] | None = None,
+        previous_attempt_timeout: float = 300.0,
+        previous_attempt_poll_interval: float = 15.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.status_query_params = status_query_params
         self.previous_attempt_timeout = check_positive(
             previous_attempt_timeout, "previous_attempt_timeout", zero_ok=True
         )
@@ -163,16 +122,32 @@ class _SubmitOperator(ConfirmaBaseOperator):
 
     def _items(self, payload: Any) -> list[Mapping[str, Any]]:
         """The validated items of ``payload`` with amounts as ``Decimal``; raises naming the bad field."""
-        raise NotImplementedError
+        from airflow_provider_confirma import payloads
 
-    def _body(self, items: list[Mapping[str, Any]]) -> Any:
-        raise NotImplementedError
+        value = wire_numbers(load_payload(payload, self.payload_arg, self.body_key), self.numeric_keys)
+        if self.one_document and isinstance(value, Mapping):
+            items = [value]
+        elif not self.one_document and isinstance(value, list):
+            items = value
+        else:
+            raise ConfirmaPayloadError(f"{self.payload_arg} must be {self.payload_shape}, got {type(value).__name__}")
+        issues = payloads.payload_issues(getattr(payloads, self.request_model), {self.body_key: value})
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            ident = item.get(self.id_key) if isinstance(item, Mapping) else None
+            if isinstance(ident, str) and seen.setdefault(ident, index) != index:
+                issues.append(
+                    payloads.ValidationIssue(
+                        f"{self.body_key}[{index}].{self.id_key}",
+                        f"duplicate identifier {ident!r} (also {self.body_key}[{seen[ident]}])",
+                    )
+                )
+        raise_for_issues(issues, f"{self.payload_arg} payload")
+        return items
 
-    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
-        raise NotImplementedError
-
-    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
-        raise NotImplementedError
+    def _known(self) -> dict[str, SyncRecord]:
+        records = self.hook.get_sync_status(self.status_endpoint, self.status_query_params)
+        return {r.source_identifier: r for r in records}
 
     def _check_hint(self, identifiers: Sequence[str]) -> str:
         return (
@@ -180,24 +155,31 @@ class _SubmitOperator(ConfirmaBaseOperator):
             f"for {self.id_key} {bounded(list(identifiers), 5)}."
         )
 
-    def _submit(self, payload: Any, context: Context) -> list[str]:
-        items = self._items(payload)
+    def execute(self, context: Context) -> list[str]:
+        items = self._items(getattr(self, self.payload_arg))
         identifiers = [str(item[self.id_key]) for item in items]
         attempt = AttemptRecord(context, self.submit_endpoint)
         recorded = attempt.read()
-        if not attempt.available:
-            attempt.warn_unavailable(
-                self.log,
-                f"a retry right after a POST whose outcome is unknown (e.g. the worker died mid-POST) may not yet "
-                f"see that submission in {self.status_endpoint.value}, and can send it again. "
-                f"{self._check_hint(identifiers)}",
+        if attempt.store is None:
+            self.log.warning(
+                "No task state store in this task's context (it needs Airflow 3.3+): the attempt is not recorded "
+                "before the POST, so protection across tries is reduced: a retry right after a POST whose outcome "
+                "is unknown (e.g. the worker died mid-POST) may not yet see that submission in %s, and can send "
+                "it again. %s",
+                self.status_endpoint.value,
+                self._check_hint(identifiers),
             )
-        hook = self.hook
+            clearing = " No attempt was recorded (no task state store): clear this task only once they are listed."
+        else:
+            clearing = (
+                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
+                "for them to be listed and sends none that is."
+            )
         if recorded is not None:
-            known = self._await_recorded(hook, recorded, identifiers)
+            known = self._await_recorded(recorded, identifiers)
             attempt.clear()  # its identifiers are listed (or not part of this payload): the outcome is definite
         else:
-            known = self._known(hook)
+            known = self._known()
         self._check_conflicts(items, known)
         already = [ident for ident in identifiers if ident in known]
         if already:
@@ -213,19 +195,13 @@ class _SubmitOperator(ConfirmaBaseOperator):
             self.log.info("All %d %s(s) are already known to Confirma; nothing sent", len(items), self.noun)
             return identifiers
         sent_ids = [str(item[self.id_key]) for item in to_send]
-        body = self._body(to_send)
+        body = {self.body_key: to_send[0] if self.one_document else to_send}
         attempt.write(sent_ids, body)  # before the POST: a later try waits for these before deciding
         response = submit_once(
-            lambda: self._post(hook, body),
+            lambda: self.hook.request(self.submit_endpoint, json_body=body),
             endpoint=self.submit_endpoint,
             what=f"the submission of {len(to_send)} {self.noun}(s) ({bounded(sent_ids)})",
-            recovery_hint=self._check_hint(sent_ids)
-            + (
-                f" Clearing this task is safe: its next try waits up to {self.previous_attempt_timeout:g} s "
-                "for them to be listed and sends none that is."
-                if attempt.available
-                else " No attempt was recorded (no task state store): clear this task only once they are listed."
-            ),
+            recovery_hint=self._check_hint(sent_ids) + clearing,
             not_processed=attempt.clear,
         )
         self.log.info(
@@ -237,14 +213,9 @@ class _SubmitOperator(ConfirmaBaseOperator):
         )
         return identifiers
 
-    def _await_recorded(
-        self, hook: ConfirmaHook, recorded: Mapping[str, Any], identifiers: Sequence[str]
-    ) -> dict[str, SyncRecord]:
-        """The status records once every identifier of the recorded attempt in this payload is listed.
-
-        Polls every ``previous_attempt_poll_interval`` seconds for ``previous_attempt_timeout``
-        seconds; then fails closed naming what is missing.
-        """
+    def _await_recorded(self, recorded: Mapping[str, Any], identifiers: Sequence[str]) -> dict[str, SyncRecord]:
+        """The status records once every identifier of the recorded attempt in this payload is listed;
+        fails closed after ``previous_attempt_timeout`` seconds naming what is missing."""
         current = set(identifiers)
         waiting = [i for i in recorded["identifiers"] if i in current]
         others = len(recorded["identifiers"]) - len(waiting)
@@ -262,30 +233,21 @@ class _SubmitOperator(ConfirmaBaseOperator):
         deadline = time.monotonic() + self.previous_attempt_timeout
         polls = 0
         while True:
-            known = self._known(hook)
+            known = self._known()
             polls += 1
             missing = [i for i in waiting if i not in known]
             if not missing:
                 self.log.info(
-                    "All %d %s(s) of the earlier attempt are listed (poll %d)",
-                    len(waiting),
-                    self.noun,
-                    polls,
+                    "All %d %s(s) of the earlier attempt are listed (poll %d)", len(waiting), self.noun, polls
                 )
                 return known
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            pause = min(self.previous_attempt_poll_interval, deadline - time.monotonic())
+            if pause <= 0:
                 break
             self.log.info(
-                "%d of %d %s(s) of the earlier attempt not listed yet (poll %d): %s; next poll in %.1f s",
-                len(missing),
-                len(waiting),
-                self.noun,
-                polls,
-                bounded(missing, 5),
-                min(self.previous_attempt_poll_interval, remaining),
+                "Poll %d: %d not listed yet (%s); next poll in %.1f s", polls, len(missing), bounded(missing, 5), pause
             )
-            time.sleep(min(self.previous_attempt_poll_interval, remaining))
+            time.sleep(pause)
         raise ConfirmaSubmissionUncertainError(
             f"An earlier attempt of this task ({when}) may have sent {len(missing)} {self.noun}(s) that "
             f"{self.status_endpoint.value} still does not list after {self.previous_attempt_timeout:g} s "
@@ -305,21 +267,18 @@ class _SubmitOperator(ConfirmaBaseOperator):
             if record is None:
                 continue
             shown = {**record.extra, **record.to_xcom()}  # type: ignore[attr-defined]
-            diffs = []
-            for name, kind in self.compared_fields:
-                listed = _comparable(kind, shown.get(name))
-                if listed is None:
-                    continue  # the record does not show this field
-                if listed != _comparable(kind, item.get(name)):
-                    diffs.append(
-                        f"{name} {_shown_value(shown.get(name))} at Confirma, {_shown_value(item.get(name))} submitted"
-                    )
+            diffs = [
+                f"{name} {_shown_value(shown.get(name))} at Confirma, {_shown_value(item.get(name))} submitted"
+                for name, kind in self.compared_fields
+                # a field the record does not show is not compared
+                if shown.get(name) is not None and _comparable(kind, shown[name]) != _comparable(kind, item.get(name))
+            ]
             if diffs:
                 conflicts.append(f"{ident} ({'; '.join(diffs)})")
         if conflicts:
             raise ConfirmaSubmissionConflictError(
                 f"Confirma already lists {len(conflicts)} {self.noun}(s) of this payload with other data: "
-                f"{bounded(conflicts, CONFLICTS_SHOWN, sep='; ')}. Nothing was sent, not even the other "
+                f"{bounded(conflicts, 5, sep='; ')}. Nothing was sent, not even the other "
                 f"{self.noun}s. A corrected {self.noun} needs its own {self.id_key} "
                 "(or a correction in Confirma / the accounting system)."
             )
@@ -332,11 +291,7 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
         text, e.g. a rendered template). Amounts may be ``Decimal``, plain decimal text or ints; they
         go out as exact JSON numbers. Validated before sending; a bad field fails the task (or the
         DAG import, when the list holds no template) and nothing is sent.
-    :param status_query_params: query parameters of the ``GET /accounting/payment`` call made before
-        the POST (undocumented by Confirma; passed through as given).
-    :param previous_attempt_timeout: seconds to wait, when an earlier try recorded a POST whose outcome
-        is unknown, for its identifiers to be listed before failing closed (default 300; 0: one check).
-    :param previous_attempt_poll_interval: seconds between the status reads of that wait (default 15).
+    :param status_query_params: query parameters of the ``GET /accounting/payment`` call made before the POST.
     :return: the ``paymentIdentifier`` of every payment in the payload (including those Confirma
         already knew), so ``ConfirmaPaymentSyncSensor(source_identifiers=submit.output)`` waits for them.
     """
@@ -344,46 +299,20 @@ class ConfirmaSubmitPaymentsOperator(_SubmitOperator):
     template_fields: Sequence[str] = ("payments", "status_query_params")
     submit_endpoint = Endpoint.SUBMIT_PAYMENTS
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
+    payload_arg = "payments"
+    body_key = "payments"
+    payload_shape = "a list of payment objects"
+    request_model = "PaymentsRequest"
     id_key = "paymentIdentifier"
     noun = "payment"
     compared_fields = (("invoiceNumber", "text"), ("paymentDate", "date"), ("amount", "number"), ("currency", "text"))
     status_operator = "ConfirmaGetPaymentSyncStatusOperator"
 
-    def __init__(
-        self,
-        *,
-        payments: Any,
-        status_query_params: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, payments: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.payments = payments
-        self.status_query_params = status_query_params
         if not is_template(payments):
             self._items(payments)  # a static payload fails at DAG parse time
-
-    def _items(self, payload: Any) -> list[Mapping[str, Any]]:
-        from airflow_provider_confirma.payloads import PaymentsRequest, payload_issues
-
-        payments = wire_numbers(_unwrap(payload, "payments", "payments"))
-        if not isinstance(payments, list):
-            raise ConfirmaPayloadError(f"payments must be a list of payment objects, got {type(payments).__name__}")
-        issues = payload_issues(PaymentsRequest, {"payments": payments})
-        issues += _duplicate_issues(payments, "payments", self.id_key)
-        raise_for_issues(issues, "payments payload")
-        return payments
-
-    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
-        return {r.source_identifier: r for r in hook.get_payment_sync_status(self.status_query_params)}
-
-    def _body(self, items: list[Mapping[str, Any]]) -> Any:
-        return {"payments": items}
-
-    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
-        return hook.submit_payments(body)
-
-    def execute(self, context: Context) -> list[str]:
-        return self._submit(self.payments, context)
 
 
 class ConfirmaSubmitLedgerOperator(_SubmitOperator):
@@ -393,75 +322,40 @@ class ConfirmaSubmitLedgerOperator(_SubmitOperator):
         ...), or the whole body ``{"ledgers": {...}}``, or its JSON text. Amounts and
         ``vatPercentage`` go out as exact JSON numbers. Validated before sending.
     :param status_query_params: query parameters of the ``GET /accounting/ledger`` call made before the POST.
-    :param previous_attempt_timeout: seconds to wait, when an earlier try recorded a POST whose outcome
-        is unknown, for its identifiers to be listed before failing closed (default 300; 0: one check).
-    :param previous_attempt_poll_interval: seconds between the status reads of that wait (default 15).
     :return: ``[ledgerIdentifier]`` (also when Confirma already knew it and nothing was sent).
     """
 
     template_fields: Sequence[str] = ("ledger", "status_query_params")
     submit_endpoint = Endpoint.SUBMIT_LEDGER
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
+    payload_arg = "ledger"
+    body_key = "ledgers"
+    one_document = True
+    payload_shape = "one ledger document (an object)"
+    request_model = "LedgerRequest"
+    numeric_keys = LEDGER_NUMERIC_KEYS
     id_key = "ledgerIdentifier"
     noun = "ledger document"
     compared_fields = (("documentName", "text"), ("documentDate", "date"))
     status_operator = "ConfirmaGetLedgerSyncStatusOperator"
 
-    def __init__(
-        self,
-        *,
-        ledger: Any,
-        status_query_params: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, ledger: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.ledger = ledger
-        self.status_query_params = status_query_params
         if not is_template(ledger):
-            self._items(ledger)
-
-    def _items(self, payload: Any) -> list[Mapping[str, Any]]:
-        from airflow_provider_confirma.payloads import LedgerRequest, payload_issues
-
-        ledger = wire_numbers(_unwrap(payload, "ledgers", "ledger"), LEDGER_NUMERIC_KEYS)
-        if not isinstance(ledger, Mapping):
-            raise ConfirmaPayloadError(f"ledger must be one ledger document (an object), got {type(ledger).__name__}")
-        raise_for_issues(payload_issues(LedgerRequest, {"ledgers": ledger}), "ledger payload")
-        return [ledger]
-
-    def _known(self, hook: ConfirmaHook) -> dict[str, SyncRecord]:
-        return {r.source_identifier: r for r in hook.get_ledger_sync_status(self.status_query_params)}
-
-    def _body(self, items: list[Mapping[str, Any]]) -> Any:
-        (ledger,) = items
-        return {"ledgers": ledger}
-
-    def _post(self, hook: ConfirmaHook, body: Any) -> Any:
-        return hook.submit_ledger(body)
-
-    def execute(self, context: Context) -> list[str]:
-        return self._submit(self.ledger, context)
+            self._items(ledger)  # a static payload fails at DAG parse time
 
 
 class _SyncStatusOperator(ConfirmaBaseOperator):
-    """Read a sync status endpoint; push a summary and the (capped) records.
+    """Read a sync status endpoint; push a summary and the (capped) records, judged as the sync sensor
+    judges one poll (:class:`~airflow_provider_confirma.sync_wait.SyncWait`)."""
 
-    Judged as the sync sensor judges one poll (:class:`~airflow_provider_confirma.sync_wait.SyncWait`): with
-    identifiers, unreadable records of the response are skipped (counted in the summary); without,
-    one makes the response unreadable. An identifier listed twice is one row, in its decided state.
-    """
-
-    #: the status endpoint read (one of the hook's ``STATUS_RECORDS``)
     status_endpoint: ClassVar[Endpoint]
-    #: the URI of the asset an earned event goes to (``assets.py``)
+    #: where an earned event goes: the asset's URI (``assets.py``) and the alias it is emitted through
     asset_uri: ClassVar[str]
     alias_name: ClassVar[str]
     noun: ClassVar[str]
     template_fields: Sequence[str] = ("query_params", "source_identifiers")
-
-    @property
-    def asset(self) -> Asset:
-        return sync_asset(self.asset_uri)
 
     def __init__(
         self,
@@ -480,21 +374,13 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         self.query_params = query_params
         self.source_identifiers = source_identifiers
         self.success_statuses, self.pending_statuses = check_status_sets(success_statuses, pending_statuses)
+        self.status_sets = StatusSets(self.success_statuses, self.pending_statuses)
         self.fail_on_sync_failure = fail_on_sync_failure
         self.emit_asset = emit_asset
         #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
         self._identifiers_templated = is_template(source_identifiers)
         if not self._identifiers_templated:
             normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
-
-    @cached_property
-    def status_sets(self) -> StatusSets:
-        """The success and pending status codes checked at construction, as the models judge them."""
-        return StatusSets(self.success_statuses, self.pending_statuses)
-
-    def _fetch(self) -> StatusIndex:
-        """The status response, indexed as the sensor's poke reads it."""
-        return self.hook.get_status_index(self.status_endpoint, self.query_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
         try:
@@ -508,7 +394,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
             max_xcom_records=self.max_xcom_records,
             noun=self.noun,
         )
-        index = self._fetch()
+        index = self.hook.get_status_index(self.status_endpoint, self.query_params)
         try:
             verdict = wait.judge(index)
             progress = verdict.progress
@@ -522,23 +408,18 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())
         rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown.values()]
-        summary: dict[str, Any] = {
-            "outcome": verdict.outcome,
-            "counts": progress.counts(),
-            "failures": progress.failure_details(limit=FAILURE_DETAILS_LIMIT),
-            "missing": progress.missing[: self.max_xcom_records],
-            "missing_omitted": max(0, len(progress.missing) - self.max_xcom_records),
-            "unreadable": unreadable_summary(progress),
-        }
+        # the sensor's summary (one place), its records as rows with their state
+        omit = ("records", "records_omitted", "waited_seconds")
+        summary = {key: value for key, value in verdict.summary(0.0).items() if key not in omit}
         result = records_result(rows, self.max_xcom_records, summary)
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
             extra = sync_asset_extra(result, self.status_sets.success)
-            context["outlet_events"][AssetAlias(self.alias_name)].add(self.asset, extra=extra)
+            context["outlet_events"][AssetAlias(self.alias_name)].add(sync_asset(self.asset_uri), extra=extra)
             self.log.info(
                 "%d %s(s) synced, none pending: emitted an event for %s",
                 len(progress.synced),
                 self.noun,
-                self.asset.uri,
+                self.asset_uri,
             )
         return result
 
@@ -546,21 +427,22 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
 class ConfirmaGetPaymentSyncStatusOperator(_SyncStatusOperator):
     """GET ``/accounting/payment``: which submitted payments are synced, pending or failed.
 
+    With ``source_identifiers``, unreadable records are skipped (counted in the summary); without, one
+    makes the response unreadable. An identifier listed twice is one row, in its decided state.
+
     :param query_params: query parameters, passed through (Confirma does not document them).
     :param source_identifiers: track only these (a list, or a submit operator's XCom); default: every record.
     :param success_statuses: ``status`` codes meaning synced (default ``{1}``).
     :param pending_statuses: ``status`` codes meaning still queued (default ``{0}``); any other is failed.
     :param fail_on_sync_failure: fail the task (without retry) when a tracked payment failed to sync
         (default ``True``, as on the sync sensors); ``False`` returns ``outcome: "waiting"`` instead.
-    :param emit_asset: emit an event on ``confirma://accounting/payment`` when the tracked payments
-        are synced (every one of ``source_identifiers``; without them, none pending and none failed),
-        through the asset alias ``confirma-payment-sync-status``; the event's extra holds the count
-        and up to 100 identifiers (:func:`~airflow_provider_confirma.assets.sync_asset_extra`, as the
-        sensors' events). No event when they are not.
-    :return: ``{"summary": {"outcome": "success"|"waiting", "counts": {...}, "failures": [...],
-        "missing": [...], "missing_omitted", "unreadable", "total", "returned", "omitted",
-        "records_omitted"}, "records":
-        [{sourceIdentifier, status, state, ...}, ...]}`` (``outcome`` as the sync sensor judges it).
+    :param emit_asset: when the tracked payments are synced (every one of ``source_identifiers``;
+        without them, none pending and none failed), emit an event on ``confirma://accounting/payment``
+        through the asset alias ``confirma-payment-sync-status``, its extra as the sensors'
+        (:func:`~airflow_provider_confirma.assets.sync_asset_extra`).
+    :return: ``{"summary": {"outcome": "success"|"waiting", "counts", "failures", "missing", "missing_omitted",
+        "unreadable", "total", "returned", "omitted", "records_omitted"}, "records": [{sourceIdentifier,
+        status, state, ...}, ...]}``.
     """
 
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS

@@ -1,18 +1,7 @@
-"""What every Confirma operator shares: the base class, XCom conversion, payloads, date windows, POST failures.
+"""What every Confirma operator shares: the base classes, XCom conversion, payloads, date windows, POST failures.
 
-Owns:
-
-* :class:`ConfirmaBaseOperator`: ``confirma_conn_id``, hook creation, ``max_xcom_records``.
-* :func:`to_xcom_safe`: JSON-safe XCom values. ``Decimal`` becomes decimal text, money fields (``amount``
-  or ``…Amount``) are always text, floats never survive, dates become ISO text, lists are capped.
-* Payloads (:func:`load_payload`, :func:`wire_numbers`, :func:`raise_for_issues`):
-  checked with the pydantic models of :mod:`airflow_provider_confirma.payloads` when the DAG file is
-  parsed if they hold no template, else after rendering. The hook and the JSON codec are imported at
-  the top; the payload models where a payload is checked (building them costs more than the rest of
-  a DAG parse, see docs/benchmarks.md), and the HTTP transports on first request.
-* :func:`resolve_window`: the ``fromDate``/``toDate`` query window, by default from the data interval.
-* :func:`submit_once`: a POST is sent once; a failure that leaves its fate unknown fails without retries.
-* :class:`AttemptRecord`: what a try may have POSTed, in Airflow's task state store, for the next try.
+The payload models (:mod:`airflow_provider_confirma.payloads`) are imported where a payload is
+checked: building them costs more than the rest of a DAG parse (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -62,6 +51,8 @@ DEFAULT_MAX_RECORDS = DEFAULT_MAX_XCOM_RECORDS
 MAX_XCOM_DEPTH = 100
 #: At most this many truncated-list paths are listed in a summary (the rest are counted).
 MAX_TRUNCATION_PATHS = 20
+#: The task state store key of the attempt record (:class:`AttemptRecord`).
+ATTEMPT_KEY = "confirma_submit_attempt"
 
 log = logging.getLogger(__name__)
 
@@ -72,112 +63,75 @@ def is_money_key(key: str) -> bool:
     return key == "amount" or key.endswith("Amount")
 
 
-def _number_text(value: Decimal | float | int) -> str:
-    if isinstance(value, Decimal):
-        return f"{value:f}" if value.is_finite() else str(value)
-    if isinstance(value, float):
-        return repr(value)  # shortest text that round-trips; never a float in XCom
-    return str(value)
-
-
 def to_xcom_safe(
-    value: Any,
-    *,
-    max_items: int | None = None,
-    truncated: dict[str, int] | None = None,
-    _path: str = "",
-    _money: bool = False,
-    _depth: int = 0,
+    value: Any, *, max_items: int | None = None, truncated: dict[str, int] | None = None, _path: str = ""
 ) -> Any:
-    """``value`` as JSON-safe primitives for XCom.
+    """``value`` as JSON-safe primitives for XCom: numbers that are not ``int`` (and every number under a
+    money key) become decimal text, dates ISO text, objects with ``to_xcom()`` go through it.
 
-    ``Decimal`` and ``float`` become decimal text; numbers under a money key (:func:`is_money_key`) too,
-    so money is always text; ``date``/``datetime`` become ISO text; tuples and sets become lists;
-    objects with ``to_xcom()`` (the sync records) are converted through it. Each list is cut to
-    ``max_items``; ``truncated`` (if given) receives ``{path: number left out}`` (``$`` is the root).
-    Nesting deeper than :data:`MAX_XCOM_DEPTH` is a ``TypeError`` naming the path.
+    :param max_items: each list is cut to this many items.
+    :param truncated: receives ``{path: number left out}`` of each cut list (``$`` is the root).
     """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (Decimal, float)):
-        return _number_text(value)
-    if isinstance(value, int):
-        return _number_text(value) if _money else value
-    if isinstance(value, Enum):
-        return to_xcom_safe(
-            value.value, max_items=max_items, truncated=truncated, _path=_path, _money=_money, _depth=_depth
-        )
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return _number_text(value.total_seconds())
-    if hasattr(value, "to_xcom") and callable(value.to_xcom):
-        return to_xcom_safe(value.to_xcom(), max_items=max_items, truncated=truncated, _path=_path, _depth=_depth)
-    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and _depth >= MAX_XCOM_DEPTH:
-        raise TypeError(f"{_path or 'value'}: nested deeper than {MAX_XCOM_DEPTH} levels cannot be stored in XCom")
-    if isinstance(value, Mapping):
-        return {
-            str(k): to_xcom_safe(
-                v,
-                max_items=max_items,
-                truncated=truncated,
-                _path=f"{_path}.{k}" if _path else str(k),
-                _money=isinstance(k, str) and is_money_key(k),
-                _depth=_depth + 1,
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple, set, frozenset)):
+
+    def convert(value: Any, path: str, money: bool, depth: int) -> Any:
+        if isinstance(value, Enum):
+            value = value.value
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if isinstance(value, Decimal):
+            return f"{value:f}" if value.is_finite() else str(value)
+        if isinstance(value, float):
+            return repr(value)  # the shortest text that round-trips
+        if isinstance(value, int):
+            return str(value) if money else value
+        if isinstance(value, (datetime, date, time)):
+            return value.isoformat()
+        if hasattr(value, "to_xcom"):
+            return convert(value.to_xcom(), path, False, depth)
+        if not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            raise TypeError(f"{path or 'value'}: {type(value).__name__} cannot be stored in XCom")
+        if depth >= MAX_XCOM_DEPTH:
+            raise TypeError(f"{path or 'value'}: nested deeper than {MAX_XCOM_DEPTH} levels cannot be stored in XCom")
+        if isinstance(value, Mapping):
+            return {
+                str(k): convert(v, f"{path}.{k}" if path else str(k), isinstance(k, str) and is_money_key(k), depth + 1)
+                for k, v in value.items()
+            }
         items = list(value)
         if max_items is not None and len(items) > max_items:
             if truncated is not None:
-                truncated[_path or "$"] = len(items) - max_items
+                truncated[path or "$"] = len(items) - max_items
             items = items[:max_items]
-        return [
-            to_xcom_safe(
-                item, max_items=max_items, truncated=truncated, _path=f"{_path}[{i}]", _money=_money, _depth=_depth + 1
-            )
-            for i, item in enumerate(items)
-        ]
-    raise TypeError(f"{_path or 'value'}: {type(value).__name__} cannot be stored in XCom")
+        return [convert(item, f"{path}[{i}]", money, depth + 1) for i, item in enumerate(items)]
+
+    return convert(value, _path, False, 0)
 
 
-def truncation_summary(truncated: Mapping[str, int]) -> dict[str, Any]:
-    """The ``truncated`` part of a summary: up to :data:`MAX_TRUNCATION_PATHS` paths, the rest counted."""
-    if not truncated:
-        return {}
-    paths = dict(list(truncated.items())[:MAX_TRUNCATION_PATHS])
-    out: dict[str, Any] = {"truncated": paths}
-    if len(truncated) > len(paths):
-        out["truncated_more_lists"] = len(truncated) - len(paths)
-    return out
+def _summary(summary: Mapping[str, Any] | None, truncated: Mapping[str, int]) -> dict[str, Any]:
+    """``summary`` XCom-safe, with the cut lists: up to :data:`MAX_TRUNCATION_PATHS` paths, the rest counted."""
+    head = to_xcom_safe(dict(summary or {}))
+    if truncated:
+        head["truncated"] = dict(list(truncated.items())[:MAX_TRUNCATION_PATHS])
+    if len(truncated) > MAX_TRUNCATION_PATHS:
+        head["truncated_more_lists"] = len(truncated) - MAX_TRUNCATION_PATHS
+    return head
 
 
 def records_result(records: list[Any], max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``{"summary": {..., total, returned, omitted, records_omitted}, "records": [...]}`` with at most
-    ``max_items`` records (``records_omitted``, the sensor summary's name, is ``omitted`` again).
-
-    Lists nested inside the records are capped at ``max_items`` too; the summary names them.
-    """
+    """``{"summary": {..., total, returned, omitted, records_omitted}, "records": [...]}``, at most ``max_items``
+    records (and items in each nested list); ``records_omitted``, the sensor summary's name, is ``omitted``."""
     nested: dict[str, int] = {}
-    kept = [
-        to_xcom_safe(record, max_items=max_items, truncated=nested, _path=f"records[{i}]")
-        for i, record in enumerate(records[:max_items])
-    ]
-    head = to_xcom_safe(dict(summary or {}))
+    kept = to_xcom_safe(records[:max_items], max_items=max_items, truncated=nested, _path="records")
     omitted = len(records) - len(kept)
-    head.update({"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted})
-    head.update(truncation_summary(nested))
-    return {"summary": head, "records": kept}
+    counts = {"total": len(records), "returned": len(kept), "omitted": omitted, "records_omitted": omitted}
+    return {"summary": _summary({**(summary or {}), **counts}, nested), "records": kept}
 
 
 def object_result(body: Any, max_items: int, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{"summary": {...}, "data": body}`` for object responses; every list in ``body`` is capped."""
     truncated: dict[str, int] = {}
     data = to_xcom_safe(body, max_items=max_items, truncated=truncated)
-    head = to_xcom_safe(dict(summary or {}))
-    head.update(truncation_summary(truncated))
-    return {"summary": head, "data": data}
+    return {"summary": _summary(summary, truncated), "data": data}
 
 
 # -- payloads -------------------------------------------------------------------------------------
@@ -189,42 +143,41 @@ class ConfirmaPayloadError(ConfirmaArgumentError):
     """A payload broke the documented rules; nothing was sent. Fails without retry (same input, same error)."""
 
 
-def load_payload(value: Any, name: str) -> Any:
-    """A payload as Python data: JSON text (e.g. a rendered template) is parsed, numbers as ``Decimal``."""
+def load_payload(value: Any, name: str, body_key: str | None = None) -> Any:
+    """A payload as Python data: JSON text (e.g. a rendered template) is parsed, numbers as ``Decimal``;
+    a whole body ``{body_key: content}`` is unwrapped to its content."""
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8")
     if isinstance(value, str):
         try:
-            return decode_json(value)
+            value = decode_json(value)
         except ValueError as err:
             raise ConfirmaPayloadError(
                 f"{name}: not valid JSON after rendering ({err}); render it with "
                 "'| tojson' or set render_template_as_native_obj=True"
             ) from None
+    if body_key is not None and isinstance(value, Mapping) and set(value) == {body_key}:
+        return value[body_key]
     return value
 
 
 def wire_numbers(value: Any, numeric_keys: Collection[str] = ()) -> Any:
-    """A copy of ``value`` whose amounts given as text are ``Decimal``, so they go out as JSON numbers.
-
-    Applies to money keys (:func:`is_money_key`) and ``numeric_keys``. Only plain decimal text
-    (``"100.10"``, :func:`.payloads.plain_decimal`) is converted, exactly; floats and other text are
-    left for validation to refuse.
-    """
+    """A copy of ``value`` whose money keys and ``numeric_keys`` given as plain decimal text are ``Decimal``,
+    so they go out as exact JSON numbers; floats and other text are left for validation to refuse."""
     from airflow_provider_confirma.payloads import plain_decimal
 
-    if isinstance(value, Mapping):
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, str) and (is_money_key(key) or key in numeric_keys):
-                number = plain_decimal(item) if isinstance(item, str) else None
-                out[key] = item if number is None else number
-            else:
-                out[key] = wire_numbers(item, numeric_keys)
-        return out
     if isinstance(value, (list, tuple)):
         return [wire_numbers(item, numeric_keys) for item in value]
-    return value
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if isinstance(key, str) and (is_money_key(key) or key in numeric_keys):
+            number = plain_decimal(item) if isinstance(item, str) else None
+            out[key] = item if number is None else number
+        else:
+            out[key] = wire_numbers(item, numeric_keys)
+    return out
 
 
 def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
@@ -237,22 +190,21 @@ def raise_for_issues(issues: Sequence[ValidationIssue], what: str) -> None:
 
 # -- date windows ---------------------------------------------------------------------------------
 def _date_text(value: Any, name: str) -> str | None:
+    """``value`` (a date, a datetime, or its ISO text as ``{{ ds }}`` renders it) as ``YYYY-MM-DD``."""
+    if isinstance(value, str):
+        value = value.strip()
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        try:  # a date or an ISO date-time as text (e.g. a rendered "{{ ds }}" or "{{ data_interval_start }}")
-            parsed = date.fromisoformat(text) if len(text) <= 10 else datetime.fromisoformat(text).date()
-            return parsed.isoformat()
-        except ValueError:
-            raise ConfirmaConfigError(f"{name} must be a date (YYYY-MM-DD), got {value!r}") from None
-    raise ConfirmaConfigError(f"{name} must be a date, a datetime or text, got {type(value).__name__}")
+    if not isinstance(value, str):
+        raise ConfirmaConfigError(f"{name} must be a date, a datetime or text, got {type(value).__name__}")
+    try:
+        return datetime.fromisoformat(value).date().isoformat()
+    except ValueError:
+        raise ConfirmaConfigError(f"{name} must be a date (YYYY-MM-DD), got {value!r}") from None
 
 
 def resolve_window(
@@ -268,15 +220,12 @@ def resolve_window(
 ) -> dict[str, str]:
     """The window query parameters: explicit dates if given, else the run's data interval, else none.
 
-    The data interval is turned into dates in the DAG's time zone: ``from`` is the start's date and
-    ``to`` the last day inside the interval (its end is exclusive), or the end's own date when
-    ``to_date_inclusive`` is false. Without a data interval (a manual run without one) no window is
-    sent, so the API applies its own default; that is logged.
+    The interval becomes dates in the DAG's time zone: ``from`` is the start's date, ``to`` the last day
+    inside the interval (its end is exclusive), or the end's own date when ``to_date_inclusive`` is false.
     """
-    explicit_from, explicit_to = _date_text(from_date, "from_date"), _date_text(to_date, "to_date")
-    if explicit_from or explicit_to:
-        given = {from_param: explicit_from, to_param: explicit_to}
-        return {k: v for k, v in given.items() if v is not None}
+    explicit = {from_param: _date_text(from_date, "from_date"), to_param: _date_text(to_date, "to_date")}
+    if any(explicit.values()):
+        return {k: v for k, v in explicit.items() if v is not None}
     if not use_data_interval:
         return {}
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -288,15 +237,11 @@ def resolve_window(
             to_param,
         )
         return {}
-    dag = context.get("dag")
-    tz = getattr(dag, "timezone", None)
+    tz = getattr(context.get("dag"), "timezone", None)
     if tz is not None:
         start, end = start.astimezone(tz), end.astimezone(tz)
-    first = start.date()
-    last = end.date()
-    if to_date_inclusive and end > start:
-        last = (end - timedelta(microseconds=1)).date()
-    window = {from_param: first.isoformat(), to_param: max(first, last).isoformat()}
+    last = (end - timedelta(microseconds=1)) if to_date_inclusive and end > start else end
+    window = {from_param: start.date().isoformat(), to_param: max(start.date(), last.date()).isoformat()}
     log.info("Window from the data interval: %s", window)
     return window
 
@@ -305,10 +250,6 @@ def resolve_window(
 class ConfirmaSubmissionUncertainError(ConfirmaError, AirflowFailException):
     """Confirma may have a submission whose outcome is unknown (timeout, reset, 5xx, an unreadable 2xx,
     or an earlier attempt that never showed up). Fails without retry: a rerun must check first."""
-
-
-#: The task state store key of the attempt record (:class:`AttemptRecord`).
-ATTEMPT_KEY = "confirma_submit_attempt"
 
 
 def submit_once(
@@ -321,29 +262,28 @@ def submit_once(
 ) -> Any:
     """Send one POST (never retried once it may have arrived) and turn its failures into clear errors.
 
-    * never sent (``connect`` failure, a configuration error) or 429: re-raised, a task retry is safe;
-    * other 4xx: the payload was rejected: :class:`AirflowFailException` (401: re-raised as is);
-    * anything else from the hook (timeout, reset, 5xx, a 2xx whose body cannot be read): unknown
-      whether Confirma has it: :class:`ConfirmaSubmissionUncertainError`, which fails the task
-      without retries; the message says what happened and ``recovery_hint`` what to check.
-
-    ``not_processed`` is called when the outcome is definite and nothing was stored (never sent, 429,
-    4xx), e.g. to clear the attempt record; a failure there is logged, never raised.
+    Provably not processed (never sent: a ``connect`` failure or a configuration error; refused: a
+    4xx) calls ``not_processed`` (a failure there is only logged), then re-raises; a 4xx other than
+    429 and 401 fails without retry. Anything else (timeout, reset, 5xx, an unreadable 2xx) may have
+    reached Confirma: :class:`ConfirmaSubmissionUncertainError`, whose message ends in ``recovery_hint``.
     """
-
-    def forget() -> None:
-        if not_processed is not None:
-            try:
-                not_processed()
-            except Exception as err:  # the record stays: a later try waits for it (fails closed)
-                log.warning("Could not clear the attempt record of %s: %s", what, err)
-
     try:
         return post()
     except ConfirmaError as exc:
-        if not _not_processed(exc):  # 5xx, unreadable 2xx, anything after the request may have been written
-            raise _uncertain(endpoint, exc, what, recovery_hint) from exc
-        forget()
+        if isinstance(exc, ConfirmaTransportError):
+            unsent = exc.never_sent
+        else:
+            unsent = isinstance(exc, (ConfirmaConfigError, ConfirmaClientError, ConfirmaAuthError))
+        if not unsent:
+            raise ConfirmaSubmissionUncertainError(
+                f"{endpoint.value} failed ({exc}): {what} may or may not have reached Confirma. "
+                f"Failing without retries, so that nothing is sent twice. {recovery_hint}".rstrip()
+            ) from exc
+        try:
+            if not_processed is not None:
+                not_processed()
+        except Exception as err:  # the record stays: a later try waits for it (fails closed)
+            log.warning("Could not clear the attempt record of %s: %s", what, err)
         if isinstance(exc, ConfirmaClientError) and not isinstance(exc, ConfirmaRateLimitError):
             raise AirflowFailException(
                 f"Confirma rejected {what} ({exc}); not retrying: the same payload would be rejected again"
@@ -351,53 +291,21 @@ def submit_once(
         raise
 
 
-def _not_processed(exc: ConfirmaError) -> bool:
-    """Whether a failed POST provably left nothing at Confirma: never sent (a ``connect`` failure, a
-    configuration error raised before sending) or refused (4xx, 429 and 401 included)."""
-    if isinstance(exc, ConfirmaTransportError):
-        return exc.never_sent
-    return isinstance(exc, (ConfirmaConfigError, ConfirmaClientError, ConfirmaAuthError))
-
-
-def _uncertain(endpoint: Endpoint, exc: Exception, what: str, hint: str) -> ConfirmaSubmissionUncertainError:
-    return ConfirmaSubmissionUncertainError(
-        f"{endpoint.value} failed ({exc}): {what} may or may not have reached Confirma. "
-        f"Failing without retries, so that nothing is sent twice. {hint}".rstrip()
-    )
-
-
 class AttemptRecord:
-    """What this task may have POSTed, kept in Airflow's task state store (``context["task_state_store"]``).
+    """What this task may have POSTed, in Airflow's task state store (Airflow 3.3+), for its next try.
 
-    Airflow (3.3+) keys that store by DAG run, task and map index: a retry or a cleared task of the
-    same run reads what an earlier try wrote; another DAG run does not. The record is written
-    before a POST (endpoint, identifiers, a SHA-256 of the body, when, which try) and cleared only
-    when the outcome is definite. Without a store (older Airflow, a hand-built context) nothing is
-    recorded: :attr:`available` is false and :meth:`warn_unavailable` says what that means.
+    The store is keyed by DAG run, task and map index, so a retry or a cleared task of the same run
+    reads it. Without a store (older Airflow, a hand-built context) nothing is recorded.
     """
 
     def __init__(self, context: Context, endpoint: Endpoint) -> None:
         self.store = context.get("task_state_store")
         self.endpoint = endpoint
-        ti = context.get("ti")
-        self.try_number = getattr(ti, "try_number", None)
-
-    @property
-    def available(self) -> bool:
-        return self.store is not None
-
-    def warn_unavailable(self, logger: Any, consequence: str) -> None:
-        logger.warning(
-            "No task state store in this task's context (it needs Airflow 3.3+): the attempt is not recorded "
-            "before the POST, so protection across tries is reduced: %s",
-            consequence,
-        )
+        self.try_number = getattr(context.get("ti"), "try_number", None)
 
     def read(self) -> dict[str, Any] | None:
         """The recorded attempt, or ``None``; a record that cannot be read fails closed."""
-        if self.store is None:
-            return None
-        value: Any = self.store.get(ATTEMPT_KEY)
+        value: Any = None if self.store is None else self.store.get(ATTEMPT_KEY)
         if value is None:
             return None
         ids = value.get("identifiers") if isinstance(value, Mapping) else None
@@ -410,26 +318,25 @@ class AttemptRecord:
         return dict(value)
 
     def write(self, identifiers: Sequence[str], body: Any) -> None:
-        """Record an attempt (before its POST); a failure to record it means nothing is sent."""
-        if self.store is None:
-            return
-        self.store.set(
-            ATTEMPT_KEY,
-            {
-                "endpoint": self.endpoint.value,
-                "identifiers": list(identifiers),
-                "fingerprint": "sha256:" + hashlib.sha256(encode_json(body)).hexdigest(),
-                "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "try_number": self.try_number,
-            },
-        )
+        """Record an attempt before its POST (the body as a SHA-256); if this fails, nothing is sent."""
+        if self.store is not None:
+            self.store.set(
+                ATTEMPT_KEY,
+                {
+                    "endpoint": self.endpoint.value,
+                    "identifiers": list(identifiers),
+                    "fingerprint": "sha256:" + hashlib.sha256(encode_json(body)).hexdigest(),
+                    "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "try_number": self.try_number,
+                },
+            )
 
     def clear(self) -> None:
         if self.store is not None:
             self.store.delete(ATTEMPT_KEY)
 
 
-# -- the base operator ----------------------------------------------------------------------------
+# -- the base operators ---------------------------------------------------------------------------
 class ConfirmaBaseOperator(BaseOperator):
     """Base of the Confirma operators.
 
@@ -453,7 +360,9 @@ class ConfirmaBaseOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if max_records is not None:
+        if max_records is None:
+            self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
+        else:
             warnings.warn(
                 f"{type(self).__name__}(max_records=...) is deprecated; use max_xcom_records=...",
                 DeprecationWarning,
@@ -461,11 +370,7 @@ class ConfirmaBaseOperator(BaseOperator):
             )
             if max_xcom_records != DEFAULT_MAX_XCOM_RECORDS:
                 raise ConfirmaConfigError("give max_xcom_records only (max_records is its deprecated spelling)")
-        self.max_xcom_records = check_count(
-            max_xcom_records if max_records is None else max_records,
-            "max_xcom_records" if max_records is None else "max_records",
-            0,
-        )
+            self.max_xcom_records = check_count(max_records, "max_records", 0)
         self.confirma_conn_id = check_conn_id(confirma_conn_id)
         self.request_timeout = check_timeout(request_timeout, "request_timeout")
         try:

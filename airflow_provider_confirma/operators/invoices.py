@@ -1,8 +1,7 @@
 """Invoice operators: create invoices and invoice actions, read case details and distribution info.
 
-Creating an invoice or an action is money too, but no documented endpoint can confirm by invoice
-number that a POST arrived. So a POST whose fate is unknown (timeout, reset, 5xx) fails the task
-*without* automatic retry, saying what to check before running it again.
+No documented endpoint can confirm by invoice number that a POST arrived, so a POST whose fate is
+unknown fails the task without retry, saying what to check before running it again.
 """
 
 from __future__ import annotations
@@ -56,8 +55,6 @@ class ConfirmaCreateInvoiceOperator(ConfirmaBaseOperator):
         from airflow_provider_confirma.payloads import SalesInvoiceRequest, payload_issues
 
         body = wire_numbers(load_payload(invoice, "invoice"))
-        if not isinstance(body, Mapping):
-            raise ConfirmaPayloadError(f"invoice must be a SalesInvoiceRequest object, got {type(body).__name__}")
         raise_for_issues(payload_issues(SalesInvoiceRequest, body), "invoice payload")
         return dict(body)
 
@@ -95,10 +92,7 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
     def _actions(actions: Any) -> list[Any]:
         from airflow_provider_confirma.payloads import InvoiceActionsRequest, payload_issues
 
-        value = load_payload(actions, "actions")
-        if isinstance(value, Mapping) and set(value) == {"actions"}:
-            value = value["actions"]
-        value = wire_numbers(value)
+        value = wire_numbers(load_payload(actions, "actions", "actions"))
         if not isinstance(value, list):
             raise ConfirmaPayloadError(f"actions must be a list of action objects, got {type(value).__name__}")
         raise_for_issues(payload_issues(InvoiceActionsRequest, {"actions": value}), "invoice action payload")
@@ -126,9 +120,9 @@ class ConfirmaCreateInvoiceActionOperator(ConfirmaBaseOperator):
 class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
     """GET ``/invoice/case``: an agency case's summary, balance, payments, events and timeline.
 
-    Confirma does not document this endpoint's query parameters. ``case_id`` is sent as
-    ``case_id_param`` (default ``caseId``, inferred); ``query_params`` pass through as given.
-
+    :param case_id: the case, sent as ``case_id_param`` (templated).
+    :param case_id_param: its query parameter name (default ``caseId``: inferred, Confirma does not document it).
+    :param query_params: further query parameters, passed through.
     :return: ``{"summary": {"query": {...}, "truncated": {...}}, "data": <the case, lists capped>}``.
     """
 
@@ -168,9 +162,8 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
 class ConfirmaGetDistributionInfoOperator(ConfirmaWindowedOperator):
     """GET ``/invoice/distribution``: distribution records of submitted invoices (once a day is advised).
 
-    The query parameters are not documented; the response echoes ``invoiceNumber``, ``fromInvDate``,
-    ``toInvDate`` and ``fetchType`` as applied filters, so the window parameters default to
-    ``fromInvDate``/``toInvDate`` and are configurable. No window is sent by default
+    The query parameters are not documented; the response echoes ``fromInvDate``/``toInvDate`` as
+    applied filters, so the window parameters default to those names. No window is sent by default
     (``use_data_interval=False``): the API then applies its own (apparently the last 30 days).
 
     :return: ``{"summary": {"window", "totalCount", "successfulCount", "failedCount", "truncated"},

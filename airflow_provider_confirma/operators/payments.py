@@ -1,15 +1,10 @@
-"""Payments operators: read the agency's payments and settlements for a date window.
-
-By default the window is the DAG run's data interval (see :class:`ConfirmaWindowedOperator`).
-``/payments`` documents ``fromDate``/``toDate``; ``/settlements`` does not name its period
-parameters, so they are configurable and default to the same names. XCom holds a summary and the
-records (capped at ``max_xcom_records``), with money as decimal text.
-"""
+"""Payments operators: read the agency's payments and settlements for a date window (by default the
+DAG run's data interval, see :class:`~airflow_provider_confirma.operators.base.ConfirmaWindowedOperator`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.endpoints import Endpoint
@@ -24,17 +19,10 @@ def totals_by_currency(records: Iterable[Any], amount_key: str, currency_key: st
     """Exact sum of ``amount_key`` per currency, as decimal text; records without a number are skipped."""
     totals: dict[str, Decimal] = {}
     for record in records:
-        if not isinstance(record, Mapping):
-            continue
-        amount = record.get(amount_key)
-        if isinstance(amount, bool) or not isinstance(amount, (int, float, Decimal)):
-            continue
-        try:
-            value = amount if isinstance(amount, Decimal) else Decimal(str(amount))
-        except InvalidOperation:
-            continue
-        currency = str(record.get(currency_key) or "?")
-        totals[currency] = totals.get(currency, Decimal(0)) + value
+        amount = record.get(amount_key) if isinstance(record, Mapping) else None
+        if isinstance(amount, (int, float, Decimal)) and not isinstance(amount, bool):
+            currency = str(record.get(currency_key) or "?")
+            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(str(amount))
     return {currency: f"{total:f}" for currency, total in sorted(totals.items())}
 
 
@@ -51,9 +39,8 @@ def objects_of(records: list[Any], endpoint: Endpoint, field: str) -> list[Any]:
 class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
     """GET ``/payments``: payments the agency received and allocated in a window.
 
-    Window parameters as :class:`~airflow_provider_confirma.operators.base.ConfirmaWindowedOperator`
-    (``fromDate``/``toDate``, default the data interval). The docs warn that these allocations can
-    still change; settlements are authoritative.
+    The window parameters ``fromDate``/``toDate`` are documented. The docs warn that these allocations
+    can still change; settlements are authoritative.
 
     :return: ``{"summary": {"window": {...}, "total", "returned", "omitted", "records_omitted"}, "records": [...]}``.
     """
@@ -61,12 +48,9 @@ class ConfirmaGetPaymentsOperator(ConfirmaWindowedOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         params, window = self.build_query(context)
         body = self.hook.get_payments(params)
-        if body is None:
-            records: list[Any] = []
-        elif isinstance(body, list):
-            records = objects_of(body, Endpoint.PAYMENTS, "")
-        else:
+        if body is not None and not isinstance(body, list):
             raise ConfirmaResponseError.wrong_shape("GET", Endpoint.PAYMENTS.path, "", "a JSON array", body)
+        records = objects_of(body or [], Endpoint.PAYMENTS, "")
         self.log.info("Fetched %d payment(s) for window %s", len(records), window or "API default")
         return records_result(records, self.max_xcom_records, {"window": window or None})
 
