@@ -17,7 +17,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -65,13 +65,9 @@ def for_timeout(verdict: SyncVerdict) -> SyncVerdict:
     """``verdict``, changed in place to keep only the records its timeout event shows (the first
     failed ones), so a wait sleeping until its next own poll never holds a whole response."""
     progress = verdict.progress
-    index = progress.index
-    shown = progress.failed[:SHOWN_FAILURES]
-    if isinstance(index, StatusIndex):
-        raw = index.raw
-        progress.index = StatusIndex({ident: raw[ident] for ident in shown}, index.record_type, index.list_key)
-    else:
-        progress.index = {ident: index[ident] for ident in shown}
+    index = cast(StatusIndex, progress.index)  # what the hook's status reader returns
+    shown = {ident: index.raw[ident] for ident in progress.failed[:SHOWN_FAILURES]}
+    progress.index = StatusIndex(shown, index.record_type, index.list_key)
     return verdict
 
 
@@ -208,7 +204,12 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self._logged, self._logged_at, self._polls, self._errors, self._warned = "", 0.0, 0, 0, False
         try:
-            event = await self._wait(self.wait)
+            if self.end_time <= time.time():
+                event = self._timed_out(None)
+            elif self.coalesce:
+                event = await self._wait_shared(self.wait)
+            else:
+                event = await self._wait_alone(self.wait)
         except ConfirmaConfigError as err:  # a ValueError too, but not one of the response
             event = self._poll_failed(err)
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
@@ -217,19 +218,12 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         # version) replaces the deferral's kwargs by the event, where a triggerer merges them.
         yield TriggerEvent({**event, "started_at": self.started_at})
 
-    async def _wait(self, wait: SyncWait) -> dict[str, Any]:
-        if self.end_time <= time.time():
-            return self._timed_out(None)
+    async def _wait_shared(self, wait: SyncWait) -> dict[str, Any]:
+        """Judge each round of the shared poll of :meth:`poll_key` until one ends the wait."""
         try:
             settings = await self.hook.aget_settings()  # once: the poll a wait joins is keyed on it
         except Exception as exc:  # an unknown or invalid connection
             return self._poll_failed(exc)
-        if self.coalesce:
-            return await self._wait_shared(wait, settings)
-        return await self._wait_alone(wait)
-
-    async def _wait_shared(self, wait: SyncWait, settings: ConfirmaConnectionSettings) -> dict[str, Any]:
-        """Judge each round of the shared poll of :meth:`poll_key` until one ends the wait."""
         # The latest response is the poll's own, shared by all its waiters; the timeout event judges
         # it again, so no verdict per waiter is kept between polls.
         latest: Mapping[str, SyncRecord] | None = None
