@@ -1,10 +1,8 @@
 """``ConfirmaSyncStatusTrigger``: the deferred wait of the sync sensors, for one status endpoint.
 
-Polls ``GET /accounting/payment`` or ``GET /accounting/ledger`` through the hook's async reader and
-judges each response with the sensor's own :class:`~airflow_provider_confirma.sync_wait.SyncWait`;
-emits one event: success, failed, timeout or error. Concurrent waits making the same request share
-one poll per interval (:mod:`.coalescing`). A subclass per endpoint sets ``status_endpoint`` and
-``noun``; its classpath is what ``serialize()`` names.
+Judges each status response with the sensor's own :class:`~airflow_provider_confirma.sync_wait.SyncWait`
+and emits one event: success, failed, timeout or error. Concurrent waits making the same request share
+one poll per interval (:mod:`.coalescing`). A subclass per endpoint names the classpath ``serialize()`` stores.
 """
 
 from __future__ import annotations
@@ -53,7 +51,7 @@ from airflow_provider_confirma.sync_wait import (
     timeout_event,
     verdict_event,
 )
-from airflow_provider_confirma.triggers.coalescing import subscribe, timeout, within
+from airflow_provider_confirma.triggers.coalescing import subscribe, timeout
 
 #: While the progress stays the same, a wait logs it again this often (seconds), so it is never silent.
 PROGRESS_LOG_SECONDS = 300.0
@@ -246,12 +244,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             subscription.close()
 
     async def _wait_alone(self, wait: SyncWait) -> dict[str, Any]:
-        """``coalesce=False``: request, judge and sleep in this trigger's own task.
-
-        Every object a wait keeps through its sleep is one more for the full garbage collections
-        (which block the loop) to walk, times thousands of waits: so no subscription, round or
-        timer per wait, and of the last response only what the timeout event shows (:func:`for_timeout`).
-        """
+        """``coalesce=False``: request, judge and sleep in this trigger's own task. Each object a wait keeps
+        through its sleep is one more for the loop-blocking full GCs to walk, times thousands of waits: so
+        no subscription, round or timer, and of the last response only what a timeout shows (:func:`for_timeout`)."""
         last: SyncVerdict | None = None
         session = await acquire_client_session()  # fails on a bad [confirma] max_concurrent_requests
         try:
@@ -281,7 +276,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         # wait; one per poll cost 1.4x the CPU per poll relative to the anchor (0.31x vs 0.24x).
         if longest is not None and longest < remaining:
             return await self._fetch_status(session)
-        return await within(self._fetch_status(session), remaining)
+        async with timeout(remaining):
+            return await self._fetch_status(session)
 
     def _judge(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> SyncVerdict:
         """The verdict over one good poll (the error streak ends); logs it when it changed, and an

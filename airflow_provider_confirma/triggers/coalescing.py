@@ -19,7 +19,7 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import acquire_client_session, release_client_session
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.models import SyncRecord
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 #: One status request: given the shared HTTP session, return the records by identifier.
 Fetch = Callable[["aiohttp.ClientSession"], Awaitable[Mapping[str, Any]]]
@@ -46,13 +45,6 @@ MAX_REJOINS = 3
 #: Stays (docs/benchmarks.md): woken at once, 5,000 waiters lagged the loop 0.44-3.2 s with 1-2
 #: full GCs per run, against 48-114 ms and none in slices.
 FANOUT_SLICES = 16
-
-
-async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``, in the caller's task (not a new
-    one, as ``asyncio.wait_for`` on Python 3.10: a new subscriber must reach its first round)."""
-    async with timeout(seconds):
-        return await awaitable
 
 
 @dataclass(eq=False)
@@ -199,7 +191,8 @@ class SharedPoller:
                 return
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await within(self._wake.wait(), delay)
+                async with timeout(delay):
+                    await self._wake.wait()
 
     def _close(self, error: BaseException | None = None) -> None:
         """Deregister, and publish the pending round with ``error`` (default: a :class:`PollerStopped`,
