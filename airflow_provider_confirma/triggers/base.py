@@ -184,8 +184,6 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             value = getattr(settings, spec.name)
             if not spec.repr and value is not None:
                 value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
-            elif isinstance(value, (dict, list, set)):  # the key must be hashable
-                value = repr(value)
             connection.append((spec.name, value))
         query = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items()))
         policy = dataclasses.astuple(self.retry_policy) if self.retry_policy is not None else None

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Collection, Hashable, Iterable, Mapping
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -39,11 +40,9 @@ from airflow_provider_confirma.triggers.coalescing import subscribe
 
 log = logging.getLogger(__name__)
 
-#: An event lists identifiers (sorted) up to this many JSON characters (about 1,000 of 12
-#: characters); ``count`` and ``omitted`` say how many the batch has and how many are not listed.
+#: An event lists identifiers up to this many JSON characters (about 1,000); ``omitted`` counts the rest.
 EVENT_IDENTIFIER_CHARS = 16_000
-#: The stored watermark's identifiers, in JSON characters: under Airflow's
-#: ``[state_store] max_value_storage_bytes`` (65,535 by default).
+#: The stored watermark's identifiers, in JSON characters: under ``[state_store] max_value_storage_bytes``.
 WATERMARK_CHARS = 48_000
 #: Seconds between handing an event to the triggerer and storing the watermark that covers it.
 WATERMARK_LAG = 10.0
@@ -150,7 +149,6 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         self._memory: dict[str, str] | None = None
         self._digest: str | None = None
         self._unsaved: list[tuple[float, dict[str, Any]]] = []
-        self._hook: ConfirmaHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """JSON-safe primitives, the same after a round trip (else Airflow recreates the watcher at each parse)."""
@@ -191,14 +189,12 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
             return snapshot(index, self.status_sets)
         except Exception as exc:
             log.warning("Confirma %s events: poll failed, polling on: %s", self.noun, describe_error(exc))
-            self._hook = None
+            self.__dict__.pop("hook", None)
             raise
 
-    @property
+    @cached_property
     def hook(self) -> ConfirmaHook:
-        if self._hook is None:
-            self._hook = ConfirmaHook(self.confirma_conn_id)
-        return self._hook
+        return ConfirmaHook(self.confirma_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Airflow < 3.3 (no shared streams): the same judgement over our coalesced poll."""

@@ -8,20 +8,14 @@ from airflow_provider_confirma.triggers.events import ConfirmaSyncEventTrigger
 
 
 class ConfirmaLedgerSyncTrigger(ConfirmaSyncStatusTrigger):
-    """Wait until the given ledger documents (or all pending ones) are synced, failed, or time is up.
-
-    Arguments as :class:`~.base.ConfirmaSyncStatusTrigger`; ``source_identifiers`` are ``ledgerIdentifier`` values.
-    """
+    """Wait until the given ledger documents (by ``ledgerIdentifier``) or all pending ones sync, fail, or time is up."""
 
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
     noun = "ledger"
 
 
 class ConfirmaLedgerSyncEventTrigger(ConfirmaSyncEventTrigger):
-    """For ``AssetWatcher``: one event per batch of ledger documents that newly synced (or failed, if asked).
-
-    Arguments as :class:`~.events.ConfirmaSyncEventTrigger`.
-    """
+    """For ``AssetWatcher``: one event per batch of ledger documents that newly synced (or failed, if asked)."""
 
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS
     noun = "ledger"

@@ -8,20 +8,14 @@ from airflow_provider_confirma.triggers.events import ConfirmaSyncEventTrigger
 
 
 class ConfirmaPaymentSyncTrigger(ConfirmaSyncStatusTrigger):
-    """Wait until the given payments (or all pending ones) are synced, failed, or time is up.
-
-    Arguments as :class:`~.base.ConfirmaSyncStatusTrigger`.
-    """
+    """Wait until the given payments (or all pending ones) are synced, failed, or time is up."""
 
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
     noun = "payment"
 
 
 class ConfirmaPaymentSyncEventTrigger(ConfirmaSyncEventTrigger):
-    """For ``AssetWatcher``: one event per batch of payments that newly synced (or failed, if asked).
-
-    Arguments as :class:`~.events.ConfirmaSyncEventTrigger`.
-    """
+    """For ``AssetWatcher``: one event per batch of payments that newly synced (or failed, if asked)."""
 
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
     noun = "payment"
