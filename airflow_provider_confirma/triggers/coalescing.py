@@ -130,8 +130,8 @@ class SharedPoller:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def _add(self, sub: Subscription, interval: float) -> None:
-        self._subscribers[sub] = interval
+    def _add(self, sub: Subscription) -> None:
+        self._subscribers[sub] = sub.interval
         self._wake.set()  # a shorter interval may shorten the current sleep
         if self._task is None:
             # A fresh context: the poll belongs to no single trigger, so it must not log into
@@ -140,8 +140,7 @@ class SharedPoller:
             self._task = contextvars.Context().run(loop.create_task, self._run(), name=f"confirma-poller-{self.key!r}")
 
     def _remove(self, sub: Subscription) -> None:
-        if self._subscribers.pop(sub, None) is None:
-            return
+        del self._subscribers[sub]
         if self._subscribers:
             self._wake.set()
             return
@@ -228,7 +227,7 @@ class Subscription:
         found = registry.get(self.key)
         if found is None or found.closed:
             found = registry[self.key] = SharedPoller(self.key, self._fetch, registry, previous)
-        found._add(self, self.interval)
+        found._add(self)
         return found
 
     async def next_round(self) -> PollRound:
@@ -237,8 +236,6 @@ class Subscription:
         A poller that crashed tells each of its subscribers its error once, also one that was not
         waiting then; the subscriber then follows a replacement (which keeps the interval).
         """
-        if self.closed:
-            raise RuntimeError("subscription is closed")
         rejoins = 0
         while True:
             current = self.poller._next

@@ -1,14 +1,10 @@
 """Event triggers for ``AssetWatcher``: one event per batch of records that newly reached a final state.
 
-A condition that stays true ("synced") must not fire again, so a trigger remembers what it reported
-(its *watermark*: identifier -> state, for as long as the status response lists the record in that
-state) and fires once per poll and state for records new to it; delivery is at least once, with a
-stable ``batch_key`` to dedupe on (docs/events.md). The watermark is kept in the process and, on
-Airflow 3.3+, in the watched asset's state store: bounded (:data:`WATERMARK_CHARS`) and written
-:data:`WATERMARK_LAG` seconds after the event it covers, so a crash in between repeats a batch, never
-loses one. Every watcher of a connection and query shares one poll: Airflow 3.3's shared streams
-(:meth:`~ConfirmaSyncEventTrigger.shared_stream_key`), our :mod:`.coalescing` before. Events carry
-counts, the batch key and bounded identifiers; never records, amounts or secrets.
+A trigger remembers what it reported (its *watermark*: identifier -> state, while the response lists
+the record in that state) in the process and, on Airflow 3.3+, in the watched asset's state store,
+written :data:`WATERMARK_LAG` after the event (a crash repeats a batch, never loses one). Every watcher
+of a connection and query shares one poll: Airflow 3.3's shared streams, our :mod:`.coalescing` before.
+Events carry counts, a stable ``batch_key`` and bounded identifiers, never records (docs/events.md).
 """
 
 from __future__ import annotations
