@@ -1,13 +1,8 @@
 """``ConfirmaSyncStatusTrigger``: the deferred wait of the sync sensors, for one status endpoint.
 
-Polls a sync status endpoint (``GET /accounting/payment`` or ``GET /accounting/ledger``) through
-``ConfirmaHook.aget_sync_status`` (aiohttp, the hook's retry and Retry-After policy, the connection
-resolved asynchronously) and judges each response with the sensor's own :class:`~.sync_wait.SyncWait`.
-Concurrent waits whose requests are the same (endpoint, query, retry policy and the connection as
-each wait resolved it: base URL, TLS, timeout, key) share one poll per interval (:mod:`.coalescing`).
-Emits exactly one event from the closed vocabulary of :mod:`.sync_wait`:
-success, failed, timeout or error. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`)
-sets ``status_endpoint`` and ``noun``; its classpath is what ``serialize()`` names.
+Judges each status response with the sensor's own :class:`~airflow_provider_confirma.sync_wait.SyncWait`
+and emits one event: success, failed, timeout or error. Concurrent waits making the same request share
+one poll per interval (:mod:`.coalescing`). A subclass per endpoint names the classpath ``serialize()`` stores.
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -56,59 +51,28 @@ from airflow_provider_confirma.sync_wait import (
     timeout_event,
     verdict_event,
 )
-from airflow_provider_confirma.triggers.coalescing import PollRound, Subscription, subscribe, within
+from airflow_provider_confirma.triggers.coalescing import subscribe, timeout
 
-
-def connection_key(settings: ConfirmaConnectionSettings) -> tuple[tuple[str, Any], ...]:
-    """A resolved connection as a poll key: every field, its secrets as SHA-256 hex digests.
-
-    The secrets are the fields the settings hide from their repr (the API key, the provisioning
-    token), so a secret field added later is hashed too; the key names a poller's task and may be
-    logged, and must never carry a secret.
-    """
-    parts = []
-    for spec in dataclasses.fields(settings):
-        value = getattr(settings, spec.name)
-        if not spec.repr and value is not None:
-            value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
-        elif isinstance(value, (dict, list, set)):  # the key must be hashable
-            value = repr(value)
-        parts.append((spec.name, value))
-    return tuple(parts)
-
-
-#: While the progress stays the same, a wait logs it again at most this often (seconds), saying how
-#: long and how many polls it has waited, so a long wait is never silent for minutes.
+#: While the progress stays the same, a wait logs it again this often (seconds), so it is never silent.
 PROGRESS_LOG_SECONDS = 300.0
-
-#: How many failed records a timeout event's message names (its progress line, see
-#: :meth:`~.sync_wait.SyncVerdict.describe`); the event carries counts, no records.
+#: How many failed records a timeout event's message names (its progress line).
 SHOWN_FAILURES = LOG_NAMES_LIMIT + 1
 
 
 def for_timeout(verdict: SyncVerdict) -> SyncVerdict:
-    """``verdict``, changed in place to hold only the records its timeout event can show.
-
-    The event's message names the first failed ones (with their descriptions); the rest of the
-    response is let go, so a wait sleeping until its next own poll keeps a few records, not the
-    whole response (a wait for all records still keeps their identifiers, for its counts).
-    """
+    """``verdict``, changed in place to keep only the records its timeout event shows (the first
+    failed ones), so a wait sleeping until its next own poll never holds a whole response."""
     progress = verdict.progress
-    index = progress.index
-    shown = progress.failed[:SHOWN_FAILURES]
-    if isinstance(index, StatusIndex):
-        raw = index.raw
-        progress.index = StatusIndex({ident: raw[ident] for ident in shown}, index.record_type, index.list_key)
-    else:
-        progress.index = {ident: index[ident] for ident in shown}
+    index = cast(StatusIndex, progress.index)  # what the hook's status reader returns
+    shown = {ident: index.raw[ident] for ident in progress.failed[:SHOWN_FAILURES]}
+    progress.index = StatusIndex(shown, index.record_type, index.list_key)
     return verdict
 
 
 class ConfirmaSyncStatusTrigger(BaseTrigger):
     """Wait until the given records (or all pending ones) are synced, failed, or time is up.
 
-    Not used directly: a subclass sets :attr:`status_endpoint` (one of the hook's
-    ``STATUS_RECORDS``) and :attr:`noun` (for messages).
+    Not used directly: a subclass sets :attr:`status_endpoint` and :attr:`noun`.
 
     :param confirma_conn_id: the ``confirma`` connection.
     :param source_identifiers: identifiers to wait for; ``None`` waits until nothing is pending.
@@ -121,18 +85,18 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     :param fail_on_sync_failure: emit ``failed`` at the first failed tracked identifier; else keep waiting.
     :param max_xcom_records: cap of the records listed in the event summary.
     :param max_consecutive_errors: transient poll errors in a row before an ``error`` event.
-    :param coalesce: share one poll with concurrent triggers making the same request (the same
-        endpoint, query and retry policy, and the same connection as each resolved it).
-    :param http_retry_policy: the hook's :class:`RetryPolicy` or its fields (``None``: the default),
-        as the sensor's argument of the same name.
-    :param retry_policy: deprecated spelling of ``http_retry_policy`` (the kwarg name
-        earlier versions serialized: a trigger stored in the metadata DB by one still runs).
+    :param coalesce: share one poll with concurrent triggers making the same request.
+    :param http_retry_policy: the hook's :class:`RetryPolicy` or its fields (``None``: the default).
+    :param retry_policy: deprecated spelling of ``http_retry_policy`` (stored by earlier versions).
     """
 
-    #: the status endpoint polled; set by each subclass
+    #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
     status_endpoint: ClassVar[Endpoint]
     #: what the records are, in messages ("payment", "ledger")
     noun: ClassVar[str]
+    #: run state: the progress line logged last (and when), good polls, transient poll errors in a
+    #: row, whether the response's unreadable records were named (once per wait)
+    _logged, _logged_at, _polls, _errors, _warned = "", 0.0, 0, 0, False
 
     def __init__(
         self,
@@ -177,9 +141,6 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
             )
             http_retry_policy = retry_policy
         self.retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
-        #: the progress line logged last (and when), good polls, transient poll errors in a row (run state)
-        self._logged, self._logged_at, self._polls, self._errors = "", 0.0, 0, 0
-        self._warned = False  # unreadable records of the response were named (once per wait)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """JSON-safe primitives only; the key is resolved from the connection at run time."""
@@ -204,31 +165,29 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     @property
     def shared_log(self) -> Any:
-        """One logger per trigger class (``LoggingMixin.logger()``), not one per waiting task.
-
-        The triggerer routes each trigger's log lines by context variables bound around its run,
-        not by logger object, so thousands of triggers can share one and keep their own logs.
-        """
+        """One logger per trigger class, not per waiting task: the triggerer routes each trigger's
+        lines by the context variables it binds around the run, not by logger object."""
         return type(self).logger()
 
-    # -- polling -------------------------------------------------------------------------------
     @property
     def wait(self) -> SyncWait:
         identifiers = tuple(self.source_identifiers) if self.source_identifiers is not None else None
         return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
 
     def poll_key(self, settings: ConfirmaConnectionSettings) -> tuple[Any, ...]:
-        """What makes two waits share a poll: everything their request uses. The endpoint, query and
-        retry policy, and ``settings``, the connection as this wait resolved it (base URL, TLS,
-        timeout, a hash of the key: see :func:`connection_key`), so a wait started after the
-        connection was edited never joins the poll of one started before."""
+        """What makes two waits share a poll: everything their request uses, with ``settings`` the
+        connection as this wait resolved it (so a wait started after an edit never joins an older
+        poll). The key names the poller's task: the secrets (the fields the settings' repr hides)
+        are in it as SHA-256 digests."""
+        connection = []
+        for spec in dataclasses.fields(settings):
+            value = getattr(settings, spec.name)
+            if not spec.repr and value is not None:
+                value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+            connection.append((spec.name, value))
+        query = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items()))
         policy = dataclasses.astuple(self.retry_policy) if self.retry_policy is not None else None
-        return (
-            self.status_endpoint.value,
-            connection_key(settings),
-            tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items())),
-            policy,
-        )
+        return (self.status_endpoint.value, tuple(connection), query, policy)
 
     @cached_property
     def hook(self) -> ConfirmaHook:
@@ -239,62 +198,53 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         return await self.hook.aget_status_index(self.status_endpoint, self.query_params, session=session)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        event = await self._wait_for_event()
+        self._logged, self._logged_at, self._polls, self._errors, self._warned = "", 0.0, 0, 0, False
+        try:
+            if self.end_time <= time.time():
+                event = self._timed_out(None)
+            elif self.coalesce:
+                event = await self._wait_shared(self.wait)
+            else:
+                event = await self._wait_alone(self.wait)
+        except ConfirmaConfigError as err:  # a ValueError too, but not one of the response
+            event = self._poll_failed(err)
+        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
+            event = self._poll_failed(unreadable_status(self.status_endpoint, err))
         # The wait's start rides along: a resumed sensor needs it, and dag.test() (every Airflow 3
         # version) replaces the deferral's kwargs by the event, where a triggerer merges them.
         yield TriggerEvent({**event, "started_at": self.started_at})
 
-    async def _wait_for_event(self) -> dict[str, Any]:
-        wait = self.wait
-        self._logged, self._logged_at, self._polls, self._errors, self._warned = "", 0.0, 0, 0, False
-        if self.end_time <= time.time():
-            return self._timed_out(wait, None)
+    async def _wait_shared(self, wait: SyncWait) -> dict[str, Any]:
+        """Judge each round of the shared poll of :meth:`poll_key` until one ends the wait."""
         try:
-            # Once per wait, before it polls: the poll it joins is keyed on what it resolved.
-            settings = await self.hook.aget_settings()
+            settings = await self.hook.aget_settings()  # once: the poll a wait joins is keyed on it
         except Exception as exc:  # an unknown or invalid connection
             return self._poll_failed(exc)
-        try:
-            if not self.coalesce:
-                return await self._wait_privately(wait)
-            return await self._wait_coalesced(wait, settings)
-        except ConfirmaConfigError as err:  # a ValueError too, but not one of the response
-            return self._poll_failed(err)
-        except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
-            return self._poll_failed(unreadable_status(self.status_endpoint, err))
-
-    def _timed_out(self, wait: SyncWait, last: SyncVerdict | None) -> dict[str, Any]:
-        timeout_seconds = max(0.0, self.end_time - self.started_at)
-        return timeout_event(wait.noun, timeout_seconds, last, time.time() - self.started_at)
-
-    async def _wait_coalesced(self, wait: SyncWait, settings: ConfirmaConnectionSettings) -> dict[str, Any]:
-        """Judge the rounds of the shared poller of :meth:`poll_key` until an event ends the wait."""
-        # The latest response, for the timeout event: judged again then, so no verdict is kept
-        # alive between polls (thousands of waiters would keep thousands of them). It is the
-        # poll's one response, shared by all its waiters, not a copy per waiter.
-        seen: list[Mapping[str, SyncRecord]] = []
+        # The latest response is the poll's own, shared by all its waiters; the timeout event judges
+        # it again, so no verdict per waiter is kept between polls.
+        latest: Mapping[str, SyncRecord] | None = None
         subscription = subscribe(self.poll_key(settings), self._fetch_status, self.poll_interval)
         try:
-            remaining = self.end_time - time.time()
-            if remaining > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    # One deadline for the whole wait, not a timer per round.
-                    return await within(self._poll(subscription, wait, seen), remaining)
-            return self._timed_out(wait, wait.judge(seen[-1]) if seen else None)
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with timeout(self.end_time - time.time()):  # one deadline, not a timer per round
+                    while True:
+                        current = await subscription.next_round()
+                        if current.error is not None:
+                            event = self._judge_error(current.error)
+                        else:
+                            latest = current.index
+                            assert latest is not None
+                            event = self._finished(self._judge(latest, wait))
+                        if event is not None:
+                            return event
+            return self._timed_out(wait.judge(latest) if latest is not None else None)
         finally:
             subscription.close()
 
-    async def _wait_privately(self, wait: SyncWait) -> dict[str, Any]:
-        """``coalesce=False``: poll in this trigger's own task until an event ends the wait.
-
-        Thousands of such waits share a triggerer's loop, and every object a wait keeps through
-        its sleep is one more for the garbage collector's full collections (which block the
-        loop) to walk. So the loop is flat: no subscription, poller, round object or timer per
-        wait; the end of the wait bounds each sleep, and each request that could outlast it
-        (:meth:`_fetch_until`). Only the last response survives a
-        sleep, for the timeout event, and of it only the few records that event shows
-        (:func:`for_timeout`): a wait never holds a whole response through its sleep.
-        """
+    async def _wait_alone(self, wait: SyncWait) -> dict[str, Any]:
+        """``coalesce=False``: request, judge and sleep in this trigger's own task. Each object a wait keeps
+        through its sleep is one more for the loop-blocking full GCs to walk, times thousands of waits: so
+        no subscription, round or timer, and of the last response only what a timeout shows (:func:`for_timeout`)."""
         last: SyncVerdict | None = None
         session = await acquire_client_session()  # fails on a bad [confirma] max_concurrent_requests
         try:
@@ -306,17 +256,14 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 except Exception as exc:
                     event = self._judge_error(exc)
                 else:
-                    verdict = self._verdict(index, wait)
+                    verdict = self._judge(index, wait)
                     del index
                     event = self._finished(verdict)
-                    if event is None:
-                        last = for_timeout(verdict)
+                    last = for_timeout(verdict)
                 if event is not None:
                     return event
-                pause = min(self.poll_interval, self.end_time - time.time())
-                if pause > 0:
-                    await asyncio.sleep(pause)
-            return self._timed_out(wait, last)
+                await asyncio.sleep(min(self.poll_interval, max(0.0, self.end_time - time.time())))
+            return self._timed_out(last)
         finally:
             await release_client_session(session)
 
@@ -327,68 +274,50 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         # wait; one per poll cost 1.4x the CPU per poll relative to the anchor (0.31x vs 0.24x).
         if longest is not None and longest < remaining:
             return await self._fetch_status(session)
-        return await within(self._fetch_status(session), remaining)
+        async with timeout(remaining):
+            return await self._fetch_status(session)
 
-    def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
-        if isinstance(exc, ConfirmaConfigError):  # the message names the option or field, and the value
-            return error_event(f"Confirma {self.noun} sync status poll cannot run, configuration error: {exc}")
-        return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
+    def _judge(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> SyncVerdict:
+        """The verdict over one good poll (the error streak ends); logs it when it changed, and an
+        unchanged one every :data:`PROGRESS_LOG_SECONDS` (thousands of waiters share a triggerer)."""
+        self._errors = 0
+        self._polls += 1
+        verdict = wait.judge(index)
+        text = verdict.describe()
+        now = time.monotonic()
+        if text != self._logged:
+            if verdict.progress.unreadable and not self._warned:  # once per wait
+                self.shared_log.warning(verdict.unreadable_warning())
+                self._warned = True
+            self.shared_log.info("Confirma %s sync: %s", self.noun, text)
+            self._logged, self._logged_at = text, now
+        elif now - self._logged_at >= PROGRESS_LOG_SECONDS:
+            waited = _duration(time.time() - self.started_at)
+            line = "Confirma %s sync: still %s (after %d polls, %s)"
+            self.shared_log.info(line, self.noun, text, self._polls, waited)
+            self._logged_at = now
+        return verdict
 
-    async def _poll(
-        self, subscription: Subscription, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
-    ) -> dict[str, Any]:
-        """Judge each shared round until a verdict or an error ends the wait; returns that event."""
-        while True:
-            # Nothing of a round outlives this line: a poll's objects must not survive the sleep.
-            event = self._judge_round(await subscription.next_round(), wait, seen)
-            if event is not None:
-                return event
-
-    def _judge_round(
-        self, current: PollRound, wait: SyncWait, seen: list[Mapping[str, SyncRecord]]
-    ) -> dict[str, Any] | None:
-        """The event that one shared round ends the wait with, or ``None`` to wait on."""
-        if current.error is not None:
-            return self._judge_error(current.error)
-        assert current.index is not None
-        seen[:] = [current.index]
-        return self._finished(self._verdict(current.index, wait))
+    def _finished(self, verdict: SyncVerdict) -> dict[str, Any] | None:
+        return verdict_event(verdict, time.time() - self.started_at) if verdict.finished else None
 
     def _judge_error(self, exc: BaseException) -> dict[str, Any] | None:
-        """The event that a failed poll ends the wait with, or ``None`` (a transient error, logged):
-        what a GET is retried for, or a shared poller that stopped under its waiters."""
+        """The event a failed poll ends the wait with, or ``None`` for a transient one (logged): what
+        a GET is retried for, or a shared poller that stopped under its waiters."""
         if not (is_transient(exc) or isinstance(exc, PollerStopped)):
             return self._poll_failed(exc)
         self._errors += 1
         ended = poll_error_streak(self.shared_log, self.noun, self._errors, self.max_consecutive_errors, exc)
         return error_event(ended) if ended is not None else None
 
-    def _verdict(self, index: Mapping[str, SyncRecord], wait: SyncWait) -> SyncVerdict:
-        """The verdict over one response (a good poll: the error streak ends); logs a changed one."""
-        self._errors = 0
-        verdict = wait.judge(index)
-        text = verdict.describe()
-        self._polls += 1
-        now = time.monotonic()
-        if text != self._logged:  # thousands of waiters share a triggerer: log changes, and
-            if verdict.progress.unreadable and not self._warned:  # once per wait, naming a few
-                self.shared_log.warning(verdict.unreadable_warning())
-                self._warned = True
-            self.shared_log.info("Confirma %s sync: %s", self.noun, text)
-            self._logged, self._logged_at = text, now
-        elif now - self._logged_at >= PROGRESS_LOG_SECONDS:  # an unchanged one every few minutes
-            waited = time.time() - self.started_at
-            self.shared_log.info(
-                "Confirma %s sync: still %s (after %d polls, %s)", self.noun, text, self._polls, _duration(waited)
-            )
-            self._logged_at = now
-        return verdict
+    def _poll_failed(self, exc: BaseException) -> dict[str, Any]:
+        if isinstance(exc, ConfirmaConfigError):  # the message names the option or field, and the value
+            return error_event(f"Confirma {self.noun} sync status poll cannot run, configuration error: {exc}")
+        return error_event(f"Confirma {self.noun} sync status poll failed: {describe_error(exc)}")
 
-    def _finished(self, verdict: SyncVerdict) -> dict[str, Any] | None:
-        """The event that a verdict ends the wait with, or ``None`` to wait on."""
-        if verdict.finished:
-            return verdict_event(verdict, time.time() - self.started_at)
-        return None
+    def _timed_out(self, last: SyncVerdict | None) -> dict[str, Any]:
+        timeout_seconds = max(0.0, self.end_time - self.started_at)
+        return timeout_event(self.noun, timeout_seconds, last, time.time() - self.started_at)
 
 
 def _duration(seconds: float) -> str:

@@ -1,17 +1,11 @@
-"""Request coalescing for status triggers: one poll per (event loop, key) shared by every waiter.
+"""Request coalescing for status triggers: one poll per (event loop, key), shared by every waiter.
 
-The sync status endpoints return every record of the client, so concurrent waits in one
-triggerer on the same connection and the same query need one request per interval, not one each.
-A :class:`SharedPoller` is a dedicated task that polls while it has subscribers and stops when the
-last one leaves. Each poll is published as a :class:`PollRound` (the indexed records or the
-exception) to every subscriber, woken in slices so the loop stays responsive; each subscriber waits
-on an ``asyncio.Event`` of the round through its own waiter, so cancelling one subscriber never
-cancels the poll or disturbs the others.
-Nothing is shared across event loops or keys (the caller puts everything its request uses into the
-key). A poller keeps its interval on every path: after a failed poll, when it cannot open its HTTP
-session, and when it replaces a poller that stopped under its subscribers; one that crashes hands
-its error to its subscribers. Without coalescing there is nothing to share: the trigger polls in
-its own task.
+A status endpoint returns every record of the client, so the waits of one triggerer on the same
+connection and query need one request per interval, not one each. A :class:`SharedPoller` task polls
+while it has subscribers and publishes each poll as a :class:`PollRound` (the records or the
+exception); a subscriber waits on the round through its own ``asyncio.Event``, so cancelling one
+never cancels the poll. A poller keeps its interval on every path (a failed poll, no HTTP session,
+a replacement of a stopped poller); one that crashes hands its error to its subscribers.
 """
 
 from __future__ import annotations
@@ -25,15 +19,15 @@ import sys
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_confirma.exceptions import PollerStopped
 from airflow_provider_confirma.hooks.confirma import acquire_client_session, release_client_session
 
 if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
+    timeout = asyncio.timeout
 else:  # pragma: no cover - Python 3.10: the same context manager, from the package aiohttp uses there
-    from async_timeout import timeout as _timeout
+    from async_timeout import timeout
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,45 +35,32 @@ if TYPE_CHECKING:
     from airflow_provider_confirma.models import SyncRecord
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 #: One status request: given the shared HTTP session, return the records by identifier.
 Fetch = Callable[["aiohttp.ClientSession"], Awaitable[Mapping[str, Any]]]
 
 #: How many times in a row a subscriber follows a stopped poller to a new one before giving up.
 MAX_REJOINS = 3
-#: A round wakes its subscribers in this many slices, one event-loop iteration each, so thousands
-#: of waiters judging a response never block the loop in one go.
+#: A round wakes its subscribers in this many slices, one event-loop iteration each.
 #: Stays (docs/benchmarks.md): woken at once, 5,000 waiters lagged the loop 0.44-3.2 s with 1-2
 #: full GCs per run, against 48-114 ms and none in slices.
 FANOUT_SLICES = 16
 
 
-async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``, run in the caller's task.
-
-    In the caller's task, not a new one (``asyncio.wait_for`` on Python 3.10): a waiter that just
-    subscribed must reach its first round before the poller's task can publish it.
-    """
-    async with _timeout(seconds):
-        return await awaitable
-
-
 @dataclass(eq=False)
 class PollRound:
-    """The result of one poll, published to every subscriber: records or an exception.
+    """The result of one poll, published to every subscriber: the records or the exception.
 
-    A slice's event is created by its first waiter, so a round with one subscriber costs one
-    event and no extra loop iteration.
+    A slice's event is created by its first waiter, so a round with one subscriber costs one event
+    and no extra loop iteration.
     """
 
     index: Mapping[str, SyncRecord] | None = None
     error: BaseException | None = None
     number: int = 0
-    #: set once the result is final
+    #: every waiter is woken; a later one returns at once
     published: bool = False
     _events: dict[int, asyncio.Event] = field(default_factory=dict, repr=False)
-    _complete: bool = field(default=False, repr=False)
 
     @property
     def slices(self) -> tuple[asyncio.Event, ...]:
@@ -87,7 +68,7 @@ class PollRound:
         return tuple(self._events[n] for n in sorted(self._events))
 
     async def wait(self, slice_no: int) -> None:
-        if self._complete:
+        if self.published:
             return
         key = slice_no % FANOUT_SLICES
         event = self._events.get(key)
@@ -96,21 +77,19 @@ class PollRound:
         await event.wait()
 
     def publish_now(self) -> None:
-        """Wake every subscriber at once (used when the poller stops, and to finish a publish)."""
+        """Wake every subscriber at once (when the poller stops, and to finish a publish)."""
         self.published = True
-        self._complete = True
         for event in self._events.values():
             event.set()
 
     async def publish(self) -> None:
         """Wake the subscribers slice by slice, yielding to the event loop in between."""
-        self.published = True
         try:
             for position, key in enumerate(sorted(self._events)):
                 if position:
                     await asyncio.sleep(0)
                 self._events[key].set()
-        finally:  # cancelled half-way: nobody may be left waiting on a published round
+        finally:  # cancelled half-way: nobody may be left waiting
             self.publish_now()
 
 
@@ -122,16 +101,16 @@ _REGISTRY: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, S
 class SharedPoller:
     """Polls ``fetch`` every ``min(interval of its subscribers)`` seconds while it has subscribers.
 
-    The interval is measured from the end of one poll to the start of the next, so the poller
-    sleeps on every path, errors included, and a slow API is never hit back to back. A poller
-    that replaces a stopped one (``previous``) first waits out the interval of its last poll.
+    The interval runs from the end of one poll to the start of the next, errors included, so a
+    slow API is never hit back to back; a replacement of a stopped poller (``previous``) first
+    waits out the interval of its last poll.
     """
 
     def __init__(
         self,
         key: Hashable,
         fetch: Fetch,
-        registry: dict[Hashable, SharedPoller] | None = None,
+        registry: dict[Hashable, SharedPoller],
         previous: SharedPoller | None = None,
     ) -> None:
         self.key = key
@@ -141,23 +120,18 @@ class SharedPoller:
         self._next = PollRound(number=1)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        #: the loop's shared HTTP session, once opened (released when the poller stops)
-        self._session: aiohttp.ClientSession | None = None
         #: loop time at which the last poll ended (of ``previous`` until this one polled)
         self._last_end: float | None = previous._last_end if previous is not None else None
         self.closed = False
-        #: number of rounds polled (one request each, unless the session could not be opened)
+        #: number of rounds polled
         self.polls = 0
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    # -- subscribers ---------------------------------------------------------------------------
-    def _add(self, sub: Subscription, interval: float) -> None:
-        if self.closed:
-            raise RuntimeError("cannot subscribe to a closed poller")
-        self._subscribers[sub] = interval
+    def _add(self, sub: Subscription) -> None:
+        self._subscribers[sub] = sub.interval
         self._wake.set()  # a shorter interval may shorten the current sleep
         if self._task is None:
             # A fresh context: the poll belongs to no single trigger, so it must not log into
@@ -166,53 +140,47 @@ class SharedPoller:
             self._task = contextvars.Context().run(loop.create_task, self._run(), name=f"confirma-poller-{self.key!r}")
 
     def _remove(self, sub: Subscription) -> None:
-        if self._subscribers.pop(sub, None) is None:
-            return
-        if not self._subscribers:
-            # The last one left: stop now (cancelling an in-flight GET is harmless).
-            self._close()
-            if self._task is not None and not self._task.done():
-                self._task.cancel()
-        else:
+        del self._subscribers[sub]
+        if self._subscribers:
             self._wake.set()
+            return
+        self._close()  # the last one left: stop now (cancelling an in-flight GET is harmless)
+        if self._task is not None:
+            self._task.cancel()
 
-    # -- polling -------------------------------------------------------------------------------
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        session: aiohttp.ClientSession | None = None
         try:
-            await self._poll_loop()
+            await self._sleep()  # a replacement keeps the interval of the poller it replaces
+            while self._subscribers:
+                current = self._next
+                try:
+                    if session is None:  # fails, e.g., on a bad [confirma] max_concurrent_requests
+                        session = await acquire_client_session()
+                    current.index = await self._fetch(session)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    current.error = exc
+                self.polls += 1
+                self._last_end = loop.time()
+                self._next = PollRound(number=current.number + 1)
+                await current.publish()
+                del current  # the round's records are its subscribers' now, not kept through the sleep
+                await self._sleep()
         except asyncio.CancelledError:
             pass
-        except Exception as exc:  # a bug: the loop itself captures fetch and session errors
+        except Exception as exc:  # a bug: fetch and session errors are published above
             log.exception("Confirma shared poller %r crashed", self.key)
             # Its subscribers get the cause (not a PollerStopped to rejoin on), and a replacement
-            # still waits an interval (see ``previous``): a crash never turns into a hot loop.
-            self._last_end = asyncio.get_running_loop().time()
+            # still waits an interval: a crash never turns into a hot loop.
+            self._last_end = loop.time()
             self._close(exc)
         finally:
             self._close()
-            if self._session is not None:
-                session, self._session = self._session, None
+            if session is not None:
                 await release_client_session(session)
-
-    async def _poll_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        await self._sleep()  # a replacement's first poll keeps the interval of the poller it replaces
-        while self._subscribers:
-            current = self._next
-            try:
-                if self._session is None:  # fails, e.g., on a bad [confirma] max_concurrent_requests
-                    self._session = await acquire_client_session()
-                current.index = await self._fetch(self._session)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                current.error = exc
-            self.polls += 1
-            self._last_end = loop.time()
-            self._next = PollRound(number=current.number + 1)
-            await current.publish()
-            del current  # the round's records are its subscribers' now, not kept through the sleep
-            await self._sleep()
 
     async def _sleep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -222,61 +190,57 @@ class SharedPoller:
                 return
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await within(self._wake.wait(), delay)
+                async with timeout(delay):
+                    await self._wake.wait()
 
     def _close(self, error: BaseException | None = None) -> None:
-        """Deregister and release waiters of the unpublished round with ``error`` (default: a
-        :class:`PollerStopped`, on which they rejoin); idempotent, synchronous."""
+        """Deregister, and publish the pending round with ``error`` (default: a :class:`PollerStopped`,
+        on which its waiters rejoin); idempotent."""
         if self.closed:
             return
         self.closed = True
-        if self._registry is not None and self._registry.get(self.key) is self:
+        if self._registry.get(self.key) is self:
             del self._registry[self.key]
-        pending = self._next
-        if not pending.published:
-            pending.error = error if error is not None else PollerStopped("the shared status poller stopped")
-            pending.publish_now()
-
-
-def _crashed(current: PollRound) -> bool:
-    """Whether ``current`` is the last round of a poller that crashed (its error, not a stop)."""
-    return current.published and current.error is not None and not isinstance(current.error, PollerStopped)
+        self._next.error = error if error is not None else PollerStopped("the shared status poller stopped")
+        self._next.publish_now()
 
 
 class Subscription:
-    """One waiter's membership in a poller; :meth:`next_round` waits for the next published poll."""
+    """One waiter's membership in the poller of ``key`` on the running loop (created if none).
+
+    ``fetch`` is used only by the call that creates the poller, so the key must hold everything the
+    request uses (connection, endpoint, query, retry policy), secrets only as hashes (it names the
+    poller's task).
+    """
 
     _serial = itertools.count()
 
     def __init__(self, key: Hashable, fetch: Fetch, interval: float) -> None:
-        if not interval > 0:
-            raise ValueError(f"poll interval must be > 0, got {interval!r}")
         self.key, self._fetch, self.interval = key, fetch, interval
         self._slice = next(self._serial) % FANOUT_SLICES
         self.closed = False
         self.poller: SharedPoller = self._join()
 
     def _join(self, previous: SharedPoller | None = None) -> SharedPoller:
-        """The live poller of the key (created if none; ``previous``: the stopped one it replaces)."""
+        """The live poller of the key (``previous``: the stopped one it replaces)."""
         registry = _REGISTRY.setdefault(asyncio.get_running_loop(), {})
         found = registry.get(self.key)
         if found is None or found.closed:
             found = registry[self.key] = SharedPoller(self.key, self._fetch, registry, previous)
-        found._add(self, self.interval)
+        found._add(self)
         return found
 
     async def next_round(self) -> PollRound:
-        """The next round published after this call (records or error); rejoins a stopped poller.
+        """The next round published after this call; rejoins a stopped poller.
 
         A poller that crashed tells each of its subscribers its error once, also one that was not
-        waiting at that moment; the subscriber then follows a replacement (which keeps the interval).
+        waiting then; the subscriber then follows a replacement (which keeps the interval).
         """
-        if self.closed:
-            raise RuntimeError("subscription is closed")
         rejoins = 0
         while True:
             current = self.poller._next
-            if self.poller.closed and not _crashed(current):
+            crashed = current.error is not None and not isinstance(current.error, PollerStopped)
+            if self.poller.closed and not crashed:
                 self.poller = self._join(self.poller)
                 current = self.poller._next
             await current.wait(self._slice)
@@ -289,20 +253,13 @@ class Subscription:
 
     def close(self) -> None:
         """Leave the poller (idempotent); the poller stops when its last subscriber leaves."""
-        if self.closed:
-            return
-        self.closed = True
-        self.poller._remove(self)
+        if not self.closed:
+            self.closed = True
+            self.poller._remove(self)
 
 
-def subscribe(key: Hashable, fetch: Fetch, interval: float) -> Subscription:
-    """Join the poller of ``key`` on the running loop (created by the first subscriber).
-
-    ``fetch`` is used only if this call creates the poller, so every caller of one key must pass
-    an equivalent request: the key must hold everything the request uses (resolved connection,
-    endpoint, query, retry policy), secrets only as hashes (it names the poller's task).
-    """
-    return Subscription(key, fetch, interval)
+#: Join (or start) the poller of a key: ``subscribe(key, fetch, interval)``.
+subscribe = Subscription
 
 
 def active_pollers() -> dict[Hashable, SharedPoller]:

@@ -1,26 +1,10 @@
 """Event triggers for ``AssetWatcher``: one event per batch of records that newly reached a final state.
 
-A watcher's trigger runs for as long as its asset is watched, and a condition that stays true
-("synced") must not fire again. So each trigger remembers what it reported (its *watermark*:
-identifier -> final state, of the records the status response still lists) and fires only for
-records that newly reached a reported state: one event per poll and state (``synced``; ``failed``
-too with ``include_failed``). Delivery is at least once; the event's ``batch_key`` is stable, so
-a consumer can dedupe (docs/events.md).
-
-* **Memory.** Kept in the process, and on Airflow 3.3+ also in the watched asset's state store
-  (``asset_state_store``), so a restarted or second triggerer does not report old records again.
-  What is stored is bounded (:data:`WATERMARK_CHARS`): the digest of the last final set judged and
-  the most recently reported identifiers. Retention: a record is remembered while the response
-  lists it in the state it was reported in; one that leaves the response is forgotten. The stored
-  watermark is written :data:`WATERMARK_LAG` seconds after the event it covers (the triggerer
-  stores events within a sync round or two), so a crash in between repeats a batch, never loses one.
-  Without a state store (Airflow < 3.3, or ``dag.test()``) a restart reports once more the records
-  final at that moment.
-* **One poll per connection and query**, however many watchers: Airflow 3.3's shared streams
-  (:meth:`~ConfirmaSyncEventTrigger.shared_stream_key`), our coalescing (:mod:`.coalescing`) before.
-  A poll is a snapshot, not a delta, so a watcher that joins late loses nothing.
-* **Small events:** counts, a batch key and up to :data:`EVENT_IDENTIFIER_CHARS` of identifiers;
-  never records, amounts or secrets.
+A trigger remembers what it reported (its *watermark*: identifier -> state, while the response lists
+the record in that state) in the process and, on Airflow 3.3+, in the watched asset's state store,
+written :data:`WATERMARK_LAG` after the event (a crash repeats a batch, never loses one). Every watcher
+of a connection and query shares one poll: Airflow 3.3's shared streams, our :mod:`.coalescing` before.
+Events carry counts, a stable ``batch_key`` and bounded identifiers, never records (docs/events.md).
 """
 
 from __future__ import annotations
@@ -31,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Collection, Hashable, Iterable, Mapping
+from functools import cached_property
 from typing import Any, ClassVar, cast
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
@@ -51,11 +36,9 @@ from airflow_provider_confirma.triggers.coalescing import subscribe
 
 log = logging.getLogger(__name__)
 
-#: An event lists identifiers (sorted) up to this many JSON characters (about 1,000 of 12
-#: characters); ``count`` and ``omitted`` say how many the batch has and how many are not listed.
+#: An event lists identifiers up to this many JSON characters (about 1,000); ``omitted`` counts the rest.
 EVENT_IDENTIFIER_CHARS = 16_000
-#: The stored watermark's identifiers, in JSON characters: under Airflow's
-#: ``[state_store] max_value_storage_bytes`` (65,535 by default).
+#: The stored watermark's identifiers, in JSON characters: under ``[state_store] max_value_storage_bytes``.
 WATERMARK_CHARS = 48_000
 #: Seconds between handing an event to the triggerer and storing the watermark that covers it.
 WATERMARK_LAG = 10.0
@@ -65,11 +48,8 @@ REPORTED = (SyncState.SYNCED.value, SyncState.FAILED.value)
 
 
 class Snapshot(dict[str, str]):
-    """One poll's final records (identifier -> ``"synced"`` / ``"failed"``) and their digest.
-
-    Built once per poll for every watcher of it; an unchanged response has an unchanged digest,
-    so watchers judge it without a look at the records.
-    """
+    """One poll's final records (identifier -> ``"synced"`` / ``"failed"``) and their digest, built
+    once for every watcher of the poll: an unchanged response is judged without a look at the records."""
 
     def __init__(self, finals: dict[str, str]) -> None:
         super().__init__(finals)
@@ -83,7 +63,7 @@ def snapshot(index: StatusIndex, status_sets: StatusSets) -> Snapshot:
     for ident, raw in index.raw.items():
         group = index.duplicates.get(ident)
         state = status_sets.classify((decisive_record(group, status_sets) if group else raw).get("status"))
-        if state is SyncState.SYNCED or state is SyncState.FAILED:
+        if state.value in REPORTED:
             finals[ident] = state.value
     return Snapshot(finals)
 
@@ -165,7 +145,6 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         self._memory: dict[str, str] | None = None
         self._digest: str | None = None
         self._unsaved: list[tuple[float, dict[str, Any]]] = []
-        self._hook: ConfirmaHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """JSON-safe primitives, the same after a round trip (else Airflow recreates the watcher at each parse)."""
@@ -206,33 +185,27 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
             return snapshot(index, self.status_sets)
         except Exception as exc:
             log.warning("Confirma %s events: poll failed, polling on: %s", self.noun, describe_error(exc))
-            self._hook = None
+            self.__dict__.pop("hook", None)
             raise
 
-    @property
+    @cached_property
     def hook(self) -> ConfirmaHook:
-        if self._hook is None:
-            self._hook = ConfirmaHook(self.confirma_conn_id)
-        return self._hook
+        return ConfirmaHook(self.confirma_conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Airflow < 3.3 (no shared streams): the same filter over our coalesced poll."""
+        """Airflow < 3.3 (no shared streams): the same judgement over our coalesced poll."""
         subscription = subscribe(self.shared_stream_key(), self.fetch, self.poll_interval)
-
-        async def snapshots() -> AsyncIterator[Snapshot]:
+        try:
             while True:
                 polled = await subscription.next_round()
                 if polled.error is None:  # an error was logged by the poll's fetch
-                    yield cast("Snapshot", polled.index)
-
-        try:
-            async for event in self.filter_shared_stream(snapshots()):
-                yield event
+                    for event in await self.judge(cast("Snapshot", polled.index)):
+                        yield event
         finally:
             subscription.close()
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        """This watcher's events: one per state with records new since what it reported."""
+        """Airflow 3.3: this watcher's events from the group's polls."""
         async for polled in shared_stream:
             for event in await self.judge(polled):
                 yield event
@@ -253,17 +226,12 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
                 new[state].append(ident)
                 memory[ident] = state
         self._memory, self._digest = memory, polled.digest
-        events = []
-        for state, idents in new.items():
-            if idents:
-                events.append(batch_event(self.noun, state, idents))
-                log.info(
-                    "Confirma %s events: %d newly %s (%s)",
-                    self.noun,
-                    len(idents),
-                    state,
-                    events[-1].payload["batch_key"],
-                )
+        events = [batch_event(self.noun, state, idents) for state, idents in new.items() if idents]
+        for event in events:
+            batch = event.payload
+            log.info(
+                "Confirma %s events: %d newly %s (%s)", self.noun, batch["count"], batch["state"], batch["batch_key"]
+            )
         self._unsaved.append((time.monotonic() + WATERMARK_LAG, self._watermark()))
         return events
 
@@ -296,10 +264,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
 
     async def _load(self, polled: Snapshot) -> None:
         """The stored watermark: the same digest means nothing changed while no one watched."""
-        stored = None
         stores = self._stores()
-        for store in stores:
-            stored = stored or await store.aget(self.watermark_key)
         if not stores:
             log.warning(
                 "Confirma %s events: no asset state store (it needs Airflow 3.3+ and a watched asset): "
@@ -307,21 +272,22 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
                 "are reported once more (delivery is at least once, see batch_key).",
                 self.noun,
             )
-        if isinstance(stored, Mapping) and stored.get("digest") == polled.digest:
+        stored = None
+        for store in stores:
+            stored = stored or await store.aget(self.watermark_key)
+        if not isinstance(stored, Mapping):
+            stored = {}
+        if stored.get("digest") == polled.digest:
             self._memory = {i: s for i, s in polled.items() if s in self.states}
             self._digest = polled.digest
-            return
-        self._memory = {}
-        if isinstance(stored, Mapping):
-            for state in REPORTED:
-                self._memory.update(dict.fromkeys(stored.get(state) or (), state))
+        else:
+            self._memory = {ident: state for state in REPORTED for ident in stored.get(state) or ()}
 
     async def _save_due(self) -> None:
         """Store the latest watermark whose lag is over (the ones before it are covered by it)."""
         now = time.monotonic()
         due = [value for at, value in self._unsaved if at <= now]
-        if not due:
-            return
-        del self._unsaved[: len(due)]
-        for store in self._stores():
-            await store.aset(self.watermark_key, due[-1])
+        if due:
+            del self._unsaved[: len(due)]
+            for store in self._stores():
+                await store.aset(self.watermark_key, due[-1])

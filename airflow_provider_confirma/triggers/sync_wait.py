@@ -1,6 +1,4 @@
-"""Deprecated: the wait's verdict and event vocabulary are domain code, now in
-:mod:`airflow_provider_confirma.sync_wait` (the sensors, triggers and operators all import it there).
-Importing a name from here still works and warns."""
+"""Deprecated: moved to :mod:`airflow_provider_confirma.sync_wait`; a name imported from here still works and warns."""
 
 from __future__ import annotations
 
