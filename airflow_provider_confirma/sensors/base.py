@@ -1,9 +1,7 @@
 """``ConfirmaSyncStatusSensor``: wait until submitted records are synced, for one status endpoint.
 
-The verdict is :mod:`airflow_provider_confirma.sync_wait`'s, shared with the trigger. A subclass per
-endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the endpoint, the asset, the noun and the
-trigger class. Everything is imported at the top (with the operator modules about 40 ms of parse, see
-docs/benchmarks.md); only the HTTP transports load when a task or trigger first sends a request.
+The verdict is :mod:`airflow_provider_confirma.sync_wait`'s, shared with the trigger; a subclass per
+endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the endpoint, asset, noun and trigger.
 """
 
 from __future__ import annotations
@@ -81,34 +79,27 @@ NO_STREAK_WARNING = (
 
 
 class ConfirmaSyncStatusSensor(BaseSensorOperator):
-    """Wait until records submitted to Confirma are synced (a sync status endpoint).
+    """Wait until records submitted to Confirma are synced (see docs/sensor.md).
 
-    Not used directly: a subclass sets :attr:`status_endpoint`, :attr:`asset_uri`, :attr:`noun`,
-    :attr:`error_streak_key` and :attr:`trigger_class`.
+    Not used directly: a subclass sets the class attributes below.
 
-    :param source_identifiers: the identifiers to wait for: a list, one string, or the submit
-        operator's XCom (a list, or a dict with an ``identifiers`` key), or a list mixing these.
-        Templated. When omitted (or ``None`` in the DAG file), wait until no record returned by the
-        status endpoint is pending. A template or XCom that renders to ``None``, ``"None"`` or an
-        empty value fails the task naming the argument.
+    :param source_identifiers: the identifiers to wait for: a list, one string, the submit operator's
+        XCom, or a list mixing these (templated). Omitted (or ``None`` in the DAG file): wait until no
+        record of the status response is pending; rendered to ``None`` or empty: the task fails.
     :param confirma_conn_id: the ``confirma`` connection.
     :param query_params: query parameters of the status request (templated; passed through).
     :param success_statuses: status codes meaning synced (default ``{1}``).
     :param pending_statuses: status codes meaning still queued (default ``{0}``); any other is a failure.
-    :param fail_on_sync_failure: fail the task at once, without retries, at the first poll that
-        shows a tracked identifier failed; with ``False`` keep waiting (it may still sync). Without
-        ``source_identifiers`` failed records are reported, never failed on.
+    :param fail_on_sync_failure: fail the task, without retries, when a tracked identifier failed;
+        ``False`` keeps waiting (it may still sync).
     :param max_xcom_records: cap of the records listed in the XCom summary.
-    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
-        row before the task fails; also bounds the trigger. In reschedule mode the count is kept in
-        the task state store for the current try.
+    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a row.
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
-        connection and query in the same triggerer.
-    :param emit_asset: declare the endpoint's asset (e.g. ``confirma://accounting/payment``) as an
-        outlet; a successful wait's event carries ``{"synced": <count>, "identifiers": [<up to 100>]}``.
+        connection and query.
+    :param emit_asset: declare the endpoint's asset as an outlet; a success emits ``{"synced", "identifiers"}``.
     :param http_retry_policy: the hook's per-request retry bounds (a ``RetryPolicy`` or a dict of its
-        fields); not Airflow's task-level ``retry_policy``, which keeps its meaning.
+        fields); not Airflow's task-level ``retry_policy``.
     """
 
     #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
@@ -151,11 +142,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         if not isinstance(getattr(type(self), "status_endpoint", None), Endpoint):
             raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
         if emit_asset:
-            outlets = kwargs.pop("outlets", None)
-            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets else [])
-            if self.asset not in outlets:
-                outlets.append(self.asset)
-            kwargs["outlets"] = outlets
+            outlets = kwargs.get("outlets") or []
+            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+            kwargs["outlets"] = outlets if self.asset in outlets else [*outlets, self.asset]
         super().__init__(**kwargs)
         #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
         self._identifiers_templated = is_template(source_identifiers)
@@ -220,7 +209,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             try:
                 done = self.poke(context)
             except Exception as exc:
-                self._check_raised(context, exc)
+                self._raise_for(exc)
             if not isinstance(done, PokeReturnValue):
                 self._defer()
             return self._succeeded(context, done.xcom_value)
@@ -228,7 +217,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             summary = super().execute(context)
         except AirflowSkipException as skip:
             # Airflow's poke loop fails its own timeout under never_fail, but skips one that a poke
-            # raises (the time ran out during a request): a timeout means one thing (_check_raised).
+            # raises (the time ran out during a request): a timeout means one thing (_raise_for).
             if self.never_fail and isinstance(skip.__cause__, AirflowSensorTimeout):
                 raise skip.__cause__ from None
             raise
@@ -310,14 +299,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         return sync_asset_extra(summary, self.status_sets.success)
 
     # -- what each flag means, the same in every mode (docs/sensor.md) -----------------------------
-    def _timeout_outcome(self, message: str) -> AirflowException:
-        """The end of a wait whose timeout passed: skipped under ``soft_fail``, else ``AirflowSensorTimeout``."""
-        if self.soft_fail:
-            return AirflowSkipException(f"Skipping due to soft_fail: {message}")
-        return AirflowSensorTimeout(message)
-
-    def _check_raised(self, context: Context, exc: Exception) -> NoReturn:
-        """End the task for a check that raised ``exc``, as Airflow's poke loop would.
+    def _raise_for(self, exc: Exception) -> NoReturn:
+        """End the task for ``exc`` (a check's, the trigger's or Airflow's), as Airflow's poke loop would.
 
         A timeout is skipped under ``soft_fail`` only (never under ``never_fail``); a failed record
         under ``soft_fail`` or ``never_fail``. Any other error (a 401, an unreadable response, too
@@ -325,10 +308,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         ``silent_fail`` (a pause of ``poke_interval``, then the trigger again), skipped under
         ``never_fail``, else it fails the task (retries apply): ``soft_fail`` never skips an error.
         """
-        if isinstance(exc, AirflowSensorTimeout):
-            raise self._timeout_outcome(str(exc)) from exc
-        if isinstance(exc, AirflowFailException):
-            if self.soft_fail or self.never_fail:
+        timeout = isinstance(exc, AirflowSensorTimeout)
+        if timeout or isinstance(exc, AirflowFailException):
+            if self.soft_fail or (self.never_fail and not timeout):
                 flag = "soft_fail" if self.soft_fail else "never_fail"
                 raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
             raise exc
@@ -345,7 +327,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         after an error), first for ``poke_interval`` as the poke loop sleeps, then :meth:`resume_wait`."""
         remaining = self._remaining()
         if remaining <= 0:
-            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s")
+            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out; timeout is {self.timeout}s"))
         pause_for = timedelta(seconds=min(self.poke_interval, remaining))
         self.defer(
             trigger=TimeDeltaTrigger(pause_for) if pause else self.build_trigger(),
@@ -385,7 +367,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume a deferred wait, each flag meaning what it does in poke mode (:meth:`_check_raised`).
+        """Resume a deferred wait, each flag meaning what it does in poke mode (:meth:`_raise_for`).
 
         Bypasses ``BaseSensorOperator.resume_execution``, which skips on every error after a
         deferral under ``soft_fail`` (a revoked key included; apache/airflow#71255) and on the
@@ -403,23 +385,20 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self._started_at = float(started) if started is not None else None
         try:
             return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
-        except TaskDeferralTimeout as exc:
-            raise self._timeout_outcome(f"Sensor has timed out while deferred; timeout is {self.timeout}s") from exc
+        except TaskDeferralTimeout:
+            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out while deferred; timeout is {self.timeout}s"))
         except TaskDeferralError as exc:
-            self._check_raised(context, exc)
+            self._raise_for(exc)
 
     def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
         try:
             checked = read_event(event)
         except ValueError as err:
-            self._check_raised(context, AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
-        if checked.status == EVENT_FAILED:
-            self._check_raised(context, AirflowFailException(checked.message))
-        if checked.status == EVENT_TIMEOUT:
-            raise self._timeout_outcome(checked.message)
-        if checked.status != EVENT_SUCCESS:
-            self._check_raised(context, AirflowException(checked.message))
+            self._raise_for(AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
+        if checked.status != EVENT_SUCCESS:  # a failed, timeout or error event ends the task as in poke mode
+            ended = {EVENT_FAILED: AirflowFailException, EVENT_TIMEOUT: AirflowSensorTimeout}.get(checked.status)
+            self._raise_for((ended or AirflowException)(checked.message))
         self.log.info("Confirma %s sync: %s", self.noun, checked.message)
         summary = checked.summary
         assert summary is not None  # read_event requires one on success
