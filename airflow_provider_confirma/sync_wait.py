@@ -32,9 +32,9 @@ EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
 EVENT_STATUSES = frozenset({EVENT_SUCCESS, EVENT_FAILED, EVENT_TIMEOUT, EVENT_ERROR})
 
-#: Verdict outcomes of one poll.
-OUTCOME_SUCCESS = "success"
-OUTCOME_FAILED = "failed"
+#: Verdict outcomes of one poll; a finished one is also the status of its event.
+OUTCOME_SUCCESS = EVENT_SUCCESS
+OUTCOME_FAILED = EVENT_FAILED
 OUTCOME_WAITING = "waiting"
 
 #: How many failed records an error message or summary names.
@@ -152,18 +152,15 @@ def unreadable_summary(progress: SyncProgress) -> dict[str, Any]:
 # -- trigger events ------------------------------------------------------------------------------
 def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]:
     """The ``success`` or ``failed`` event of a finished verdict."""
-    if verdict.outcome == OUTCOME_SUCCESS:
-        status, message = EVENT_SUCCESS, verdict.describe()
-    elif verdict.outcome == OUTCOME_FAILED:
-        status, message = EVENT_FAILED, verdict.failure_message()
-    else:
+    if not verdict.finished:
         raise ValueError("a waiting verdict is not an event")
     # Type the records the task's XCom will show: one that cannot be read is an error event now
     # (``ValueError``), as in poke mode, not a surprise when the task resumes.
     verdict.progress.record_list(verdict.wait.max_xcom_records)
     verdict.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
+    message = verdict.failure_message() if verdict.outcome == OUTCOME_FAILED else verdict.describe()
     return {
-        "status": status,
+        "status": verdict.outcome,
         "message": clipped(message, EVENT_MESSAGE_LIMIT),
         "summary": verdict.event_summary(waited_seconds),
     }

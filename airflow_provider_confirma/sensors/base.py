@@ -53,7 +53,6 @@ from airflow_provider_confirma.sync_wait import (
     EVENT_SUCCESS,
     EVENT_TIMEOUT,
     OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
     SyncWait,
     poll_error_streak,
     read_event,
@@ -84,22 +83,18 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     Not used directly: a subclass sets the class attributes below.
 
     :param source_identifiers: the identifiers to wait for: a list, one string, the submit operator's
-        XCom, or a list mixing these (templated). Omitted (or ``None`` in the DAG file): wait until no
-        record of the status response is pending; rendered to ``None`` or empty: the task fails.
+        XCom, or a list mixing these (templated). Omitted: wait until no returned record is pending.
     :param confirma_conn_id: the ``confirma`` connection.
     :param query_params: query parameters of the status request (templated; passed through).
-    :param success_statuses: status codes meaning synced (default ``{1}``).
-    :param pending_statuses: status codes meaning still queued (default ``{0}``); any other is a failure.
-    :param fail_on_sync_failure: fail the task, without retries, when a tracked identifier failed;
-        ``False`` keeps waiting (it may still sync).
+    :param success_statuses: status codes meaning synced.
+    :param pending_statuses: status codes meaning still queued; any other code is a failure.
+    :param fail_on_sync_failure: fail the task, without retries, when a tracked identifier failed.
     :param max_xcom_records: cap of the records listed in the XCom summary.
     :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a row.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
-        connection and query.
-    :param emit_asset: declare the endpoint's asset as an outlet; a success emits ``{"synced", "identifiers"}``.
-    :param http_retry_policy: the hook's per-request retry bounds (a ``RetryPolicy`` or a dict of its
-        fields); not Airflow's task-level ``retry_policy``.
+    :param coalesce: in deferrable mode, share one status poll with waits on the same connection and query.
+    :param emit_asset: declare the endpoint's asset as an outlet, with ``{"synced", "identifiers"}`` on success.
+    :param http_retry_policy: the hook's per-request retry bounds (not Airflow's task ``retry_policy``).
     """
 
     #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
@@ -282,7 +277,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 self._unreadable_warned = True
             if verdict.outcome == OUTCOME_FAILED:
                 raise AirflowFailException(verdict.failure_message())
-            if verdict.outcome == OUTCOME_SUCCESS:
+            if verdict.finished:
                 return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
             raise unreadable_status(self.status_endpoint, err) from None
@@ -397,8 +392,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         except ValueError as err:
             self._raise_for(AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
         if checked.status != EVENT_SUCCESS:  # a failed, timeout or error event ends the task as in poke mode
-            ended = {EVENT_FAILED: AirflowFailException, EVENT_TIMEOUT: AirflowSensorTimeout}.get(checked.status)
-            self._raise_for((ended or AirflowException)(checked.message))
+            ended = {EVENT_FAILED: AirflowFailException, EVENT_TIMEOUT: AirflowSensorTimeout}
+            self._raise_for(ended.get(checked.status, AirflowException)(checked.message))
         self.log.info("Confirma %s sync: %s", self.noun, checked.message)
         summary = checked.summary
         assert summary is not None  # read_event requires one on success
