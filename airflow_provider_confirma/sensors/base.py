@@ -220,7 +220,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     @property
     def _rescheduled(self) -> bool:
-        """Reschedule mode: every poke is a new process."""
+        """Reschedule mode (not deferred): every poke is a new process."""
         return self.reschedule and not self.deferrable
 
     def _remaining(self) -> float:
@@ -228,11 +228,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         return self._started_at + self.timeout - time.time() if self._started_at is not None else 0.0
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One status request, judged; logs the progress every time.
-
-        The request, retries included, ends by the sensor's timeout (the hook's ``deadline``): a
-        poke that starts after it sends nothing, and one the timeout cut short raises ``AirflowSensorTimeout``.
-        """
+        """One status request, judged and logged; the request, retries included, ends by the sensor's timeout."""
         if self._started_at is None:
             self._started_at = time.time()
         remaining = self._remaining()
@@ -241,8 +237,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         store: Any = context.get("task_state_store") if self._rescheduled else None  # JSON values we wrote
         if store is not None:
             saved = store.get(self.error_streak_key, {})
-            same_try = saved.get("try_number") == context["ti"].try_number
-            self._consecutive_errors = saved["errors"] if same_try else 0
+            self._consecutive_errors = saved["errors"] if saved.get("try_number") == context["ti"].try_number else 0
         try:
             index = self.hook.get_status_index(
                 self.status_endpoint, self._rendered_params(), deadline=time.monotonic() + remaining
@@ -285,13 +280,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
 
     def _succeeded(self, context: Context, summary: Any) -> Any:
         """The summary of a finished wait; with ``emit_asset``, it also fills the asset event's extra."""
-        if self.emit_asset and isinstance(summary, Mapping):
-            context["outlet_events"][self.asset].extra = self.asset_extra(summary)
+        if self.emit_asset:
+            context["outlet_events"][self.asset].extra = sync_asset_extra(summary, self.status_sets.success)
         return summary
-
-    def asset_extra(self, summary: Mapping[str, Any]) -> dict[str, Any]:
-        """The asset event's extra of a success summary (:func:`~airflow_provider_confirma.assets.sync_asset_extra`)."""
-        return sync_asset_extra(summary, self.status_sets.success)
 
     # -- what each flag means, the same in every mode (docs/sensor.md) -----------------------------
     def _raise_for(self, exc: Exception) -> NoReturn:
