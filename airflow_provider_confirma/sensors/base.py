@@ -67,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["ASSET_EXTRA_IDENTIFIERS", "NO_STREAK_WARNING", "WAIT_START_KEY", "ConfirmaSyncStatusSensor"]
 
 #: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
-#: ``silent_fail``: a wait that goes on after a failed trigger resumes without its deferral kwargs.
+#: ``silent_fail``: a wait that goes on after an error may resume without its deferral kwargs.
 WAIT_START_KEY = "confirma_sync_wait_started_at"
 #: Logged at each failed reschedule poke where the error count cannot be kept between pokes.
 NO_STREAK_WARNING = (
