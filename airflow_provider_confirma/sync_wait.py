@@ -1,17 +1,10 @@
 """One wait for records to sync, judged the same way by a sensor's poke and by its trigger.
 
-Owns: the verdict over one status response (success / failed / waiting, from
-:func:`models.evaluate_index`), the compact XCom summary, the failure message, and the closed
-vocabulary of trigger events that ``execute_complete`` accepts. The wait's arguments are checked
-by :mod:`airflow_provider_confirma.arguments` (cheap enough for every DAG parse).
-
-The rules: a wait on identifiers ends when every one is synced, or at the first failed one with
-``fail_on_sync_failure``; records nobody waits for do not matter, so unreadable ones (no usable
-``sourceIdentifier``) are skipped, counted and named in the progress, the summary and one warning.
-A wait for every record (no identifiers) ends when nothing is pending: failed records are reported,
-never waited on nor failed on, and an unreadable record makes the response unreadable
-(``ValueError`` naming it, as the sensor, trigger and status operator report it). An identifier
-listed more than once is judged by :func:`models.decisive_record` (pending, else failed, else synced).
+A wait on identifiers ends when every one is synced, or at the first failed one with
+``fail_on_sync_failure``; unreadable records (no usable ``sourceIdentifier``) cannot be any of them,
+so they are skipped and counted. A wait for every record (no identifiers) ends when nothing is
+pending; failed records are reported, and an unreadable record makes the response unreadable
+(``ValueError``). Also the XCom summary and the closed vocabulary of trigger events.
 """
 
 from __future__ import annotations
@@ -39,9 +32,9 @@ EVENT_TIMEOUT = "timeout"
 EVENT_ERROR = "error"
 EVENT_STATUSES = frozenset({EVENT_SUCCESS, EVENT_FAILED, EVENT_TIMEOUT, EVENT_ERROR})
 
-#: Verdict outcomes of one poll.
-OUTCOME_SUCCESS = "success"
-OUTCOME_FAILED = "failed"
+#: Verdict outcomes of one poll; a finished one is also the status of its event.
+OUTCOME_SUCCESS = EVENT_SUCCESS
+OUTCOME_FAILED = EVENT_FAILED
 OUTCOME_WAITING = "waiting"
 
 #: How many failed records an error message or summary names.
@@ -56,14 +49,7 @@ EVENT_MESSAGE_LIMIT = 600
 # -- verdict -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SyncWait:
-    """The rendered, validated arguments of one wait, and how one poll is judged against them.
-
-    With ``identifiers``, the wait succeeds when every one of them is synced; identifiers absent
-    from the response are missing (still waiting). A tracked failed identifier fails the wait at
-    once when ``fail_on_sync_failure``; otherwise it keeps the wait going (it may still sync).
-    Without identifiers, the wait succeeds when no returned record is pending; failed records are
-    reported but neither fail nor hold it (the query's window scopes which records count).
-    """
+    """The rendered, validated arguments of one wait, and how one poll is judged against them."""
 
     identifiers: tuple[str, ...] | None
     status_sets: StatusSets = field(default_factory=StatusSets)
@@ -75,7 +61,6 @@ class SyncWait:
         """The verdict over one status response (a ``StatusIndex``, or :func:`index_records`).
 
         Costs O(len(identifiers)) with identifiers, so thousands of waiters can share a response.
-        Without identifiers, a response with an unreadable record raises ``ValueError`` naming it.
         """
         progress = evaluate_index(index, self.status_sets, self.identifiers)
         if self.identifiers is None:
@@ -143,8 +128,7 @@ class SyncVerdict:
         }
 
     def event_summary(self, waited_seconds: float) -> dict[str, Any]:
-        """The summary a trigger event carries: the verdict's counts, no records (so the event stays
-        small); the task reads the records once more when it resumes (:func:`with_records`)."""
+        """The summary a trigger event carries: the counts, no records (:func:`with_records` adds them)."""
         return {
             "outcome": self.outcome,
             "counts": self.progress.counts(),
@@ -154,9 +138,7 @@ class SyncVerdict:
 
 
 def with_records(event_summary: Mapping[str, Any], fresh: SyncVerdict) -> dict[str, Any]:
-    """The XCom summary of a wait the trigger ended: the trigger's verdict (outcome, counts, time
-    waited) with the records, missing identifiers and failures of ``fresh``, read when the task
-    resumed."""
+    """The XCom summary of a wait the trigger ended: its verdict, with the records of ``fresh`` (read on resume)."""
     summary = fresh.summary(float(event_summary.get("waited_seconds") or 0.0))
     summary.update(outcome=event_summary["outcome"], counts=event_summary["counts"])
     return summary
@@ -170,17 +152,15 @@ def unreadable_summary(progress: SyncProgress) -> dict[str, Any]:
 # -- trigger events ------------------------------------------------------------------------------
 def verdict_event(verdict: SyncVerdict, waited_seconds: float) -> dict[str, Any]:
     """The ``success`` or ``failed`` event of a finished verdict."""
-    if verdict.outcome == OUTCOME_SUCCESS:
-        status, message = EVENT_SUCCESS, verdict.describe()
-    elif verdict.outcome == OUTCOME_FAILED:
-        status, message = EVENT_FAILED, verdict.failure_message()
-    else:
+    if not verdict.finished:
         raise ValueError("a waiting verdict is not an event")
-    # Types the records the task's XCom will show: one that cannot be read is an error now, as in
-    # poke mode (``ValueError``, an error event), not a surprise when the task resumes.
-    verdict.summary(waited_seconds)
+    # Type the records the task's XCom will show: one that cannot be read is an error event now
+    # (``ValueError``), as in poke mode, not a surprise when the task resumes.
+    verdict.progress.record_list(verdict.wait.max_xcom_records)
+    verdict.progress.failure_details(limit=FAILURE_DETAILS_LIMIT)
+    message = verdict.failure_message() if verdict.outcome == OUTCOME_FAILED else verdict.describe()
     return {
-        "status": status,
+        "status": verdict.outcome,
         "message": clipped(message, EVENT_MESSAGE_LIMIT),
         "summary": verdict.event_summary(waited_seconds),
     }

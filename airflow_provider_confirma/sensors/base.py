@@ -1,16 +1,7 @@
 """``ConfirmaSyncStatusSensor``: wait until submitted records are synced, for one status endpoint.
 
-Owns the sync sensors' argument handling (parse-time and post-render validation), their three modes
-(poke, reschedule, deferrable), how a verdict or trigger event ends the task, and the asset event a
-successful wait emits. The verdict itself comes from :mod:`airflow_provider_confirma.sync_wait`,
-shared with the trigger. A subclass per endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the
-status endpoint, the asset, the noun and the trigger class.
-
-A DAG file imports this module and constructs its sensors at every parse: the arguments are
-checked with :mod:`airflow_provider_confirma.arguments`, and the constructor builds nothing it
-does not keep. Everything is imported at the top (the hook, the verdict, the trigger: with the
-operator modules about 40 ms of parse, see docs/benchmarks.md); only the HTTP transports (``requests``,
-``aiohttp``) load when a task or trigger first sends a request.
+The verdict is :mod:`airflow_provider_confirma.sync_wait`'s, shared with the trigger; a subclass per
+endpoint (:mod:`.payment_sync`, :mod:`.ledger_sync`) sets the endpoint, asset, noun and trigger.
 """
 
 from __future__ import annotations
@@ -62,7 +53,6 @@ from airflow_provider_confirma.sync_wait import (
     EVENT_SUCCESS,
     EVENT_TIMEOUT,
     OUTCOME_FAILED,
-    OUTCOME_SUCCESS,
     SyncWait,
     poll_error_streak,
     read_event,
@@ -77,7 +67,7 @@ if TYPE_CHECKING:
 __all__ = ["ASSET_EXTRA_IDENTIFIERS", "NO_STREAK_WARNING", "WAIT_START_KEY", "ConfirmaSyncStatusSensor"]
 
 #: Task state store key of a deferred wait's start (epoch seconds, with the try number), kept under
-#: ``silent_fail``: a wait that goes on after an error resumes in a new process and needs its deadline.
+#: ``silent_fail``: a wait that goes on after an error may resume without its deferral kwargs.
 WAIT_START_KEY = "confirma_sync_wait_started_at"
 #: Logged at each failed reschedule poke where the error count cannot be kept between pokes.
 NO_STREAK_WARNING = (
@@ -88,38 +78,23 @@ NO_STREAK_WARNING = (
 
 
 class ConfirmaSyncStatusSensor(BaseSensorOperator):
-    """Wait until records submitted to Confirma are synced (a sync status endpoint).
+    """Wait until records submitted to Confirma are synced (see docs/sensor.md).
 
-    Not used directly: a subclass sets :attr:`status_endpoint`, :attr:`asset_uri`, :attr:`noun` and
-    :attr:`trigger_class`.
+    Not used directly: a subclass sets the class attributes below.
 
-    :param source_identifiers: the identifiers to wait for: a list, one string, or the submit
-        operator's XCom (a list, or a dict with an ``identifiers`` key), or a list mixing these.
-        Templated. When omitted (or ``None`` in the DAG file), wait until no record returned by the
-        status endpoint is pending. A template or XCom that renders to ``None``, ``"None"`` or an
-        empty value fails the task naming the argument.
+    :param source_identifiers: the identifiers to wait for: a list, one string, the submit operator's
+        XCom, or a list mixing these (templated). Omitted: wait until no returned record is pending.
     :param confirma_conn_id: the ``confirma`` connection.
-    :param query_params: query parameters of the status request (templated; passed through, since
-        the docs do not list them).
-    :param success_statuses: status codes meaning synced (default ``{1}``).
-    :param pending_statuses: status codes meaning still queued (default ``{0}``). Any other value
-        is a failure.
-    :param fail_on_sync_failure: fail the task at once, without retries, at the first poll that
-        shows a tracked identifier failed; with ``False`` keep waiting (it may still sync). Without
-        ``source_identifiers`` failed records are reported, never failed on.
+    :param query_params: query parameters of the status request (templated; passed through).
+    :param success_statuses: status codes meaning synced.
+    :param pending_statuses: status codes meaning still queued; any other code is a failure.
+    :param fail_on_sync_failure: fail the task, without retries, when a tracked identifier failed.
     :param max_xcom_records: cap of the records listed in the XCom summary.
-    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a
-        row before the task fails; also bounds the trigger. In reschedule mode, where every poke is
-        a new process, the count is kept in the task state store for the current try.
+    :param max_consecutive_errors: transient errors (outlasting the hook's retries) tolerated in a row.
     :param deferrable: wait in the triggerer instead of a worker slot.
-    :param coalesce: in deferrable mode, share one status poll with concurrent waits on the same
-        connection and query in the same triggerer.
-    :param emit_asset: declare the endpoint's asset (e.g. ``confirma://accounting/payment``) as an
-        outlet, so downstream DAGs can be scheduled on synced records. A successful wait's asset
-        event carries ``{"synced": <count>, "identifiers": [<up to 100 synced identifiers>]}``.
-    :param http_retry_policy: the hook's per-request retry bounds (a ``RetryPolicy`` of
-        :mod:`~airflow_provider_confirma.hooks.http_policy` or a dict of its fields). Not Airflow's
-        task-level ``retry_policy``, which keeps its meaning.
+    :param coalesce: in deferrable mode, share one status poll with waits on the same connection and query.
+    :param emit_asset: declare the endpoint's asset as an outlet, with ``{"synced", "identifiers"}`` on success.
+    :param http_retry_policy: the hook's per-request retry bounds (not Airflow's task ``retry_policy``).
     """
 
     #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
@@ -128,8 +103,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     asset_uri: ClassVar[str]
     #: what the records are, in messages ("payment", "ledger")
     noun: ClassVar[str]
-    #: the trigger class of the deferred wait (polls the same endpoint); a dotted path is still
-    #: accepted (imported when the sensor defers)
+    #: the trigger class of the deferred wait; a dotted path is still accepted (imported on use)
     trigger_class: ClassVar[type[ConfirmaSyncStatusTrigger] | str]
     #: task state store key of the transient-error count in reschedule mode (each poke is a new process)
     error_streak_key: ClassVar[str]
@@ -163,13 +137,12 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         if not isinstance(getattr(type(self), "status_endpoint", None), Endpoint):
             raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
         if emit_asset:
-            outlets = kwargs.pop("outlets", None)
-            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else ([outlets] if outlets else [])
-            if self.asset not in outlets:
-                outlets.append(self.asset)
-            kwargs["outlets"] = outlets
+            outlets = kwargs.get("outlets") or []
+            outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
+            kwargs["outlets"] = outlets if self.asset in outlets else [*outlets, self.asset]
         super().__init__(**kwargs)
-        task = f"{type(self).__name__} '{self.task_id}'"
+        #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
+        self._identifiers_templated = is_template(source_identifiers)
         try:
             check_conn_id(confirma_conn_id)
             check_positive(self.poke_interval, "poke_interval")
@@ -178,18 +151,14 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
             self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
             self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
-            # Validate now what is already known; templates and XComs are checked after rendering.
-            identifiers_templated = is_template(source_identifiers)
-            if not identifiers_templated:
+            # Templates and XComs are checked after rendering (sync_wait, _rendered_params).
+            if not self._identifiers_templated:
                 normalize_identifiers(source_identifiers)
             if not is_template(query_params):
                 check_query_params(query_params)
         except (ConfirmaConfigError, TypeError, ValueError) as err:
-            raise ConfirmaConfigError(f"{task}: {err}") from None
+            raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': {err}") from None
         self.source_identifiers = source_identifiers
-        #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
-        self._identifiers_templated = identifiers_templated
-        self._unreadable_warned = False
         self.confirma_conn_id = confirma_conn_id
         self.query_params = query_params
         self.fail_on_sync_failure = fail_on_sync_failure
@@ -197,10 +166,20 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         self.coalesce = coalesce
         self.emit_asset = emit_asset
         self._consecutive_errors = 0
+        self._unreadable_warned = False
         self._started_at: float | None = None
 
-    # -- arguments after rendering -------------------------------------------------------------
-    def _rendered_wait(self) -> SyncWait:
+    @cached_property
+    def status_sets(self) -> StatusSets:
+        return StatusSets(self.success_statuses, self.pending_statuses)
+
+    @cached_property
+    def hook(self) -> ConfirmaHook:
+        return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
+
+    @cached_property
+    def sync_wait(self) -> SyncWait:
+        """The wait of the rendered ``source_identifiers``; a bad rendered value fails the task naming it."""
         try:
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
         except ConfirmaConfigError as err:
@@ -213,82 +192,52 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         except ConfirmaConfigError as err:
             raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
 
-    @cached_property
-    def status_sets(self) -> StatusSets:
-        """The success and pending status codes checked at construction, as the models judge them."""
-        return StatusSets(self.success_statuses, self.pending_statuses)
-
-    @cached_property
-    def hook(self) -> ConfirmaHook:
-        return ConfirmaHook(self.confirma_conn_id, retry_policy=self.http_retry_policy)
-
-    @cached_property
-    def sync_wait(self) -> SyncWait:
-        return self._rendered_wait()
-
-    # -- execution -----------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         self.sync_wait  # noqa: B018 - validate the rendered arguments before the first request
         self._rendered_params()
-        self._started_at = self._wait_started_at(context)
-        if self.deferrable:
-            return self._succeeded(context, self._execute_deferrable(context))
+        first = context["ti"].get_first_reschedule_date(context) if self._rescheduled else None
+        self._started_at = first.timestamp() if first is not None else time.time()
+        if self.deferrable:  # check once on the worker, the flags as in poke mode; then defer
+            store = context.get("task_state_store")
+            if self.silent_fail and store is not None:
+                store.set(WAIT_START_KEY, {"try_number": context["ti"].try_number, "started_at": self._started_at})
+            try:
+                done = self.poke(context)
+            except Exception as exc:
+                self._raise_for(exc)
+            if not isinstance(done, PokeReturnValue):
+                self._defer()
+            return self._succeeded(context, done.xcom_value)
         try:
             summary = super().execute(context)
         except AirflowSkipException as skip:
             # Airflow's poke loop fails its own timeout under never_fail, but skips one that a poke
-            # raises (the time ran out during a request): a timeout means one thing (see _flagged).
+            # raises (the time ran out during a request): a timeout means one thing (_raise_for).
             if self.never_fail and isinstance(skip.__cause__, AirflowSensorTimeout):
                 raise skip.__cause__ from None
             raise
         return self._succeeded(context, summary)
 
-    def _succeeded(self, context: Context, summary: Any) -> Any:
-        """The summary of a finished wait; with ``emit_asset``, it also fills the asset event's extra."""
-        if self.emit_asset and isinstance(summary, Mapping):
-            context["outlet_events"][self.asset].extra = self.asset_extra(summary)
-        return summary
-
-    def asset_extra(self, summary: Mapping[str, Any]) -> dict[str, Any]:
-        """The asset event's extra of a success summary (:func:`~airflow_provider_confirma.assets.sync_asset_extra`)."""
-        return sync_asset_extra(summary, self.status_sets.success)
-
-    def _wait_started_at(self, context: Context) -> float:
-        if self.reschedule and not self.deferrable:
-            first = context["ti"].get_first_reschedule_date(context)
-            if first is not None:
-                return first.timestamp()
-        return time.time()
+    @property
+    def _rescheduled(self) -> bool:
+        """Reschedule mode (not deferred): every poke is a new process."""
+        return self.reschedule and not self.deferrable
 
     def _remaining(self) -> float:
-        """Seconds left of the sensor's ``timeout`` (zero or less once it has passed)."""
-        assert self._started_at is not None
-        return self._started_at + self.timeout - time.time()
-
-    def _streak_store(self, context: Context) -> Any:
-        """Where reschedule mode keeps the error count between pokes (``None`` in the other modes)."""
-        if not self.reschedule or self.deferrable:
-            return None
-        return context.get("task_state_store")
+        """Seconds left of the sensor's ``timeout`` (zero or less once it passed; zero when the start is unknown)."""
+        return self._started_at + self.timeout - time.time() if self._started_at is not None else 0.0
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        """One status request, judged; logs the progress every time.
-
-        The request, retries included, ends by the sensor's timeout (the hook's ``deadline``): a
-        poke that starts after it sends nothing, and one whose request the timeout cut short raises
-        ``AirflowSensorTimeout``.
-        """
+        """One status request, judged and logged; the request, retries included, ends by the sensor's timeout."""
         if self._started_at is None:
             self._started_at = time.time()
         remaining = self._remaining()
         if remaining <= 0:
             raise AirflowSensorTimeout(f"Sensor has timed out before this poke; timeout is {self.timeout}s")
-        store = self._streak_store(context)
-        try_number = context["ti"].try_number if store is not None else None
+        store: Any = context.get("task_state_store") if self._rescheduled else None  # JSON values we wrote
         if store is not None:
-            saved = store.get(self.error_streak_key)
-            same_try = isinstance(saved, dict) and saved.get("try_number") == try_number
-            self._consecutive_errors = int(saved.get("errors", 0)) if same_try else 0
+            saved = store.get(self.error_streak_key, {})
+            self._consecutive_errors = saved["errors"] if saved.get("try_number") == context["ti"].try_number else 0
         try:
             index = self.hook.get_status_index(
                 self.status_endpoint, self._rendered_params(), deadline=time.monotonic() + remaining
@@ -303,8 +252,9 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 ) from exc
             self._consecutive_errors += 1
             if store is not None:
-                store.set(self.error_streak_key, {"try_number": try_number, "errors": self._consecutive_errors})
-            elif self.reschedule and not self.deferrable:
+                streak = {"try_number": context["ti"].try_number, "errors": self._consecutive_errors}
+                store.set(self.error_streak_key, streak)
+            elif self._rescheduled:
                 self.log.warning(NO_STREAK_WARNING, self.max_consecutive_errors)
             ended = poll_error_streak(self.log, self.noun, self._consecutive_errors, self.max_consecutive_errors, exc)
             if ended is not None:
@@ -314,139 +264,73 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             store.delete(self.error_streak_key)
         self._consecutive_errors = 0
         try:
-            return self._judge(index)
+            verdict = self.sync_wait.judge(index)
+            self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
+            warning = verdict.unreadable_warning()
+            if warning is not None and not self._unreadable_warned:
+                self.log.warning(warning)
+                self._unreadable_warned = True
+            if verdict.outcome == OUTCOME_FAILED:
+                raise AirflowFailException(verdict.failure_message())
+            if verdict.finished:
+                return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
         except ValueError as err:  # a record the verdict shows cannot be read (see StatusIndex)
             raise unreadable_status(self.status_endpoint, err) from None
-
-    def _judge(self, index: Mapping[str, Any]) -> bool | PokeReturnValue:
-        assert self._started_at is not None
-        verdict = self.sync_wait.judge(index)
-        self.log.info("Confirma %s sync: %s", self.noun, verdict.describe())
-        warning = verdict.unreadable_warning()
-        if warning is not None and not self._unreadable_warned:
-            self.log.warning(warning)
-            self._unreadable_warned = True
-        if verdict.outcome == OUTCOME_FAILED:
-            raise AirflowFailException(verdict.failure_message())
-        if verdict.outcome == OUTCOME_SUCCESS:
-            return PokeReturnValue(is_done=True, xcom_value=verdict.summary(time.time() - self._started_at))
         return False
 
-    # -- what each flag means (the same in every mode: docs/sensor.md) --------------------------
-    def _timeout_outcome(self, message: str) -> AirflowException:
-        """The end of a wait whose timeout passed: skipped under ``soft_fail``, else ``AirflowSensorTimeout``."""
-        if self.soft_fail:
-            return AirflowSkipException(f"Skipping due to soft_fail: {message}")
-        return AirflowSensorTimeout(message)
+    def _succeeded(self, context: Context, summary: Any) -> Any:
+        """The summary of a finished wait; with ``emit_asset``, it also fills the asset event's extra."""
+        if self.emit_asset:
+            context["outlet_events"][self.asset].extra = sync_asset_extra(summary, self.status_sets.success)
+        return summary
 
-    def _flagged(self, exc: Exception) -> Exception | None:
-        """How a check that raised ``exc`` ends the task, as Airflow's poke loop
-        (``BaseSensorOperator.execute``) decides it; ``None`` when ``silent_fail`` logs it and the
-        wait goes on.
+    # -- what each flag means, the same in every mode (docs/sensor.md) -----------------------------
+    def _raise_for(self, exc: Exception) -> NoReturn:
+        """End the task for ``exc`` (a check's, the trigger's or Airflow's), as Airflow's poke loop would.
 
-        * ``AirflowFailException`` (a failed record): skipped under ``soft_fail`` or ``never_fail``.
-        * ``AirflowSensorTimeout``: skipped under ``soft_fail`` only, as the poke loop's own
-          timeout check does (``never_fail`` does not skip it, whoever raised it).
-        * any other error (401 and other 4xx, an unreadable response, transient errors past
-          ``max_consecutive_errors``, a bad trigger event, a failed trigger): logged and waited
-          past under ``silent_fail``, skipped under ``never_fail``, else it fails the task
-          (retries apply). ``soft_fail`` never skips an error: a revoked key is a failure.
+        A timeout is skipped under ``soft_fail`` only (never under ``never_fail``); a failed record
+        under ``soft_fail`` or ``never_fail``. Any other error (a 401, an unreadable response, too
+        many transient errors, a bad event, a failed trigger) is logged and waited past under
+        ``silent_fail`` (a pause of ``poke_interval``, then the trigger again), skipped under
+        ``never_fail``, else it fails the task (retries apply): ``soft_fail`` never skips an error.
         """
-        if isinstance(exc, AirflowSkipException):
-            return exc
-        if isinstance(exc, AirflowSensorTimeout):
-            return self._timeout_outcome(str(exc))
-        if isinstance(exc, AirflowFailException):
-            if self.soft_fail or self.never_fail:
+        timeout = isinstance(exc, AirflowSensorTimeout)
+        if timeout or isinstance(exc, AirflowFailException):
+            if self.soft_fail or (self.never_fail and not timeout):
                 flag = "soft_fail" if self.soft_fail else "never_fail"
-                return AirflowSkipException(f"Skipping due to {flag}: {exc}")
-            return exc
+                raise AirflowSkipException(f"Skipping due to {flag}: {exc}") from exc
+            raise exc
         if self.silent_fail:
             self.log.error("Sensor check failed; silent_fail: waiting on: %s", describe_error(exc))
-            return None
+            self._defer(pause=True)
         if self.never_fail:
-            return AirflowSkipException(f"Skipping due to never_fail: {exc}")
-        return exc
-
-    def _check_raised(self, context: Context, exc: Exception) -> NoReturn:
-        """End the task as :meth:`_flagged` says; under ``silent_fail`` an error pauses the wait
-        for ``poke_interval`` instead (as the poke loop sleeps), then it goes on in the trigger."""
-        ended = self._flagged(exc)
-        if ended is exc:
-            raise exc
-        if ended is not None:
-            raise ended from exc
-        self._pause(context)
+            raise AirflowSkipException(f"Skipping due to never_fail: {exc}") from exc
+        raise exc
 
     # -- deferrable ----------------------------------------------------------------------------
-    def _execute_deferrable(self, context: Context) -> Any:
-        """Check once on the worker (the flags as in poke mode); defer with the rest of the timeout."""
-        if self.silent_fail:
-            self._save_wait_start(context)
-        try:
-            done = self.poke(context)
-        except Exception as exc:
-            self._check_raised(context, exc)
-        if isinstance(done, PokeReturnValue) and done:
-            return done.xcom_value
-        self._defer()
-
-    def _defer(self) -> NoReturn:
-        """Defer to the sync trigger with the rest of the sensor's timeout (if any is left)."""
+    def _defer(self, pause: bool = False) -> NoReturn:
+        """Defer to the sync trigger for the rest of the timeout; with ``pause`` (``silent_fail``
+        after an error), first for ``poke_interval`` as the poke loop sleeps, then :meth:`resume_wait`."""
         remaining = self._remaining()
         if remaining <= 0:
-            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s")
+            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out; timeout is {self.timeout}s"))
+        pause_for = timedelta(seconds=min(self.poke_interval, remaining))
         self.defer(
-            trigger=self.build_trigger(),
-            method_name="execute_complete",
-            kwargs={"started_at": self._started_at},
-            timeout=timedelta(seconds=remaining),
-        )
-
-    def _pause(self, context: Context) -> NoReturn:
-        """``silent_fail`` after an error: the next check comes ``poke_interval`` later (at most at
-        the timeout), waited for in the triggerer; :meth:`resume_wait` then defers to the trigger."""
-        if self._started_at is None:
-            self._started_at = self._saved_wait_start(context)
-        remaining = self._remaining() if self._started_at is not None else 0.0
-        if remaining <= 0:
-            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s")
-        self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=min(self.poke_interval, remaining))),
-            method_name="resume_wait",
+            trigger=TimeDeltaTrigger(pause_for) if pause else self.build_trigger(),
+            method_name="resume_wait" if pause else "execute_complete",
             kwargs={"started_at": self._started_at},
             timeout=timedelta(seconds=remaining),
         )
 
     def resume_wait(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
         """Resume after a ``silent_fail`` pause: wait on in the trigger for the rest of the timeout."""
-        if self._started_at is None:
-            raise self._timeout_outcome(f"Sensor has timed out; timeout is {self.timeout}s (wait start unknown)")
         self._defer()
-
-    def _save_wait_start(self, context: Context) -> None:
-        store, ti = context.get("task_state_store"), context.get("ti")
-        if store is not None and ti is not None:
-            store.set(WAIT_START_KEY, {"try_number": ti.try_number, "started_at": self._started_at})
-
-    def _saved_wait_start(self, context: Context) -> float | None:
-        """The start of this try's wait (:meth:`_save_wait_start`), or ``None`` if not kept."""
-        store, ti = context.get("task_state_store"), context.get("ti")
-        if store is None or ti is None:
-            return None
-        saved = store.get(WAIT_START_KEY)
-        if not isinstance(saved, Mapping) or saved.get("try_number") != ti.try_number:
-            return None
-        started = saved.get("started_at")
-        return float(started) if isinstance(started, (int, float)) else None
 
     @classmethod
     def get_trigger_class(cls) -> type[ConfirmaSyncStatusTrigger]:
         """:attr:`trigger_class` (imported when a subclass gives it as a dotted path)."""
         trigger_class = cls.trigger_class
-        if isinstance(trigger_class, str):
-            trigger_class = import_string(trigger_class)
-        return trigger_class
+        return import_string(trigger_class) if isinstance(trigger_class, str) else trigger_class
 
     def build_trigger(self) -> ConfirmaSyncStatusTrigger:
         """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
@@ -469,31 +353,48 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Resume a deferred wait, each flag meaning what it does in poke mode (:meth:`_flagged`).
+        """Resume a deferred wait, each flag meaning what it does in poke mode (:meth:`_raise_for`).
 
         Bypasses ``BaseSensorOperator.resume_execution``, which skips on every error after a
         deferral under ``soft_fail`` (a revoked key included; apache/airflow#71255) and on the
-        timeout under ``never_fail``, unlike its poke loop. Airflow's own ends of a deferral are
-        judged the same way: its deferral timeout is the sensor's timeout, a failed trigger an error.
+        timeout under ``never_fail``. The wait's start comes from the deferral's kwargs or the
+        trigger's event, else (a failed trigger, whose kwargs Airflow replaces) the task state store.
         """
-        self._started_at = self._resumed_wait_start(context, next_kwargs)
+        kwargs = next_kwargs or {}
+        event = kwargs.get("event")
+        started = kwargs.get("started_at") or (event.get("started_at") if isinstance(event, Mapping) else None)
+        store = context.get("task_state_store")
+        if started is None and store is not None:
+            saved = store.get(WAIT_START_KEY)
+            if isinstance(saved, dict) and saved.get("try_number") == context["ti"].try_number:
+                started = saved.get("started_at")
+        self._started_at = float(started) if started is not None else None
         try:
             return BaseOperator.resume_execution(self, next_method, next_kwargs, context)
-        except TaskDeferralTimeout as exc:
-            raise self._timeout_outcome(f"Sensor has timed out while deferred; timeout is {self.timeout}s") from exc
+        except TaskDeferralTimeout:
+            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out while deferred; timeout is {self.timeout}s"))
         except TaskDeferralError as exc:
-            self._check_raised(context, exc)
+            self._raise_for(exc)
 
-    def _with_records(self, event_summary: Mapping[str, Any]) -> dict[str, Any]:
-        """The XCom summary of a wait the trigger ended: its event carries counts only (the
-        triggerer logs and stores every event), so the records are read once more, with one status
-        GET (under the hook's retry policy)."""
-        if "records" in event_summary:  # an event of an earlier release: the whole summary
-            return dict(event_summary)
+    def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
+        """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
         try:
-            index = self.hook.get_status_index(self.status_endpoint, self._rendered_params())
-            fresh = self.sync_wait.judge(index)
-            return with_records(event_summary, fresh)
+            checked = read_event(event)
+        except ValueError as err:
+            self._raise_for(AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
+        if checked.status != EVENT_SUCCESS:  # a failed, timeout or error event ends the task as in poke mode
+            ended = {EVENT_FAILED: AirflowFailException, EVENT_TIMEOUT: AirflowSensorTimeout}
+            self._raise_for(ended.get(checked.status, AirflowException)(checked.message))
+        self.log.info("Confirma %s sync: %s", self.noun, checked.message)
+        summary = checked.summary
+        assert summary is not None  # read_event requires one on success
+        if "records" in summary:  # an event of an earlier release: the whole summary
+            return self._succeeded(context, summary)
+        # The event carries counts only (the triggerer logs and stores every event): one more status
+        # GET (under the hook's retry policy) reads the records for XCom.
+        try:
+            fresh = self.sync_wait.judge(self.hook.get_status_index(self.status_endpoint, self._rendered_params()))
+            summary = with_records(summary, fresh)
         except ValueError as err:  # a record the summary shows cannot be read, as in poke mode
             raise unreadable_status(self.status_endpoint, err) from None
         except Exception as exc:
@@ -501,30 +402,4 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
                 f"Confirma {self.noun} sync succeeded, but reading its records for XCom failed "
                 f"(a retry of the task finds them synced): {describe_error(exc)}"
             ) from exc
-
-    def _resumed_wait_start(self, context: Context, next_kwargs: Mapping[str, Any] | None) -> float | None:
-        """When the wait began: from the deferral's kwargs or the trigger's event (every Airflow
-        version), else, after a failed trigger (whose kwargs Airflow replaces), from the task state
-        store where there is one."""
-        kwargs = next_kwargs or {}
-        event = kwargs.get("event")
-        for started in (kwargs.get("started_at"), event.get("started_at") if isinstance(event, Mapping) else None):
-            if isinstance(started, (int, float)) and not isinstance(started, bool):
-                return float(started)
-        return self._saved_wait_start(context)
-
-    def execute_complete(self, context: Context, event: Any = None, started_at: float | None = None) -> Any:
-        """Resume from the trigger: success / failed / timeout / error events, the flags as in poke mode."""
-        try:
-            checked = read_event(event)
-        except ValueError as err:
-            self._check_raised(context, AirflowException(f"{type(self).__name__} '{self.task_id}': {err}"))
-        if checked.status == EVENT_SUCCESS:
-            self.log.info("Confirma %s sync: %s", self.noun, checked.message)
-            assert checked.summary is not None  # read_event requires one on success
-            return self._succeeded(context, self._with_records(checked.summary))
-        if checked.status == EVENT_FAILED:
-            self._check_raised(context, AirflowFailException(checked.message))
-        if checked.status == EVENT_TIMEOUT:
-            raise self._timeout_outcome(checked.message)
-        self._check_raised(context, AirflowException(checked.message))
+        return self._succeeded(context, summary)

@@ -1,8 +1,4 @@
-"""``ConfirmaLedgerSyncSensor``: wait until submitted ledger documents are synced to the accounting system.
-
-Reads GET /accounting/ledger; arguments, modes, validation, events, the XCom summary and the
-asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
-"""
+"""``ConfirmaLedgerSyncSensor``: wait until submitted ledger documents are synced (GET /accounting/ledger)."""
 
 from __future__ import annotations
 
@@ -16,9 +12,7 @@ class ConfirmaLedgerSyncSensor(ConfirmaSyncStatusSensor):
     """Wait until ledger documents submitted to Confirma are synced (GET /accounting/ledger).
 
     ``source_identifiers`` are ``ledgerIdentifier`` values, e.g. ``ConfirmaSubmitLedgerOperator``'s
-    XCom (``[ledgerIdentifier]``). With ``emit_asset``, the outlet is ``confirma://accounting/ledger``.
-    Other arguments as :class:`~.base.ConfirmaSyncStatusSensor`; waits deferred in
-    :class:`ConfirmaLedgerSyncTrigger`.
+    XCom; the other arguments are :class:`~.base.ConfirmaSyncStatusSensor`'s (docs/sensor.md).
     """
 
     status_endpoint = Endpoint.LEDGER_SYNC_STATUS

@@ -1,8 +1,4 @@
-"""``ConfirmaPaymentSyncSensor``: wait until submitted payments are synced to the accounting system.
-
-Reads GET /accounting/payment; arguments, modes, validation, events, the XCom summary and the
-asset event are :class:`~.base.ConfirmaSyncStatusSensor`'s (see docs/sensor.md).
-"""
+"""``ConfirmaPaymentSyncSensor``: wait until submitted payments are synced (GET /accounting/payment)."""
 
 from __future__ import annotations
 
@@ -19,8 +15,7 @@ class ConfirmaPaymentSyncSensor(ConfirmaSyncStatusSensor):
     """Wait until payments submitted to Confirma are synced (GET /accounting/payment).
 
     ``source_identifiers`` are ``paymentIdentifier`` values, e.g. ``ConfirmaSubmitPaymentsOperator``'s
-    XCom. With ``emit_asset``, the outlet is ``confirma://accounting/payment``. Other arguments as
-    :class:`~.base.ConfirmaSyncStatusSensor`; waits deferred in :class:`ConfirmaPaymentSyncTrigger`.
+    XCom; the other arguments are :class:`~.base.ConfirmaSyncStatusSensor`'s (docs/sensor.md).
     """
 
     status_endpoint = Endpoint.PAYMENT_SYNC_STATUS
