@@ -304,7 +304,7 @@ class _SubmitOperator(ConfirmaBaseOperator):
             record = known.get(ident)
             if record is None:
                 continue
-            shown = {**record.extra, **record.to_xcom()}  # type: ignore[attr-defined]
+            shown = {**record.extra, **record.to_xcom()}
             diffs = []
             for name, kind in self.compared_fields:
                 listed = _comparable(kind, shown.get(name))
