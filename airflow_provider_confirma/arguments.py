@@ -1,17 +1,11 @@
-"""The DAG-argument checks and defaults that the sensors, triggers and operators share.
+"""The DAG-argument checks and defaults that the sensors, triggers and operators share, one per idea.
 
-A DAG processor imports a DAG file and constructs its tasks at every parse, so these checks run
-that often. They stay cheap: this module imports only the standard library and the provider's
-exceptions (no Airflow trigger, HTTP transport, model or verdict module), and builds no dataclass
-or Enum of its own. Owns: the identifiers argument (a list, one string, or a submit operator's
-XCom; before and after rendering), the connection id, positive numbers (:func:`check_positive`,
-the one check), counts, query parameters, timeouts, the success/pending status code sets, whether
-a value is still a template (:func:`is_template`, the one detector), and the defaults of these
-arguments.
+They run at every DAG parse, so this module imports only the standard library and the exceptions.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -30,22 +24,17 @@ DEFAULT_MAX_XCOM_RECORDS = 1000
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 
 IDENTIFIERS_ARG = "source_identifiers"
-
-
-# -- identifiers ---------------------------------------------------------------------------------
 #: Texts that are how a missing value renders (Python's ``str(None)``, JSON's ``null``), never identifiers.
 MISSING_VALUE_TEXTS = frozenset({"None", "null"})
 
 
 def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
-    """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
+    """The identifiers to wait for, in order and without duplicates; only ``None`` means "every record".
 
     Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
     (a list, or a dict with an ``"identifiers"`` key), the text of such a list as a rendered
-    template produces it (``"['a', 'b']"``), or a list mixing these (``[submit.output, "pay-1"]``
-    once rendered). Empty, blank, ``"None"`` and ``"null"`` are errors naming ``name``: omit the
-    argument to mean every record. Only ``None`` itself means every record; after rendering, see
-    :func:`rendered_identifiers`.
+    template produces it (``"['a', 'b']"``), or a list mixing these. Empty, blank, ``"None"`` and
+    ``"null"`` are errors naming ``name``.
     """
     if value is None:
         return None
@@ -66,8 +55,6 @@ def _identifiers(value: Any, name: str) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("[", "(", "{"):
-            import ast  # only for the text of a rendered list
-
             try:
                 parsed = ast.literal_eval(text)
             except (ValueError, SyntaxError):
@@ -132,15 +119,10 @@ def is_template(value: Any) -> bool:
     return not isinstance(value, os.PathLike) and callable(getattr(value, "resolve", None))
 
 
-# -- numbers, query, timeout ---------------------------------------------------------------------
 def check_positive(value: Any, name: str, *, zero_ok: bool = False, what: str = "number") -> float:
-    """A positive (with ``zero_ok``: or zero), finite number, else an error naming ``name`` (and
-    ``what`` is wanted, e.g. ``"number of seconds"``). The one "positive number" check."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        ok = False
-    else:
-        ok = value >= 0 if zero_ok else value > 0
-    if not ok:
+    """A positive (with ``zero_ok``: or zero), finite number, else an error naming ``name`` and ``what``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not zero_ok):
         wanted = f"a {what} >= 0" if zero_ok else f"a positive {what}"
         raise ConfirmaConfigError(f"{name} must be {wanted}, got {value!r}")
     return float(value)
@@ -176,7 +158,6 @@ def check_conn_id(value: Any, name: str = "confirma_conn_id") -> str:
     return value
 
 
-# -- status codes --------------------------------------------------------------------------------
 def check_status_codes(value: Any, name: str) -> frozenset[int]:
     """Integer status codes from a list, set, one code or strings of digits; never empty."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
