@@ -228,9 +228,7 @@ class SyncProgress:
 
 
 def evaluate_sync(
-    records: Iterable[SyncRecord],
-    status_sets: StatusSets,
-    identifiers: Sequence[str] | None = None,
+    records: Iterable[SyncRecord], status_sets: StatusSets, identifiers: Sequence[str] | None = None
 ) -> SyncProgress:
     """Judge typed records: of ``identifiers`` if given, else every record returned (:func:`evaluate_index`)."""
     return evaluate_index(index_records(records), status_sets, identifiers)
@@ -275,9 +273,7 @@ def decisive_record(items: Sequence[Any], status_sets: StatusSets) -> Any:
 
 
 def evaluate_index(
-    index: Mapping[str, SyncRecord],
-    status_sets: StatusSets,
-    identifiers: Sequence[str] | None = None,
+    index: Mapping[str, SyncRecord], status_sets: StatusSets, identifiers: Sequence[str] | None = None
 ) -> SyncProgress:
     """Judge records by identifier: of ``identifiers`` if given (no record: ``missing``), else every record.
 
@@ -324,6 +320,7 @@ def evaluate_index(
 UNREADABLE_SAMPLE = 5
 
 
+@dataclass(eq=False, slots=True)
 class StatusIndex(Mapping[str, SyncRecord]):
     """The decoded records of one status response by identifier, each typed (uncached) when it is read.
 
@@ -333,23 +330,12 @@ class StatusIndex(Mapping[str, SyncRecord]):
     counted (``unreadable``) and the first :data:`UNREADABLE_SAMPLE` named (``unreadable_sample``).
     """
 
-    __slots__ = ("duplicates", "list_key", "raw", "record_type", "unreadable", "unreadable_sample")
-
-    def __init__(
-        self,
-        raw: dict[str, Mapping[str, Any]],
-        record_type: type[SyncRecord],
-        list_key: str,
-        duplicates: dict[str, tuple[Mapping[str, Any], ...]] | None = None,
-        unreadable: int = 0,
-        unreadable_sample: tuple[str, ...] = (),
-    ) -> None:
-        self.raw = raw
-        self.record_type = record_type
-        self.list_key = list_key
-        self.duplicates = duplicates or {}
-        self.unreadable = unreadable
-        self.unreadable_sample = unreadable_sample
+    raw: dict[str, Mapping[str, Any]]
+    record_type: type[SyncRecord]
+    list_key: str
+    duplicates: dict[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    unreadable: int = 0
+    unreadable_sample: tuple[str, ...] = ()
 
     def typed(self, ident: str, item: Mapping[str, Any]) -> SyncRecord:
         """``item`` (a raw record of ``ident``) as a typed record; ``ValueError`` names it."""
