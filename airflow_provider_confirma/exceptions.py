@@ -71,13 +71,6 @@ def _char_forms(char: str) -> str:
     return f"(?:{'|'.join(map(re.escape, sorted(forms)))})"
 
 
-def _secret_forms(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern matching every known secret raw, JSON-escaped (``\\/``, ``\\u002f``, any mix) or
-    URL-encoded (``quote``, ``quote_plus``; hex in either case)."""
-    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
-    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
-
-
 def _redact_json_pair(match: re.Match[str]) -> str:
     if is_secret_key(match["key"]):
         return match["head"] + "***"
@@ -93,22 +86,18 @@ def _redact_text_pair(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every form of each known secret and every value under a secret-looking key
-    (:func:`is_secret_key`, JSON or ``key=value``) replaced by ``***``."""
-    forms = _secret_forms(secrets)
-    if forms is not None:
-        text = forms.sub("***", text)
+    """``text`` with each known secret (raw, JSON-escaped in any mix, URL-encoded) and every value under
+    a secret-looking key (:func:`is_secret_key`, JSON or ``key=value``) replaced by ``***``."""
+    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
+    if patterns:
+        text = re.compile("|".join(patterns), re.IGNORECASE).sub("***", text)
     text = _JSON_PAIR.sub(_redact_json_pair, text)
     return _TEXT_PAIR.sub(_redact_text_pair, text)
 
 
 def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS, redact: Iterable[str] = ()) -> str:
-    """A short, single-line, printable excerpt of a response body for error messages.
-
-    Redacted before it is cut (:func:`redact_text`): each string in ``redact`` (the API key and
-    provisioning token, should a server echo them) in every encoding, and values under
-    secret-looking keys. Only the body's head is read, however large the body.
-    """
+    """A short, single-line excerpt of a response body's head for error messages, redacted before it is
+    cut (:func:`redact_text`; ``redact``: the API key and provisioning token, should a server echo them)."""
     if not body:
         return ""
     secrets = tuple(s for s in redact if s)
