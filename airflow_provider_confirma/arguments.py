@@ -31,10 +31,8 @@ MISSING_VALUE_TEXTS = frozenset({"None", "null"})
 def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
     """The identifiers to wait for, in order and without duplicates; only ``None`` means "every record".
 
-    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
-    (a list, or a dict with an ``"identifiers"`` key), the text of such a list as a rendered
-    template produces it (``"['a', 'b']"``), or a list mixing these. Empty, blank, ``"None"`` and
-    ``"null"`` are errors naming ``name``.
+    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result (a
+    list, or a dict with ``"identifiers"``), a rendered list's text (``"['a', 'b']"``), or a mix.
     """
     if value is None:
         return None
@@ -92,8 +90,7 @@ def _identifiers(value: Any, name: str) -> list[str]:
 
 
 def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
-    """:func:`normalize_identifiers` of a rendered argument that was a template at parse time when
-    ``templated``: then ``None`` is an error too, since only an argument never given means every record."""
+    """:func:`normalize_identifiers` after rendering; ``None`` from a template (``templated``) is an error."""
     if value is None and templated:
         raise ConfirmaConfigError(
             f"{name} is None: its template or XCom rendered no value (did the upstream task push no XCom?); "
@@ -107,8 +104,7 @@ TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 
 def is_template(value: Any) -> bool:
-    """Whether Airflow's rendering still changes ``value``: Jinja text, an object it resolves (an
-    ``XComArg``), or a list, tuple, set or dict holding one (Airflow renders inside those)."""
+    """Whether Airflow's rendering still changes ``value``: Jinja text, an ``XComArg``, or a container holding one."""
     if isinstance(value, str):
         return any(marker in value for marker in TEMPLATE_MARKERS)
     if isinstance(value, dict):
