@@ -24,8 +24,6 @@ DEFAULT_MAX_XCOM_RECORDS = 1000
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 
 IDENTIFIERS_ARG = "source_identifiers"
-#: Texts that are how a missing value renders (Python's ``str(None)``, JSON's ``null``), never identifiers.
-MISSING_VALUE_TEXTS = frozenset({"None", "null"})
 
 
 def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
@@ -61,7 +59,7 @@ def _identifiers(value: Any, name: str) -> list[str]:
                 return _identifiers(parsed, name)
         if not text:
             raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
-        if text in MISSING_VALUE_TEXTS:
+        if text in ("None", "null"):  # how a missing value renders (Python's str(None), JSON's null)
             raise ConfirmaConfigError(
                 f"{name} is the text {text!r}: a template or XCom that rendered no value? "
                 "Pass identifiers, or omit the argument to wait for every record"
@@ -99,14 +97,10 @@ def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_AR
     return normalize_identifiers(value, name)
 
 
-#: What makes a string a Jinja template (expression, statement, comment).
-TEMPLATE_MARKERS = ("{{", "{%", "{#")
-
-
 def is_template(value: Any) -> bool:
     """Whether Airflow's rendering still changes ``value``: Jinja text, an ``XComArg``, or a container holding one."""
     if isinstance(value, str):
-        return any(marker in value for marker in TEMPLATE_MARKERS)
+        return any(marker in value for marker in ("{{", "{%", "{#"))  # expression, statement, comment
     if isinstance(value, dict):
         return any(is_template(item) for item in value.values())
     if isinstance(value, (list, tuple, set)):
