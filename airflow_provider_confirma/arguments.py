@@ -1,17 +1,11 @@
-"""The DAG-argument checks and defaults that the sensors, triggers and operators share.
+"""The DAG-argument checks and defaults that the sensors, triggers and operators share, one per idea.
 
-A DAG processor imports a DAG file and constructs its tasks at every parse, so these checks run
-that often. They stay cheap: this module imports only the standard library and the provider's
-exceptions (no Airflow trigger, HTTP transport, model or verdict module), and builds no dataclass
-or Enum of its own. Owns: the identifiers argument (a list, one string, or a submit operator's
-XCom; before and after rendering), the connection id, positive numbers (:func:`check_positive`,
-the one check), counts, query parameters, timeouts, the success/pending status code sets, whether
-a value is still a template (:func:`is_template`, the one detector), and the defaults of these
-arguments.
+They run at every DAG parse, so this module imports only the standard library and the exceptions.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -32,20 +26,11 @@ DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 IDENTIFIERS_ARG = "source_identifiers"
 
 
-# -- identifiers ---------------------------------------------------------------------------------
-#: Texts that are how a missing value renders (Python's ``str(None)``, JSON's ``null``), never identifiers.
-MISSING_VALUE_TEXTS = frozenset({"None", "null"})
-
-
 def normalize_identifiers(value: Any, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
-    """The identifiers to wait for, in order and without duplicates; ``None`` means "every record".
+    """The identifiers to wait for, in order and without duplicates; only ``None`` means "every record".
 
-    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result
-    (a list, or a dict with an ``"identifiers"`` key), the text of such a list as a rendered
-    template produces it (``"['a', 'b']"``), or a list mixing these (``[submit.output, "pay-1"]``
-    once rendered). Empty, blank, ``"None"`` and ``"null"`` are errors naming ``name``: omit the
-    argument to mean every record. Only ``None`` itself means every record; after rendering, see
-    :func:`rendered_identifiers`.
+    Accepts one identifier (string or int), a list/tuple/set of them, a submit operator's result (a
+    list, or a dict with ``"identifiers"``), a rendered list's text (``"['a', 'b']"``), or a mix.
     """
     if value is None:
         return None
@@ -66,8 +51,6 @@ def _identifiers(value: Any, name: str) -> list[str]:
     if isinstance(value, str):
         text = value.strip()
         if text[:1] in ("[", "(", "{"):
-            import ast  # only for the text of a rendered list
-
             try:
                 parsed = ast.literal_eval(text)
             except (ValueError, SyntaxError):
@@ -76,7 +59,7 @@ def _identifiers(value: Any, name: str) -> list[str]:
                 return _identifiers(parsed, name)
         if not text:
             raise ConfirmaConfigError(f"{name}: an identifier must not be empty or blank")
-        if text in MISSING_VALUE_TEXTS:
+        if text in ("None", "null"):  # how a missing value renders (Python's str(None), JSON's null)
             raise ConfirmaConfigError(
                 f"{name} is the text {text!r}: a template or XCom that rendered no value? "
                 "Pass identifiers, or omit the argument to wait for every record"
@@ -105,8 +88,7 @@ def _identifiers(value: Any, name: str) -> list[str]:
 
 
 def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_ARG) -> tuple[str, ...] | None:
-    """:func:`normalize_identifiers` of a rendered argument that was a template at parse time when
-    ``templated``: then ``None`` is an error too, since only an argument never given means every record."""
+    """:func:`normalize_identifiers` after rendering; ``None`` from a template (``templated``) is an error."""
     if value is None and templated:
         raise ConfirmaConfigError(
             f"{name} is None: its template or XCom rendered no value (did the upstream task push no XCom?); "
@@ -115,15 +97,10 @@ def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_AR
     return normalize_identifiers(value, name)
 
 
-#: What makes a string a Jinja template (expression, statement, comment).
-TEMPLATE_MARKERS = ("{{", "{%", "{#")
-
-
 def is_template(value: Any) -> bool:
-    """Whether Airflow's rendering still changes ``value``: Jinja text, an object it resolves (an
-    ``XComArg``), or a list, tuple, set or dict holding one (Airflow renders inside those)."""
+    """Whether Airflow's rendering still changes ``value``: Jinja text, an ``XComArg``, or a container holding one."""
     if isinstance(value, str):
-        return any(marker in value for marker in TEMPLATE_MARKERS)
+        return any(marker in value for marker in ("{{", "{%", "{#"))  # expression, statement, comment
     if isinstance(value, dict):
         return any(is_template(item) for item in value.values())
     if isinstance(value, (list, tuple, set)):
@@ -132,15 +109,10 @@ def is_template(value: Any) -> bool:
     return not isinstance(value, os.PathLike) and callable(getattr(value, "resolve", None))
 
 
-# -- numbers, query, timeout ---------------------------------------------------------------------
 def check_positive(value: Any, name: str, *, zero_ok: bool = False, what: str = "number") -> float:
-    """A positive (with ``zero_ok``: or zero), finite number, else an error naming ``name`` (and
-    ``what`` is wanted, e.g. ``"number of seconds"``). The one "positive number" check."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        ok = False
-    else:
-        ok = value >= 0 if zero_ok else value > 0
-    if not ok:
+    """A positive (with ``zero_ok``: or zero), finite number, else an error naming ``name`` and ``what``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not zero_ok):
         wanted = f"a {what} >= 0" if zero_ok else f"a positive {what}"
         raise ConfirmaConfigError(f"{name} must be {wanted}, got {value!r}")
     return float(value)
@@ -176,7 +148,6 @@ def check_conn_id(value: Any, name: str = "confirma_conn_id") -> str:
     return value
 
 
-# -- status codes --------------------------------------------------------------------------------
 def check_status_codes(value: Any, name: str) -> frozenset[int]:
     """Integer status codes from a list, set, one code or strings of digits; never empty."""
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):

@@ -1,8 +1,4 @@
-"""The Confirma partner API's paths and base URLs: the one place they are written down.
-
-Facts from ``confirma-api.md`` (§2, §4). Every caller (hook, trigger, sandbox, tests) builds URLs
-from these names, so a path changes in one line.
-"""
+"""The Confirma partner API's paths and base URLs (confirma-api.md §2, §4): the one place they are written."""
 
 from __future__ import annotations
 
@@ -55,6 +51,5 @@ class Endpoint(str, Enum):
         return self in SECRET_RETURNING
 
 
-#: Endpoints whose responses carry secrets: ``GET /renew`` (a fresh token) and ``POST /client`` (the
-#: new client's API key). No error message ever quotes their bodies, error bodies included.
+#: Endpoints whose responses carry secrets (a fresh token, a new client's API key): no message quotes their bodies.
 SECRET_RETURNING: frozenset[Endpoint] = frozenset({Endpoint.RENEW, Endpoint.CREATE_CLIENT})

@@ -7,6 +7,7 @@ key, headers or request bodies.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Iterable
 from decimal import Decimal
@@ -45,16 +46,6 @@ _TEXT_PAIR = re.compile(
     r"(?P<value>(?:(?:bearer|basic|token)\s+)?[^\s&;,\"'<>]+)",
     re.IGNORECASE,
 )
-_JSON_SHORT_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "/": "\\/",
-    "\b": "\\b",
-    "\f": "\\f",
-    "\n": "\\n",
-    "\r": "\\r",
-    "\t": "\\t",
-}
 #: the longest text one character of a secret can take in an excerpt (a surrogate pair ``\\ud83d\\ude00``)
 _MAX_FORM_CHARS = 12
 
@@ -69,25 +60,15 @@ def is_secret_key(name: object) -> bool:
 @functools.lru_cache(maxsize=512)
 def _char_forms(char: str) -> str:
     """A regex group of the forms of one character of a secret: raw, JSON-escaped, percent-encoded."""
-    code = ord(char)
-    if code > 0xFFFF:  # JSON writes it as a surrogate pair
-        high, low = 0xD800 + ((code - 0x10000) >> 10), 0xDC00 + ((code - 0x10000) & 0x3FF)
-        escaped = f"\\\\u{high:04x}\\\\u{low:04x}"
-    else:
-        escaped = f"\\\\u{code:04x}"
-    forms = [escaped, "".join(f"%{byte:02x}" for byte in char.encode("utf-8")), re.escape(char)]
-    if char in _JSON_SHORT_ESCAPES:
-        forms.append(re.escape(_JSON_SHORT_ESCAPES[char]))
+    # json.dumps writes the short escapes (\" \\ \n ...) and the surrogate pairs above U+FFFF
+    forms = {char, json.dumps(char)[1:-1], "".join(f"%{byte:02x}" for byte in char.encode("utf-8"))}
+    if ord(char) <= 0xFFFF:
+        forms.add(f"\\u{ord(char):04x}")  # JSON may write any character so
+    if char == "/":
+        forms.add("\\/")
     if char == " ":
-        forms.append(r"\+")  # quote_plus
-    return f"(?:{'|'.join(forms)})"
-
-
-def _secret_forms(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern matching every known secret raw, JSON-escaped (``\\/``, ``\\u002f``, any mix) or
-    URL-encoded (``quote``, ``quote_plus``; hex in either case)."""
-    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
-    return re.compile("|".join(patterns), re.IGNORECASE) if patterns else None
+        forms.add("+")  # quote_plus
+    return f"(?:{'|'.join(map(re.escape, sorted(forms)))})"
 
 
 def _redact_json_pair(match: re.Match[str]) -> str:
@@ -105,22 +86,18 @@ def _redact_text_pair(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
-    """``text`` with every form of each known secret and every value under a secret-looking key
-    (:func:`is_secret_key`, JSON or ``key=value``) replaced by ``***``."""
-    forms = _secret_forms(secrets)
-    if forms is not None:
-        text = forms.sub("***", text)
+    """``text`` with each known secret (raw, JSON-escaped in any mix, URL-encoded) and every value under
+    a secret-looking key (:func:`is_secret_key`, JSON or ``key=value``) replaced by ``***``."""
+    patterns = ["".join(map(_char_forms, s)) for s in sorted(set(secrets), key=len, reverse=True) if s]
+    if patterns:
+        text = re.compile("|".join(patterns), re.IGNORECASE).sub("***", text)
     text = _JSON_PAIR.sub(_redact_json_pair, text)
     return _TEXT_PAIR.sub(_redact_text_pair, text)
 
 
 def body_excerpt(body: bytes | str | None, limit: int = BODY_EXCERPT_CHARS, redact: Iterable[str] = ()) -> str:
-    """A short, single-line, printable excerpt of a response body for error messages.
-
-    Redacted before it is cut (:func:`redact_text`): each string in ``redact`` (the API key and
-    provisioning token, should a server echo them) in every encoding, and values under
-    secret-looking keys. Only the body's head is read, however large the body.
-    """
+    """A short, single-line excerpt of a response body's head for error messages, redacted before it is
+    cut (:func:`redact_text`; ``redact``: the API key and provisioning token, should a server echo them)."""
     if not body:
         return ""
     secrets = tuple(s for s in redact if s)
@@ -153,11 +130,9 @@ class ConfirmaArgumentError(ConfirmaConfigError, AirflowFailException):
 class ConfirmaTransportError(ConfirmaError):
     """The request did not get a complete HTTP response.
 
-    ``kind`` says where it failed: ``"connect"`` only when no byte of the request was written (DNS,
-    refused, connect timeout, TLS handshake, proxy tunnel: safe to retry any method, see
-    :attr:`never_sent`); after that the server may have acted on it: ``"timeout"`` (no answer in
-    time), ``"tls"`` (a TLS error after the request was written) or ``"reset"`` (the connection
-    broke before a complete response).
+    ``kind``: ``"connect"`` only when no byte of the request was written (DNS, refused, connect
+    timeout, TLS handshake, proxy tunnel: safe to retry any method, see :attr:`never_sent`); after
+    that the server may have acted on it: ``"timeout"``, ``"tls"`` or ``"reset"``.
     """
 
     def __init__(self, method: str, path: str, kind: str, detail: str = "") -> None:
@@ -170,7 +145,7 @@ class ConfirmaTransportError(ConfirmaError):
         """``True`` when the request provably never left (``kind == "connect"``)."""
         return self.kind == "connect"
 
-    def __reduce__(self):  # keep picklable/copyable with the custom signature
+    def __reduce__(self):  # picklable and copyable despite the custom signature
         return (type(self), (self.method, self.path, self.kind, self.detail))
 
 
@@ -235,11 +210,8 @@ def json_type(value: object) -> str:
 
 
 class PollerStopped(Exception):
-    """The shared poller ended (cancelled) before publishing this round; the wait may rejoin.
-
-    Raised to the waiters of :mod:`airflow_provider_confirma.triggers.coalescing`, whose trigger
-    counts it as a transient poll error.
-    """
+    """The shared poller of :mod:`~airflow_provider_confirma.triggers.coalescing` was cancelled before
+    publishing this round: a transient poll error for its waiters, who may rejoin."""
 
 
 def describe_error(exc: BaseException) -> str:

@@ -120,7 +120,7 @@ class SyncVerdict:
         missing = self.progress.missing
         return {
             **self.event_summary(waited_seconds),
-            "records": [r.to_xcom() for r in self.progress.record_list(cap)],  # type: ignore[attr-defined]
+            "records": [r.to_xcom() for r in self.progress.record_list(cap)],
             "records_omitted": max(0, found - cap),
             "missing": missing[:cap],
             "missing_omitted": max(0, len(missing) - cap),

@@ -1,8 +1,4 @@
-"""How lists and free text are shortened in messages and log lines: ``a, b (+7 more)``, ``text…``.
-
-The base layer (standard library only): the domain, the hook and the sandbox use the same two
-functions, so every "(+N more)" and every cut text reads the same.
-"""
+"""How lists and free text are shortened in every message and log line: ``a, b (+7 more)``, ``text…``."""
 
 from __future__ import annotations
 
@@ -20,9 +16,7 @@ def clipped(text: str, limit: int = QUOTED_TEXT_LIMIT) -> str:
 
 
 def bounded(items: Sequence[str], limit: int = 10, total: int | None = None, sep: str = ", ") -> str:
-    """``a, b, c (+7 more)`` for log lines and messages: the first ``limit`` items joined by ``sep``,
-    and how many more of ``total`` (default ``len(items)``); ``-`` when there are none. The one
-    "(+N more)" formatter."""
+    """The first ``limit`` items joined by ``sep`` and how many more of ``total`` (``len(items)``); ``-``: none."""
     total = len(items) if total is None else total
     if not total:
         return "-"

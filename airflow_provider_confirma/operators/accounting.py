@@ -266,7 +266,7 @@ class _SubmitOperator(ConfirmaBaseOperator):
             record = known.get(ident)
             if record is None:
                 continue
-            shown = {**record.extra, **record.to_xcom()}  # type: ignore[attr-defined]
+            shown = {**record.extra, **record.to_xcom()}
             diffs = [
                 f"{name} {_shown_value(shown.get(name))} at Confirma, {_shown_value(item.get(name))} submitted"
                 for name, kind in self.compared_fields
