@@ -10,9 +10,10 @@ import functools
 import json
 import re
 from collections.abc import Iterable
-from decimal import Decimal
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+from airflow_provider_confirma.text import json_type
 
 BODY_EXCERPT_CHARS = 200
 #: What an excerpt says instead of the body of an endpoint that returns secrets.
@@ -192,21 +193,6 @@ class ConfirmaResponseError(ConfirmaAPIError):
         """``field`` (a path such as ``metaData.totalCount``; empty for the whole body) is not ``expected``."""
         where = field or "the body"
         return cls(method, path, 200, "", f"unexpected response: {where} should be {expected}, got {json_type(value)}")
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a decoded value's type (``object``, ``array``, ``string``, ...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float, Decimal)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    return "object" if isinstance(value, dict) else type(value).__name__
 
 
 class PollerStopped(Exception):

@@ -18,8 +18,7 @@ import pendulum
 from pendulum import Date
 
 from airflow_provider_confirma.arguments import DEFAULT_PENDING_STATUSES, DEFAULT_SUCCESS_STATUSES, check_status_sets
-from airflow_provider_confirma.exceptions import json_type
-from airflow_provider_confirma.text import bounded, clipped
+from airflow_provider_confirma.text import bounded, clipped, json_type
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -31,7 +31,7 @@ from pydantic import (
     ValidationInfo,
 )
 
-from airflow_provider_confirma.text import bounded
+from airflow_provider_confirma.text import bounded, json_type
 
 __all__ = [
     "ISO_4217_CODES",
@@ -530,20 +530,20 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out or "body"
 
 
+#: How a message names a JSON type ("must be a string, not a number"); a tuple is "a Python tuple".
+_JSON_TYPES = {
+    "null": "null",
+    "boolean": "a boolean",
+    "number": "a number",
+    "string": "a string",
+    "object": "an object",
+    "array": "a list",
+}
+
+
 def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float, Decimal)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return f"a Python {type(value).__name__}"  # a tuple or a non-dict mapping: JSON has no such value
+    name = json_type(value)
+    return _JSON_TYPES.get(name, f"a Python {name}")
 
 
 #: pydantic error types and what our message says instead ("must be {kind}, not {JSON type}").
