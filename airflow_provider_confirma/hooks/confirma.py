@@ -90,11 +90,8 @@ def _config_count(option: str, default: int, minimum: int) -> int:
 
 
 def max_concurrent_requests() -> int:
-    """``[confirma] max_concurrent_requests``: requests in flight at once on a loop's shared session.
-
-    The bound keeps a triggerer's memory flat when every poll that fell due during a stall starts at
-    once; past it a request waits for a slot (none is dropped).
-    """
+    """``[confirma] max_concurrent_requests``: requests in flight at once on a loop's shared session
+    (keeps a triggerer's memory flat when all polls due after a stall start at once; others wait)."""
     return _config_count(MAX_CONCURRENT_REQUESTS_OPTION, DEFAULT_MAX_CONCURRENT_REQUESTS, 1)
 
 
@@ -133,7 +130,8 @@ def _bounded(body: bytes, limit: int, whole: bool, method: str, path: str, statu
 
 
 def _read_requests_body(resp: requests.Response, limit: int) -> bytes:
-    """Up to ``limit + 1`` bytes of a streamed requests response, 64 KiB a read."""
+    """Up to ``limit + 1`` bytes of a streamed requests response, 64 KiB a read (one read of it all
+    would allocate the whole limit for a body of unknown length)."""
     chunks: list[bytes] = []
     got = 0
     for chunk in resp.iter_content(min(64 * 1024, limit + 1)):
@@ -147,11 +145,8 @@ def _read_requests_body(resp: requests.Response, limit: int) -> bytes:
 def _requests_transport_error(
     method: str, path: str, exc: requests.RequestException, attempt: Attempt
 ) -> ConfirmaTransportError:
-    """A requests failure by where it happened: ``connect`` only when provably never sent.
-
-    ``attempt`` records whether the connection was reached and a byte written; when it was not
-    reached (a transport mocked above the connection), only a failure to open one counts as never sent.
-    """
+    """A requests failure by where it happened: ``connect`` only when provably never sent (``attempt``
+    wrote no byte; with no connection reached, as under a mocked transport: it failed opening one)."""
     import requests
     from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
@@ -194,8 +189,7 @@ def _ca_context(cafile: str) -> ssl.SSLContext:
 
 
 def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
-    """The secrets of a decoded response: strings under secret-looking keys at any depth and strings
-    under no key (the body itself, or in a top-level list), or every string."""
+    """The strings of a decoded response under secret-looking keys or under no key, or every string."""
     found: list[str] = []
     stack: list[tuple[Any, Any]] = [(None, body)]
     while stack:
@@ -261,11 +255,8 @@ class ConfirmaHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
-        """:attr:`settings` without blocking the event loop.
-
-        The sync secrets calls block on the supervisor: from Airflow 3.3.2 their async forms are used,
-        before, :attr:`settings` runs in a worker thread.
-        """
+        """:attr:`settings` without blocking the event loop: Airflow 3.3.2's async secrets API, before
+        it :attr:`settings` in a worker thread."""
         if self._settings is not None:
             return self._settings
         if not compat.has_async_secrets_api():
@@ -294,8 +285,7 @@ class ConfirmaHook(BaseHook):
         return self.timeout if self.timeout is not None else settings.timeout
 
     def longest_read_seconds(self) -> float | None:
-        """The most one :meth:`arequest` can last (the retry budget plus one attempt's timeout), or
-        ``None`` until the connection was read."""
+        """The most one :meth:`arequest` lasts (retry budget plus one attempt), ``None`` before the connection."""
         if self._settings is None:
             return None
         return self.retry_policy.max_total_seconds + self._timeout(self._settings)
@@ -303,8 +293,7 @@ class ConfirmaHook(BaseHook):
     # -- sync ---------------------------------------------------------------------------------
     @cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook; it reads nothing from the environment (proxies come from
-        :func:`proxy_for` per request, as on the async path)."""
+        """One keep-alive session per hook; it reads nothing from the environment (see :func:`proxy_for`)."""
         import requests  # lazy: DAG files import the operators and sensors, not the transport
 
         from airflow_provider_confirma.hooks.sync_transport import MarkingAdapter
@@ -333,12 +322,10 @@ class ConfirmaHook(BaseHook):
         use_provisioning_token: bool = False,
         deadline: float | None = None,
     ) -> Any:
-        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty).
+        """Call ``endpoint`` and return its decoded JSON (``None`` for 204 / empty); a failed POST is
+        retried only when no byte of it was written (:mod:`.sync_transport`).
 
-        A failed POST is retried only when its connection wrote no byte (:mod:`.sync_transport`).
-
-        :param deadline: a ``time.monotonic()`` instant the call ends by, retries included: no
-            attempt starts or retry sleep ends after it, and each attempt's timeout is cut to the time left.
+        :param deadline: a ``time.monotonic()`` instant the call ends by, retries and their sleeps included.
         """
         import requests
 
@@ -442,15 +429,10 @@ class ConfirmaHook(BaseHook):
             except (aiohttp.ClientError, OSError) as exc:
                 kind = "tls" if isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError) else "reset"
                 raise ConfirmaTransportError("GET", path, kind, type(exc).__name__) from None
-            body = _bounded(body, limit, whole, "GET", path, resp.status)
+            status, head = resp.status, resp.headers
+            body = _bounded(body, limit, whole, "GET", path, status)
             return interpret_response(
-                "GET",
-                path,
-                resp.status,
-                resp.headers.get("Content-Type"),
-                body,
-                resp.headers.get("Retry-After"),
-                redact=settings.secrets,
+                "GET", path, status, head.get("Content-Type"), body, head.get("Retry-After"), redact=settings.secrets
             )
 
         began = time.monotonic()
@@ -479,21 +461,14 @@ class ConfirmaHook(BaseHook):
         return self.request(Endpoint.VALIDATE, params=params)
 
     def renew_token(self, params: Mapping[str, Any] | None = None) -> Any:
-        """GET /renew: the response carries the new token (documented as ``{"Message": token}``).
-
-        Every string in it is registered with Airflow's log masker before it is returned.
-        """
+        """GET /renew (documented as ``{"Message": token}``); every string of it goes to the log masker."""
         body = self.request(Endpoint.RENEW, params=params)
         for secret in returned_secrets(body, every_string=True):
             compat.mask_secret(secret)
         return body
 
     def create_client(self, body: Mapping[str, Any]) -> Any:
-        """POST /client with the partner provisioning token (connection extra).
-
-        The new client's secrets (strings under secret-looking keys such as ``apiKey`` or
-        ``accessToken``) are registered with Airflow's log masker before the response is returned.
-        """
+        """POST /client with the partner provisioning token; the new client's secrets go to the log masker."""
         response = self.request(Endpoint.CREATE_CLIENT, json_body=body, use_provisioning_token=True)
         for secret in returned_secrets(response):
             compat.mask_secret(secret)
@@ -559,8 +534,7 @@ class ConfirmaHook(BaseHook):
     def get_status_index(
         self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, *, deadline: float | None = None
     ) -> StatusIndex:
-        """A sync status endpoint as a :class:`StatusIndex` (records by identifier, typed on read): what a
-        sensor's poke judges, cheaper than :meth:`get_sync_status` for large responses.
+        """A sync status endpoint as a :class:`StatusIndex` (records typed on read): what a poke judges.
 
         :param deadline: as :meth:`request` (a poke passes the end of the sensor's timeout).
         """
@@ -654,12 +628,8 @@ _LOOP_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopSessio
 
 
 async def acquire_client_session() -> aiohttp.ClientSession:
-    """The running loop's shared ``aiohttp.ClientSession``, counted as one more user.
-
-    It holds no credentials (the key goes per request), so every trigger of a triggerer reuses its
-    connections; at most :func:`max_concurrent_requests` of the hook's requests are in flight on it.
-    Each call needs one :func:`release_client_session`.
-    """
+    """The running loop's shared ``aiohttp.ClientSession`` (no credentials: the key goes per request),
+    counted as one more user until :func:`release_client_session`."""
     import aiohttp
 
     loop = asyncio.get_running_loop()

@@ -215,27 +215,20 @@ def _form_metadata() -> dict[str, Any]:
 
 
 def form_widgets() -> dict[str, Any]:
-    """The metadata's ``conn-fields`` as WTForms fields."""
-    from wtforms import IntegerField, PasswordField, StringField
+    """The metadata's ``conn-fields`` as WTForms fields (all text: none is an integer)."""
+    from wtforms import PasswordField, StringField
     from wtforms.validators import Optional, any_of
 
     fields: dict[str, Any] = {}
     for name, spec in _form_metadata()["conn-fields"].items():
         schema = spec.get("schema", {})
-        kind = schema.get("type")
-        if schema.get("format") == "password":
-            field_class = PasswordField
-        elif kind == "integer" or kind == ["integer"]:
-            field_class = IntegerField
-        else:
-            field_class = StringField
-        validators = [any_of(schema["enum"])] if "enum" in schema else [Optional()]
+        field_class = PasswordField if schema.get("format") == "password" else StringField
         default = schema.get("default")
         fields[name] = field_class(
             spec.get("label", name),
-            validators=validators,
+            validators=[any_of(schema["enum"])] if "enum" in schema else [Optional()],
             description=spec.get("description", ""),
-            default=None if default is None else str(default) if field_class is StringField else default,
+            default=None if default is None else str(default),  # a number as text: 2.5 s is allowed
         )
     return fields
 
