@@ -31,18 +31,11 @@ from airflow_provider_confirma.exceptions import (
     is_secret_key,
     redact_text,
 )
-from airflow_provider_confirma.hooks.connection import (
-    CONN_TYPE,
-    ConfirmaConnectionSettings,
-    form_widgets,
-    proxy_for,
-    ui_field_behaviour,
-)
+from airflow_provider_confirma.hooks.connection import CONN_TYPE, ConfirmaConnectionSettings, proxy_for
 from airflow_provider_confirma.hooks.http_policy import (
     MAX_RESPONSE_BYTES_OPTION,
     RetryPolicy,
     clean_params,
-    content_length,
     encode_json,
     interpret_response,
     is_retryable,
@@ -109,15 +102,6 @@ def _log_retry(retry_state: RetryCallState, method: str, path: str) -> None:
         retry_state.outcome.exception() if retry_state.outcome else None,
         retry_state.upcoming_sleep,
     )
-
-
-def _body_limit(method: str, path: str, status: int, headers: Mapping[str, str], max_bytes: int) -> tuple[int, bool]:
-    """:func:`response_limit` of a response head; a ``Content-Length`` past it fails at once."""
-    limit, whole = response_limit(status, headers.get("Content-Type"), max_bytes)
-    size = content_length(headers.get("Content-Length"))
-    if whole and size is not None and size > limit:
-        raise response_too_large(method, path, status, limit, size)
-    return limit, whole
 
 
 def _bounded(body: bytes, limit: int, whole: bool, method: str, path: str, status: int) -> bytes:
@@ -188,6 +172,12 @@ def _ca_context(cafile: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=cafile)
 
 
+def _connection_type() -> dict[str, Any]:
+    from airflow_provider_confirma.get_provider_info import get_provider_info
+
+    return next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE)
+
+
 def returned_secrets(body: Any, every_string: bool = False) -> list[str]:
     """The strings of a decoded response under secret-looking keys or under no key, or every string."""
     found: list[str] = []
@@ -216,15 +206,35 @@ class ConfirmaHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Confirma Finance"
 
+    # The connection form on Airflow 3.0 and 3.1, from the provider metadata (3.2+ read it themselves).
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """The connection form's extra fields on Airflow 3.0 and 3.1 (3.2+ read ``conn-fields``)."""
-        return form_widgets()
+        """The metadata's ``conn-fields`` as WTForms fields (all text: none is an integer)."""
+        from wtforms import PasswordField, StringField
+        from wtforms.validators import Optional, any_of
+
+        fields: dict[str, Any] = {}
+        for name, spec in _connection_type()["conn-fields"].items():
+            schema = spec.get("schema", {})
+            field_class = PasswordField if schema.get("format") == "password" else StringField
+            default = schema.get("default")
+            fields[name] = field_class(
+                spec.get("label", name),
+                validators=[any_of(schema["enum"])] if "enum" in schema else [Optional()],
+                description=spec.get("description", ""),
+                default=None if default is None else str(default),  # a number as text: 2.5 s is allowed
+            )
+        return fields
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden, relabelled and placeholder fields on Airflow 3.0 and 3.1 (``ui-field-behaviour``)."""
-        return ui_field_behaviour()
+        """The metadata's ``ui-field-behaviour``: hidden, relabelled and placeholder fields."""
+        behaviour = _connection_type()["ui-field-behaviour"]
+        return {
+            "hidden_fields": list(behaviour.get("hidden-fields", [])),
+            "relabeling": dict(behaviour.get("relabeling", {})),
+            "placeholders": dict(behaviour.get("placeholders", {})),
+        }
 
     def __init__(
         self,
@@ -361,7 +371,7 @@ class ConfirmaHook(BaseHook):
                 try:
                     with send(timeout=(min(seconds, CONNECT_TIMEOUT), seconds)) as resp:
                         status, head = resp.status_code, resp.headers
-                        limit, whole = _body_limit(method, path, status, head, max_bytes)
+                        limit, whole = response_limit(method, path, status, head, max_bytes)
                         body = _bounded(_read_requests_body(resp, limit), limit, whole, method, path, status)
                 except requests.RequestException as exc:
                     raise _requests_transport_error(method, path, exc, record) from None
@@ -417,7 +427,7 @@ class ConfirmaHook(BaseHook):
                         allow_redirects=False,
                     ) as resp,
                 ):
-                    limit, whole = _body_limit("GET", path, resp.status, resp.headers, max_bytes)
+                    limit, whole = response_limit("GET", path, resp.status, resp.headers, max_bytes)
                     try:  # a body left unread closes its connection (aiohttp)
                         body = await resp.content.readexactly(limit + 1)
                     except asyncio.IncompleteReadError as end:

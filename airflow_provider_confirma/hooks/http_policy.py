@@ -161,12 +161,16 @@ EXCERPT_READ_BYTES = 8192
 MAX_RESPONSE_BYTES_OPTION = "max_response_bytes"
 
 
-def response_limit(status: int, content_type: str | None, max_bytes: int) -> tuple[int, bool]:
+def response_limit(method: str, path: str, status: int, headers: Mapping[str, str], max_bytes: int) -> tuple[int, bool]:
     """``(bytes to read, whole body needed)`` of a response, from its head.
 
-    A JSON success is needed whole (``max_bytes`` at most); anything else only for its excerpt.
+    A JSON success is needed whole (a ``Content-Length`` past ``max_bytes`` fails at once); anything
+    else only for its excerpt.
     """
-    if 200 <= status < 300 and status != 204 and _is_json(content_type):
+    if 200 <= status < 300 and status != 204 and _is_json(headers.get("Content-Type")):
+        size = content_length(headers.get("Content-Length"))
+        if size is not None and size > max_bytes:
+            raise response_too_large(method, path, status, max_bytes, size)
         return max_bytes, True
     return min(EXCERPT_READ_BYTES, max_bytes), False
 
