@@ -116,14 +116,12 @@ def _bounded(body: bytes, limit: int, whole: bool, method: str, path: str, statu
 def _read_requests_body(resp: requests.Response, limit: int) -> bytes:
     """Up to ``limit + 1`` bytes of a streamed requests response, 64 KiB a read (one read of it all
     would allocate the whole limit for a body of unknown length)."""
-    chunks: list[bytes] = []
-    got = 0
+    body = bytearray()
     for chunk in resp.iter_content(min(64 * 1024, limit + 1)):
-        chunks.append(chunk)
-        got += len(chunk)
-        if got > limit:
+        body += chunk
+        if len(body) > limit:
             break
-    return b"".join(chunks)
+    return bytes(body)
 
 
 def _requests_transport_error(

@@ -10,7 +10,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -36,13 +36,7 @@ def attempt() -> Iterator[Attempt]:
         _CURRENT.reset(token)
 
 
-if TYPE_CHECKING:
-    _Base = HTTPConnection
-else:
-    _Base = object
-
-
-class _MarksWrites(_Base):
+class _HTTPConnection(HTTPConnection):
     _confirma_connecting = False
 
     def connect(self) -> None:
@@ -64,11 +58,7 @@ class _MarksWrites(_Base):
         super().send(data)
 
 
-class _HTTPConnection(_MarksWrites, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_MarksWrites, HTTPSConnection):
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):  # the marks above, then HTTPS's connect
     pass
 
 
