@@ -550,10 +550,7 @@ class ConfirmaHook(BaseHook):
         return index_status_body(endpoint, self.request(endpoint, params=params, deadline=deadline))
 
     async def aget_sync_status(
-        self,
-        endpoint: Endpoint,
-        params: Mapping[str, Any] | None = None,
-        session: aiohttp.ClientSession | None = None,
+        self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
     ) -> list[Any]:
         """Async twin of :meth:`get_sync_status`."""
         _check_status_endpoint(endpoint)
@@ -561,10 +558,7 @@ class ConfirmaHook(BaseHook):
         return _read_status(parse_sync_records, endpoint, records)
 
     async def aget_status_index(
-        self,
-        endpoint: Endpoint,
-        params: Mapping[str, Any] | None = None,
-        session: aiohttp.ClientSession | None = None,
+        self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
     ) -> StatusIndex:
         """Async twin of :meth:`get_status_index`: what a sync trigger polls."""
         _check_status_endpoint(endpoint)
