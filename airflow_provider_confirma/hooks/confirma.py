@@ -263,8 +263,8 @@ class ConfirmaHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConfirmaConnectionSettings:
-        """:attr:`settings` without blocking the event loop: Airflow 3.3.2's async secrets API, before
-        it :attr:`settings` in a worker thread."""
+        """:attr:`settings` without blocking the event loop: through Airflow 3.3.2's async secrets API,
+        or on older Airflow through :attr:`settings` in a worker thread."""
         if self._settings is not None:
             return self._settings
         if not compat.has_async_secrets_api():
