@@ -1,22 +1,20 @@
-"""Reading a ``confirma`` Airflow connection into validated, secret-safe settings.
+"""A ``confirma`` Airflow connection read into validated, secret-safe settings.
 
-Owns the connection rules: API key in ``password``; ``environment`` (staging/production) picks
-the documented base URL and ``host`` overrides it; HTTPS for every host but loopback; TLS always
-verified (optionally against a CA bundle). Works the same for JSON and URI connections, whose
-extras arrive as strings.
+The API key is the ``password``; ``environment`` picks the documented base URL, ``host`` overrides
+it; HTTPS for every host but loopback; TLS always verified (optionally against a CA bundle).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_confirma.arguments import check_positive
 from airflow_provider_confirma.endpoints import API_PREFIX, ENVIRONMENT_HOSTS
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, redact_text
 
@@ -44,12 +42,10 @@ def is_loopback(hostname: str) -> bool:
 
 
 def proxy_for(url: str) -> str | None:
-    """The proxy of a request to ``url`` (the one rule of the sync and async paths), or ``None``.
+    """The proxy of a request to ``url`` (both transports), or ``None``.
 
-    From the environment: ``https_proxy`` for an https URL (``http_proxy`` for http; lower case
-    wins, as in curl and the standard library), unless ``no_proxy`` names the host (a domain
-    matches its subdomains, ``*`` matches all). Never for a loopback host. Only ``http://`` and
-    ``https://`` proxies; errors name the variable, never the proxy's credentials.
+    ``https_proxy`` / ``http_proxy`` and ``no_proxy`` from the environment, never for loopback; only
+    ``http://`` and ``https://`` proxies. Errors name the variable, never the proxy's credentials.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -71,11 +67,8 @@ def proxy_for(url: str) -> str | None:
 
 
 class SecretText(str):
-    """A secret that is sent as itself but shown as ``'***'`` by ``repr``, also in slices of it.
-
-    Tracebacks that render their frames' locals (Airflow 3.0's console log, rich) print headers
-    and tuples through ``repr``, after the log masker has run: they show ``'***'``.
-    """
+    """A secret sent as itself but shown as ``'***'`` by ``repr`` (also its slices): tracebacks that
+    render their frames' locals (Airflow 3.0's console log, rich) print through ``repr``, unmasked."""
 
     __slots__ = ()
 
@@ -88,7 +81,7 @@ class SecretText(str):
 
 @dataclass(frozen=True)
 class ConfirmaConnectionSettings:
-    """Everything a request needs, taken from one connection. The key never shows in its repr."""
+    """Everything a request needs, from one connection. The secrets never show in its repr."""
 
     conn_id: str
     base_url: str
@@ -103,14 +96,14 @@ class ConfirmaConnectionSettings:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The secrets exactly as requests send them (stripped): for the log masker and excerpts."""
+        """The secrets as they are sent: for the log masker and excerpts."""
         return tuple(s for s in (self.api_key, self.provisioning_token) if s)
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any] | None = None) -> ConfirmaConnectionSettings:
         """Validate an Airflow ``Connection``; errors name the connection id and the field.
 
-        ``extra``: the already decoded extra (the async path reads it with ``aextra_dejson``).
+        :param extra: the already decoded extra (the async path reads it with ``aextra_dejson``).
         """
         conn_id = getattr(conn, "conn_id", None) or "<unnamed>"
 
@@ -140,7 +133,15 @@ class ConfirmaConnectionSettings:
             raise fail("set extra 'environment' (staging or production) or field 'host' (base URL)")
         base = _with_port(base, getattr(conn, "port", None), fail)
 
-        timeout = _positive_float(extra_field(extra, "timeout"), "timeout", fail)
+        timeout = DEFAULT_TIMEOUT
+        given = extra_field(extra, "timeout")
+        if given is not None:
+            try:
+                timeout = float(given)
+            except (TypeError, ValueError):
+                raise fail(f"extra 'timeout' must be a number of seconds, got {given!r}") from None
+            if not 0 < timeout < math.inf:
+                raise fail(f"extra 'timeout' must be a positive number of seconds, got {given!r}")
         ca_bundle = extra_field(extra, "ca_bundle")
         if str(extra_field(extra, "verify")).lower() in {"false", "0", "no"}:
             raise fail("extra 'verify' cannot turn TLS verification off; use 'ca_bundle' for a private CA")
@@ -149,31 +150,17 @@ class ConfirmaConnectionSettings:
             conn_id=conn_id,
             base_url=base.rstrip("/") + ("" if base.rstrip("/").endswith(API_PREFIX) else API_PREFIX),
             api_key=api_key,
-            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            timeout=timeout,
             verify=str(ca_bundle) if ca_bundle else True,
             provisioning_token=token or None,
             environment=environment,
         )
 
 
-def _positive_float(value: Any, name: str, fail: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise fail(f"extra '{name}' must be a number of seconds, got {value!r}") from None
-    try:
-        return check_positive(number, f"extra '{name}'")
-    except ConfirmaConfigError:
-        raise fail(f"extra '{name}' must be a positive number of seconds, got {value!r}") from None
-
-
 def _base_from_host(host: str, fail: Any) -> str:
     """``scheme://host[:port][/path]`` from the host field; a bare host means https (http on loopback).
 
-    User info (``user:password@``) is refused, and the message never quotes the field then; other
-    messages quote it with values under secret-looking keys (``?token=...``) redacted.
+    Messages quote the field with secret-looking values redacted, and never when it has user info.
     """
     if "@" in host:
         raise fail("field 'host' must not contain user info ('user:password@'); the API key goes in 'password'")
@@ -201,8 +188,8 @@ def _base_from_host(host: str, fail: Any) -> str:
 
 
 def _with_port(base: str, port: Any, fail: Any) -> str:
-    """``base`` with the connection's port field: empty or 0 keeps the URL's own port (the UI of
-    Airflow 3.3.2 needs a stored port to test a connection, and 0 means "none" there too)."""
+    """``base`` with the port field; empty or 0 keeps the URL's own (Airflow 3.3.2's UI needs a port to
+    test a connection, and 0 means "none" there too)."""
     if port is None or (isinstance(port, str) and not port.strip()):
         return base
     try:
@@ -217,54 +204,3 @@ def _with_port(base: str, port: Any, fail: Any) -> str:
     if parts.port is not None:
         raise fail(f"field 'port' is {number} but the Base URL names port {parts.port}; set one of them")
     return parts._replace(netloc=f"{parts.netloc}:{number}").geturl()
-
-
-# -- the connection form on Airflow 3.0 and 3.1 ------------------------------------------------------
-def _form_metadata() -> dict[str, Any]:
-    """The ``confirma`` connection type of the provider metadata: the one definition of the form."""
-    from airflow_provider_confirma.get_provider_info import get_provider_info
-
-    (kind,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == CONN_TYPE]
-    return kind
-
-
-def form_widgets() -> dict[str, Any]:
-    """The form's extra fields as WTForms fields, built from the metadata's ``conn-fields``.
-
-    Airflow 3.0 and 3.1 take a connection form only from a hook's ``get_connection_form_widgets``
-    (and render it through stand-ins of these WTForms classes); 3.2+ read ``conn-fields`` itself.
-    """
-    from wtforms import IntegerField, PasswordField, StringField
-    from wtforms.validators import Optional, any_of
-
-    fields: dict[str, Any] = {}
-    for name, spec in _form_metadata()["conn-fields"].items():
-        schema = spec.get("schema", {})
-        kind = schema.get("type")
-        kinds = set(kind) if isinstance(kind, list) else {kind}
-        field_class = (
-            PasswordField
-            if schema.get("format") == "password"
-            else IntegerField
-            if kinds == {"integer"}
-            else StringField
-        )
-        validators = [any_of(schema["enum"])] if "enum" in schema else [Optional()]
-        default = schema.get("default")
-        fields[name] = field_class(
-            spec.get("label", name),
-            validators=validators,
-            description=spec.get("description", ""),
-            default=None if default is None else str(default) if field_class is StringField else default,
-        )
-    return fields
-
-
-def ui_field_behaviour() -> dict[str, Any]:
-    """The metadata's ``ui-field-behaviour`` in the form Airflow 3.0 and 3.1 expect of a hook."""
-    behaviour = _form_metadata()["ui-field-behaviour"]
-    return {
-        "hidden_fields": list(behaviour.get("hidden-fields", [])),
-        "relabeling": dict(behaviour.get("relabeling", {})),
-        "placeholders": dict(behaviour.get("placeholders", {})),
-    }

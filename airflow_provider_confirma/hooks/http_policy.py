@@ -1,10 +1,5 @@
-"""The one HTTP policy of every Confirma call, sync (requests) and async (aiohttp).
-
-Owns: which failures are retried (and never a POST that may have reached the server), which poll
-errors a sync sensor or trigger counts as transient and how an error reads in a message, backoff
-with jitter, ``Retry-After`` handling, mapping a response to a result or an exception, and the JSON
-encoding of request bodies (``Decimal`` written exactly, never through float).
-"""
+"""The HTTP policy of every Confirma call: what is retried (never a POST that may have reached the
+server), backoff and ``Retry-After``, how much of a response is read, and what a response means."""
 
 from __future__ import annotations
 
@@ -16,13 +11,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from tenacity import (
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, stop_before_delay, wait_exponential_jitter
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
@@ -60,7 +49,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds of the retry loop. Defaults suit a status poll; all are per call."""
+    """Bounds of the retry loop, per call. The defaults suit a status poll."""
 
     max_attempts: int = 5
     max_total_seconds: float = 60.0
@@ -76,25 +65,36 @@ class RetryPolicy:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
-    def tenacity_kwargs(self, method: str, elapsed: float = 0.0) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying`` / ``AsyncRetrying`` for one call of ``method``.
+    def tenacity_kwargs(self, method: str, elapsed: float = 0.0, deadline: float | None = None) -> dict[str, Any]:
+        """Arguments of ``tenacity.Retrying`` / ``AsyncRetrying`` for one call of ``method``.
 
-        ``elapsed``: seconds the call already spent before the retry loop began (its time budget
-        is ``max_total_seconds`` in all).
+        :param elapsed: seconds the call spent before the retry loop began (they count against the budget).
+        :param deadline: a ``time.monotonic()`` instant no retry sleep may reach.
         """
+        budget = self.max_total_seconds - elapsed
+        if deadline is not None:
+            budget = min(budget, deadline - time.monotonic())
+        backoff = wait_exponential_jitter(multiplier=self.backoff_initial, max=self.backoff_max, jitter=self.jitter)
+
+        def wait(retry_state: RetryCallState) -> float:
+            retry_after = getattr(retry_state.outcome.exception() if retry_state.outcome else None, "retry_after", None)
+            if retry_after is not None:  # the server said how long (capped)
+                return min(max(float(retry_after), 0.0), self.retry_after_cap)
+            return float(backoff(retry_state))
+
         return {
             "retry": retry_if_exception(lambda exc: is_retryable(method, exc)),
-            "stop": stop_after_attempt(self.max_attempts)
-            | stop_before_delay(max(0.0, self.max_total_seconds - elapsed)),
-            "wait": _WaitRetryAfterOrBackoff(self),
+            "stop": stop_after_attempt(self.max_attempts) | stop_before_delay(max(0.0, budget)),
+            "wait": wait,
             "reraise": True,
         }
 
 
 def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or its fields (as trigger kwargs carry it); ``None``: the
-    hook's default. A wrong type or an unknown field is a ``TypeError``, a bad bound a ``ValueError``,
-    each naming ``name``."""
+    """A :class:`RetryPolicy` from itself or a dict of its fields (as trigger kwargs carry it).
+
+    A wrong type or unknown field is a ``TypeError``, a bad bound a ``ValueError``, each naming ``name``.
+    """
     if value is None or isinstance(value, RetryPolicy):
         return value
     if not isinstance(value, Mapping):
@@ -107,23 +107,6 @@ def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str =
         return RetryPolicy(**value)
     except ValueError as err:
         raise ValueError(f"{name}: {err}") from None
-
-
-class _WaitRetryAfterOrBackoff:
-    """Exponential backoff with jitter, unless the server said how long to wait (capped)."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        self.backoff = wait_exponential_jitter(
-            multiplier=policy.backoff_initial, max=policy.backoff_max, jitter=policy.jitter
-        )
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return min(max(float(retry_after), 0.0), self.policy.retry_after_cap)
-        return float(self.backoff(retry_state))
 
 
 def is_retryable(method: str, exc: BaseException) -> bool:
@@ -144,10 +127,9 @@ _DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header, else ``None`` (normal backoff); never raises.
+    """Seconds to wait from a ``Retry-After`` header, else ``None``; never raises.
 
-    Only what RFC 9110 allows: delta-seconds of ASCII digits (not ``"²"`` or ``"١٢"``, which
-    ``str.isdigit()`` accepts, nor ``"1.5"`` or ``"-1"``), or an HTTP date (a past date is 0).
+    Only what RFC 9110 allows: ASCII delta-seconds or an HTTP date (a past date is 0).
     """
     if not isinstance(value, str):
         return None
@@ -163,39 +145,38 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
 
 
-def _is_json_content_type(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    mime = content_type.split(";", 1)[0].strip().lower()
+def _is_json(content_type: str | None) -> bool:
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
     return mime == "application/json" or mime.endswith("+json")
 
 
 #: bytes of a response read only for an error message (an error status, a non-JSON success)
 EXCERPT_READ_BYTES = 8192
-#: ``[confirma] max_response_bytes``: the most of a JSON success a request reads (see the hook)
 MAX_RESPONSE_BYTES_OPTION = "max_response_bytes"
 
 
-def response_limit(status: int, content_type: str | None, max_bytes: int) -> tuple[int, bool]:
-    """How much of a response to read, decided from its head before the body is read.
+def response_limit(method: str, path: str, status: int, headers: Mapping[str, str], max_bytes: int) -> tuple[int, bool]:
+    """``(bytes to read, whole body needed)`` of a response, from its head.
 
-    ``(max_bytes, True)`` for a JSON success (the whole body is needed: more is an error, see
-    :func:`response_too_large`); else ``(EXCERPT_READ_BYTES, False)``: an error status or a non-JSON
-    success is read only as far as its message quotes it.
+    A JSON success is needed whole (a ``Content-Length`` past ``max_bytes`` fails at once); anything
+    else only for its excerpt.
     """
-    if 200 <= status < 300 and status != 204 and _is_json_content_type(content_type):
+    if 200 <= status < 300 and status != 204 and _is_json(headers.get("Content-Type")):
+        size = content_length(headers.get("Content-Length"))
+        if size is not None and size > max_bytes:
+            raise response_too_large(method, path, status, max_bytes, size)
         return max_bytes, True
     return min(EXCERPT_READ_BYTES, max_bytes), False
 
 
 def content_length(value: str | None) -> int | None:
-    """A ``Content-Length`` header as a number of bytes (``None`` when absent or unreadable)."""
+    """A ``Content-Length`` header in bytes (``None`` when absent or unreadable)."""
     text = (value or "").strip()
     return int(text) if text.isascii() and text.isdigit() else None
 
 
 def response_too_large(method: str, path: str, status: int, max_bytes: int, size: int | None = None) -> Exception:
-    """The error of a JSON success larger than ``[confirma] max_response_bytes`` (read no further)."""
+    """The error of a JSON success larger than ``[confirma] max_response_bytes``."""
     told = f"of {size} bytes (Content-Length) " if size is not None else ""
     return ConfirmaResponseError(
         method,
@@ -218,32 +199,23 @@ def interpret_response(
 ) -> Any:
     """The decoded JSON of a 2xx response (``None`` when empty or 204), else the matching error.
 
-    ``redact``: secrets to blank out of the body excerpt in error messages (:func:`body_excerpt`
-    also blanks values under secret-looking keys). Bodies of endpoints that return secrets
-    (:data:`~airflow_provider_confirma.endpoints.SECRET_RETURNING`) are never quoted.
+    :param redact: secrets blanked out of the body excerpt of an error (never quoted at all for an
+        endpoint that returns secrets).
     """
     redact = tuple(redact)
     if 200 <= status < 300:
         if status == 204 or not body.strip():
             return None
-        if not _is_json_content_type(content_type):
-            raise ConfirmaResponseError(
-                method,
-                path,
-                status,
-                _excerpt(method, path, body, redact),
-                f"expected JSON, got {content_type or 'no content type'}",
-            )
-        try:
-            return decode_json(body)  # fractional numbers (money) as exact Decimal, never float
-        except JSONTooDeepError as err:
-            raise ConfirmaResponseError(
-                method, path, status, _excerpt(method, path, body, redact), f"{err}; refused"
-            ) from None
-        except ValueError:
-            raise ConfirmaResponseError(
-                method, path, status, _excerpt(method, path, body, redact), "malformed JSON"
-            ) from None
+        if _is_json(content_type):
+            try:
+                return decode_json(body)  # fractional numbers (money) as exact Decimal, never float
+            except JSONTooDeepError as err:
+                reason = f"{err}; refused"
+            except ValueError:
+                reason = "malformed JSON"
+        else:
+            reason = f"expected JSON, got {content_type or 'no content type'}"
+        raise ConfirmaResponseError(method, path, status, _excerpt(method, path, body, redact), reason)
     excerpt = _excerpt(method, path, body, redact)
     error: ConfirmaAPIError
     if status == 401:
@@ -263,7 +235,6 @@ def interpret_response(
 
 
 def _excerpt(method: str, path: str, body: bytes, redact: tuple[str, ...]) -> str:
-    """The body excerpt of an error message; none for an endpoint that returns secrets."""
     try:
         withheld = Endpoint(f"{method} {path}").returns_secrets
     except ValueError:  # not a documented endpoint
@@ -282,10 +253,7 @@ def _param_text(value: Any) -> str:
 
 
 def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Query parameters passed through as given: dates as ISO text, ``None`` dropped.
-
-    Each value is a ``str``, or a ``list[str]`` for a list or tuple (sent as a repeated key).
-    """
+    """Query parameters as text (dates ISO, ``None`` dropped); a list or tuple is a repeated key."""
     out: dict[str, Any] = {}
     for key, value in (params or {}).items():
         if value is None:

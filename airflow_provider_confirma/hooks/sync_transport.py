@@ -1,10 +1,7 @@
-"""The requests transport of :class:`~airflow_provider_confirma.hooks.confirma.ConfirmaHook`.
-
-It knows *where* an attempt failed: its urllib3 connections record, per attempt, whether they were
-used at all (``reached``) and whether a byte of the request was written (``written``). A request is
-"never sent" only when the connection was reached and nothing was written (DNS, refused, connect
-timeout, TLS handshake, a proxy refusing the tunnel); the proxy's ``CONNECT`` is not the request.
-Imported on first use only: DAG files import the operators and sensors, not the transport.
+"""The requests transport of the hook: its urllib3 connections record, per attempt, whether they
+were used (``reached``) and whether a byte of the request was written (``written``). requests and
+urllib3 do not tell a failure before the first byte from one after it; a POST may be resent only
+then. A proxy's ``CONNECT`` is not the request.
 """
 
 from __future__ import annotations
@@ -12,21 +9,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
+@dataclass
 class Attempt:
-    """What one attempt's connection did; see the module docstring."""
-
-    __slots__ = ("reached", "written")
-
-    def __init__(self) -> None:
-        self.reached = False
-        self.written = False
+    reached: bool = False
+    written: bool = False
 
 
 _CURRENT: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("confirma_attempt", default=None)
@@ -34,7 +28,6 @@ _CURRENT: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("confi
 
 @contextlib.contextmanager
 def attempt() -> Iterator[Attempt]:
-    """Record what the requests made in this block (one attempt) did on the wire."""
     record = Attempt()
     token = _CURRENT.set(record)
     try:
@@ -43,15 +36,7 @@ def attempt() -> Iterator[Attempt]:
         _CURRENT.reset(token)
 
 
-if TYPE_CHECKING:
-    _Base = HTTPConnection
-else:
-    _Base = object
-
-
-class _MarksWrites(_Base):
-    """Marks the current :class:`Attempt` when connecting starts and when request bytes are written."""
-
+class _HTTPConnection(HTTPConnection):
     _confirma_connecting = False
 
     def connect(self) -> None:
@@ -73,11 +58,7 @@ class _MarksWrites(_Base):
         super().send(data)
 
 
-class _HTTPConnection(_MarksWrites, HTTPConnection):
-    pass
-
-
-class _HTTPSConnection(_MarksWrites, HTTPSConnection):
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):  # the marks above, then HTTPS's connect
     pass
 
 
@@ -93,10 +74,7 @@ _POOLS: dict[str, Any] = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class MarkingAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections (direct or through a proxy) mark :class:`Attempt`.
-
-    Keeps requests' default of no urllib3-level retries: an attempt is one request on the wire.
-    """
+    """An ``HTTPAdapter`` whose connections, direct or through a proxy, mark the :class:`Attempt`."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
