@@ -21,7 +21,7 @@ from airflow_provider_confirma.arguments import DEFAULT_PENDING_STATUSES, DEFAUL
 from airflow_provider_confirma.text import bounded, clipped, json_type
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 
 class SyncState(str, Enum):
