@@ -593,8 +593,7 @@ STATUS_RECORDS: dict[Endpoint, tuple[str, type[Any]]] = {
 
 
 def check_status_endpoint(endpoint: Any, owner: type | None = None) -> None:
-    """Refuse what is not a sync status endpoint: a hook argument, or the one class ``owner`` sets
-    (none on the base sensor and triggers)."""
+    """Refuse a hook argument, or the endpoint class ``owner`` sets, that is no sync status endpoint."""
     if endpoint in STATUS_RECORDS:
         return
     if owner is not None:
