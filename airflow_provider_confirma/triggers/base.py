@@ -174,10 +174,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         )
 
     def poll_key(self, settings: ConfirmaConnectionSettings) -> tuple[Any, ...]:
-        """What makes two waits share a poll: everything their request uses, with ``settings`` the
-        connection as this wait resolved it (so a wait started after an edit never joins an older
-        poll). The key names the poller's task: the secrets (the fields the settings' repr hides)
-        are in it as SHA-256 digests."""
+        """What two waits sharing a poll have in common: all their request uses, the connection as this wait
+        resolved it (an edit starts a new poll), its secrets (the fields repr hides) as SHA-256 digests."""
         connection = []
         for spec in dataclasses.fields(settings):
             value = getattr(settings, spec.name)
