@@ -6,12 +6,13 @@ They run at every DAG parse, so this module imports only the standard library an
 from __future__ import annotations
 
 import ast
+import contextlib
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from airflow_provider_confirma.exceptions import ConfirmaConfigError
+from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError
 
 #: The ``confirma`` connection the hook, operators and sensors use by default.
 DEFAULT_CONN_ID = "confirma_default"
@@ -95,6 +96,15 @@ def rendered_identifiers(value: Any, templated: bool, name: str = IDENTIFIERS_AR
             "omit the argument to wait for every record"
         )
     return normalize_identifiers(value, name)
+
+
+@contextlib.contextmanager
+def rendered_arguments(task: Any) -> Iterator[None]:
+    """Re-raise a bad rendered argument as :class:`ConfirmaArgumentError` (no retry) naming ``task``."""
+    try:
+        yield
+    except ConfirmaConfigError as err:
+        raise ConfirmaArgumentError(f"{type(task).__name__} '{task.task_id}': rendered {err}") from None
 
 
 def is_template(value: Any) -> bool:

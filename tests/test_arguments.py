@@ -144,14 +144,14 @@ def test_retry_policy_from_itself_its_fields_or_none():
 
 
 @pytest.mark.parametrize(
-    ("value", "error", "message"),
+    ("value", "message"),
     [
-        ("fast", TypeError, "http_retry_policy must be a RetryPolicy or a dict of its fields, got str"),
-        ({"max_attempt": 2}, TypeError, "http_retry_policy has unknown field(s) max_attempt; known: max_attempts"),
-        ({"max_attempts": 0}, ValueError, "http_retry_policy: max_attempts must be >= 1"),
+        ("fast", "http_retry_policy must be a RetryPolicy or a dict of its fields, got str"),
+        ({"max_attempt": 2}, "http_retry_policy has unknown field(s) max_attempt; known: max_attempts"),
+        ({"max_attempts": 0}, "http_retry_policy: max_attempts must be >= 1"),
     ],
 )
-def test_bad_retry_policies_name_the_argument(value, error, message):
-    with pytest.raises(error) as err:
+def test_bad_retry_policies_name_the_argument(value, message):
+    with pytest.raises(ConfirmaConfigError) as err:
         retry_policy_from(value, "http_retry_policy")
     assert message in str(err.value)

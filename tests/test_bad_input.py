@@ -254,6 +254,11 @@ PARSE_TIME: list[Any] = [
         id="op-conn-empty",
     ),
     pytest.param(
+        lambda: ConfirmaGetPaymentSyncStatusOperator(task_id="t", query_params="fromDate=2026-01-01"),
+        "query_params must be a dict",
+        id="status-query-text",
+    ),
+    pytest.param(
         lambda: ConfirmaGetPaymentsOperator(task_id="t", request_timeout=0),
         "request_timeout must be a positive number of seconds, got 0",
         id="op-timeout-zero",
@@ -444,6 +449,12 @@ RENDERED: list[Any] = [
         {"ids": []},
         "source_identifiers is empty",
         id="status-ids",
+    ),
+    pytest.param(
+        lambda: ConfirmaGetPaymentSyncStatusOperator(task_id="t", query_params="{{ params.q }}"),
+        {"q": "fromDate=2026-02-01"},
+        "ConfirmaGetPaymentSyncStatusOperator 't': rendered query_params must be a dict of query parameters, got str",
+        id="status-query",
     ),
     pytest.param(
         lambda: ConfirmaGetPaymentsOperator(task_id="t", from_date="{{ params.day }}"),

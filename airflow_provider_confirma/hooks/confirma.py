@@ -536,7 +536,7 @@ class ConfirmaHook(BaseHook):
 
     def get_sync_status(self, endpoint: Endpoint, params: Mapping[str, Any] | None = None) -> list[Any]:
         """A sync status endpoint (:data:`STATUS_RECORDS`: payment or ledger) as typed records."""
-        _check_status_endpoint(endpoint)
+        check_status_endpoint(endpoint)
         return _read_status(parse_sync_records, endpoint, self.request(endpoint, params=params))
 
     def get_status_index(
@@ -546,14 +546,14 @@ class ConfirmaHook(BaseHook):
 
         :param deadline: as :meth:`request` (a poke passes the end of the sensor's timeout).
         """
-        _check_status_endpoint(endpoint)
+        check_status_endpoint(endpoint)
         return index_status_body(endpoint, self.request(endpoint, params=params, deadline=deadline))
 
     async def aget_sync_status(
         self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
     ) -> list[Any]:
         """Async twin of :meth:`get_sync_status`."""
-        _check_status_endpoint(endpoint)
+        check_status_endpoint(endpoint)
         records = await self.arequest(endpoint, params=params, session=session)
         return _read_status(parse_sync_records, endpoint, records)
 
@@ -561,7 +561,7 @@ class ConfirmaHook(BaseHook):
         self, endpoint: Endpoint, params: Mapping[str, Any] | None = None, session: aiohttp.ClientSession | None = None
     ) -> StatusIndex:
         """Async twin of :meth:`get_status_index`: what a sync trigger polls."""
-        _check_status_endpoint(endpoint)
+        check_status_endpoint(endpoint)
         return index_status_body(endpoint, await self.arequest(endpoint, params=params, session=session))
 
     def test_connection(self) -> tuple[bool, str]:
@@ -592,11 +592,15 @@ STATUS_RECORDS: dict[Endpoint, tuple[str, type[Any]]] = {
 }
 
 
-def _check_status_endpoint(endpoint: Endpoint) -> None:
-    if endpoint not in STATUS_RECORDS:
-        raise ConfirmaConfigError(
-            f"{endpoint.value} is not a sync status endpoint; expected one of {sorted(e.value for e in STATUS_RECORDS)}"
-        )
+def check_status_endpoint(endpoint: Any, owner: type | None = None) -> None:
+    """Refuse a hook argument, or the endpoint class ``owner`` sets, that is no sync status endpoint."""
+    if endpoint in STATUS_RECORDS:
+        return
+    if owner is not None:
+        raise TypeError(f"{owner.__name__} sets no sync status endpoint; use a subclass per endpoint")
+    raise ConfirmaConfigError(
+        f"{endpoint.value} is not a sync status endpoint; expected one of {sorted(e.value for e in STATUS_RECORDS)}"
+    )
 
 
 def _read_status(read: Any, endpoint: Endpoint, body: Any) -> Any:

@@ -19,6 +19,7 @@ from airflow_provider_confirma.exceptions import (
     ConfirmaAPIError,
     ConfirmaAuthError,
     ConfirmaClientError,
+    ConfirmaConfigError,
     ConfirmaRateLimitError,
     ConfirmaResponseError,
     ConfirmaServerError,
@@ -91,22 +92,20 @@ class RetryPolicy:
 
 
 def retry_policy_from(value: RetryPolicy | Mapping[str, Any] | None, name: str = "retry_policy") -> RetryPolicy | None:
-    """A :class:`RetryPolicy` from itself or a dict of its fields (as trigger kwargs carry it).
-
-    A wrong type or unknown field is a ``TypeError``, a bad bound a ``ValueError``, each naming ``name``.
-    """
+    """A :class:`RetryPolicy` from itself or a dict of its fields (as trigger kwargs carry it); a wrong
+    type, an unknown field or a bad bound is a ``ConfirmaConfigError`` naming ``name``."""
     if value is None or isinstance(value, RetryPolicy):
         return value
     if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
+        raise ConfirmaConfigError(f"{name} must be a RetryPolicy or a dict of its fields, got {type(value).__name__}")
     known = [f.name for f in fields(RetryPolicy)]
     unknown = sorted(str(key) for key in value if key not in known)
     if unknown:
-        raise TypeError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        raise ConfirmaConfigError(f"{name} has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
     try:
         return RetryPolicy(**value)
     except ValueError as err:
-        raise ValueError(f"{name}: {err}") from None
+        raise ConfirmaConfigError(f"{name}: {err}") from None
 
 
 def is_retryable(method: str, exc: BaseException) -> bool:

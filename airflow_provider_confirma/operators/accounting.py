@@ -15,9 +15,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AssetAlias
 
 from airflow_provider_confirma.arguments import (
     check_positive,
+    check_query_params,
     check_status_sets,
     is_template,
     normalize_identifiers,
+    rendered_arguments,
     rendered_identifiers,
 )
 from airflow_provider_confirma.assets import (
@@ -27,7 +29,7 @@ from airflow_provider_confirma.assets import (
     sync_asset_extra,
 )
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, ConfirmaError
+from airflow_provider_confirma.exceptions import ConfirmaError
 from airflow_provider_confirma.hooks.confirma import unreadable_status
 from airflow_provider_confirma.models import StatusSets, SyncRecord, bounded
 from airflow_provider_confirma.operators.base import (
@@ -379,14 +381,15 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         self.emit_asset = emit_asset
         #: a template or XCom at parse time: rendering it to ``None`` is then an error, not "every record"
         self._identifiers_templated = is_template(source_identifiers)
-        if not self._identifiers_templated:
-            normalize_identifiers(source_identifiers)  # bad static identifiers fail at DAG parse time
+        if not self._identifiers_templated:  # bad static arguments fail at DAG parse time
+            normalize_identifiers(source_identifiers)
+        if not is_template(query_params):
+            check_query_params(query_params)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        try:
+        with rendered_arguments(self):
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
-        except ConfirmaConfigError as err:
-            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
+            query_params = check_query_params(self.query_params)
         wait = SyncWait(
             identifiers,
             self.status_sets,
@@ -394,7 +397,7 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
             max_xcom_records=self.max_xcom_records,
             noun=self.noun,
         )
-        index = self.hook.get_status_index(self.status_endpoint, self.query_params)
+        index = self.hook.get_status_index(self.status_endpoint, query_params)
         try:
             verdict = wait.judge(index)
             progress = verdict.progress

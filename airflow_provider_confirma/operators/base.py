@@ -373,10 +373,7 @@ class ConfirmaBaseOperator(BaseOperator):
             self.max_xcom_records = check_count(max_records, "max_records", 0)
         self.confirma_conn_id = check_conn_id(confirma_conn_id)
         self.request_timeout = check_timeout(request_timeout, "request_timeout")
-        try:
-            self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
-        except (TypeError, ValueError) as err:
-            raise ConfirmaConfigError(str(err)) from None
+        self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
 
     @property
     def max_records(self) -> int:

@@ -39,14 +39,15 @@ from airflow_provider_confirma.arguments import (
     check_status_sets,
     is_template,
     normalize_identifiers,
+    rendered_arguments,
     rendered_identifiers,
 )
 from airflow_provider_confirma.assets import ASSET_EXTRA_IDENTIFIERS, sync_asset, sync_asset_extra
 from airflow_provider_confirma.compat import TaskDeferralError, TaskDeferralTimeout
 from airflow_provider_confirma.endpoints import Endpoint
-from airflow_provider_confirma.exceptions import ConfirmaArgumentError, ConfirmaConfigError, describe_error
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook, unreadable_status
-from airflow_provider_confirma.hooks.http_policy import RetryPolicy, clean_params, is_transient, retry_policy_from
+from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, check_status_endpoint, unreadable_status
+from airflow_provider_confirma.hooks.http_policy import RetryPolicy, is_transient, retry_policy_from
 from airflow_provider_confirma.models import StatusSets
 from airflow_provider_confirma.sync_wait import (
     EVENT_FAILED,
@@ -134,8 +135,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         http_retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(getattr(type(self), "status_endpoint", None), Endpoint):
-            raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
+        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
         if emit_asset:
             outlets = kwargs.get("outlets") or []
             outlets = list(outlets) if isinstance(outlets, (list, tuple)) else [outlets]
@@ -151,12 +151,12 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self.max_xcom_records = check_count(max_xcom_records, "max_xcom_records", 0)
             self.max_consecutive_errors = check_count(max_consecutive_errors, "max_consecutive_errors", 1)
             self.http_retry_policy = retry_policy_from(http_retry_policy, "http_retry_policy")
-            # Templates and XComs are checked after rendering (sync_wait, _rendered_params).
+            # Templates and XComs are checked after rendering (sync_wait, rendered_query_params).
             if not self._identifiers_templated:
                 normalize_identifiers(source_identifiers)
             if not is_template(query_params):
                 check_query_params(query_params)
-        except (ConfirmaConfigError, TypeError, ValueError) as err:
+        except ConfirmaConfigError as err:
             raise ConfirmaConfigError(f"{type(self).__name__} '{self.task_id}': {err}") from None
         self.source_identifiers = source_identifiers
         self.confirma_conn_id = confirma_conn_id
@@ -180,21 +180,19 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     @cached_property
     def sync_wait(self) -> SyncWait:
         """The wait of the rendered ``source_identifiers``; a bad rendered value fails the task naming it."""
-        try:
+        with rendered_arguments(self):
             identifiers = rendered_identifiers(self.source_identifiers, self._identifiers_templated)
-        except ConfirmaConfigError as err:
-            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
         return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
 
-    def _rendered_params(self) -> dict[str, Any]:
-        try:
+    @cached_property
+    def rendered_query_params(self) -> dict[str, Any]:
+        """The rendered ``query_params``, checked once; a bad rendered value fails the task naming it."""
+        with rendered_arguments(self):
             return check_query_params(self.query_params)
-        except ConfirmaConfigError as err:
-            raise ConfirmaArgumentError(f"{type(self).__name__} '{self.task_id}': rendered {err}") from None
 
     def execute(self, context: Context) -> Any:
         self.sync_wait  # noqa: B018 - validate the rendered arguments before the first request
-        self._rendered_params()
+        self.rendered_query_params  # noqa: B018
         first = context["ti"].get_first_reschedule_date(context) if self._rescheduled else None
         self._started_at = first.timestamp() if first is not None else time.time()
         if self.deferrable:  # check once on the worker, the flags as in poke mode; then defer
@@ -240,7 +238,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
             self._consecutive_errors = saved["errors"] if saved.get("try_number") == context["ti"].try_number else 0
         try:
             index = self.hook.get_status_index(
-                self.status_endpoint, self._rendered_params(), deadline=time.monotonic() + remaining
+                self.status_endpoint, self.rendered_query_params, deadline=time.monotonic() + remaining
             )
         except Exception as exc:
             if not is_transient(exc):
@@ -335,13 +333,12 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
     def build_trigger(self) -> ConfirmaSyncStatusTrigger:
         """The trigger of this (rendered) sensor, ending where the sensor's timeout ends."""
         started = self._started_at if self._started_at is not None else time.time()
-        wait = self.sync_wait
         return self.get_trigger_class()(
             confirma_conn_id=self.confirma_conn_id,
-            source_identifiers=list(wait.identifiers) if wait.identifiers is not None else None,
-            success_statuses=sorted(self.status_sets.success),
-            pending_statuses=sorted(self.status_sets.pending),
-            query_params=clean_params(self._rendered_params()),
+            source_identifiers=self.sync_wait.identifiers,
+            success_statuses=self.success_statuses,
+            pending_statuses=self.pending_statuses,
+            query_params=self.rendered_query_params,
             poll_interval=self.poke_interval,
             end_time=started + self.timeout,
             started_at=started,
@@ -393,7 +390,7 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         # The event carries counts only (the triggerer logs and stores every event): one more status
         # GET (under the hook's retry policy) reads the records for XCom.
         try:
-            fresh = self.sync_wait.judge(self.hook.get_status_index(self.status_endpoint, self._rendered_params()))
+            fresh = self.sync_wait.judge(self.hook.get_status_index(self.status_endpoint, self.rendered_query_params))
             summary = with_records(summary, fresh)
         except ValueError as err:  # a record the summary shows cannot be read, as in poke mode
             raise unreadable_status(self.status_endpoint, err) from None

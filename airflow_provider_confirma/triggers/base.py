@@ -33,9 +33,9 @@ from airflow_provider_confirma.arguments import (
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, PollerStopped, describe_error
 from airflow_provider_confirma.hooks.confirma import (
-    STATUS_RECORDS,
     ConfirmaHook,
     acquire_client_session,
+    check_status_endpoint,
     release_client_session,
     unreadable_status,
 )
@@ -117,11 +117,9 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
     ) -> None:
         super().__init__()
-        if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
-            raise TypeError(f"{type(self).__name__} sets no sync status endpoint; use a subclass per endpoint")
+        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
         self.confirma_conn_id = check_conn_id(confirma_conn_id)
-        identifiers = normalize_identifiers(source_identifiers)
-        self.source_identifiers: list[str] | None = list(identifiers) if identifiers is not None else None
+        self.source_identifiers = normalize_identifiers(source_identifiers)
         self.status_sets = StatusSets.build(success_statuses, pending_statuses)
         self.query_params: dict[str, Any] = clean_params(check_query_params(query_params))
         self.poll_interval = check_positive(poll_interval, "poll_interval")
@@ -171,23 +169,21 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
 
     @property
     def wait(self) -> SyncWait:
-        identifiers = tuple(self.source_identifiers) if self.source_identifiers is not None else None
-        return SyncWait(identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun)
+        return SyncWait(
+            self.source_identifiers, self.status_sets, self.fail_on_sync_failure, self.max_xcom_records, self.noun
+        )
 
     def poll_key(self, settings: ConfirmaConnectionSettings) -> tuple[Any, ...]:
-        """What makes two waits share a poll: everything their request uses, with ``settings`` the
-        connection as this wait resolved it (so a wait started after an edit never joins an older
-        poll). The key names the poller's task: the secrets (the fields the settings' repr hides)
-        are in it as SHA-256 digests."""
+        """What two waits sharing a poll have in common: all their request uses, the connection as this wait
+        resolved it (an edit starts a new poll), its secrets (the fields repr hides) as SHA-256 digests."""
         connection = []
         for spec in dataclasses.fields(settings):
             value = getattr(settings, spec.name)
             if not spec.repr and value is not None:
                 value = "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
             connection.append((spec.name, value))
-        query = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items()))
         policy = dataclasses.astuple(self.retry_policy) if self.retry_policy is not None else None
-        return (self.status_endpoint.value, tuple(connection), query, policy)
+        return (self.status_endpoint.value, tuple(connection), query_key(self.query_params), policy)
 
     @cached_property
     def hook(self) -> ConfirmaHook:
@@ -318,6 +314,11 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     def _timed_out(self, last: SyncVerdict | None) -> dict[str, Any]:
         timeout_seconds = max(0.0, self.end_time - self.started_at)
         return timeout_event(self.noun, timeout_seconds, last, time.time() - self.started_at)
+
+
+def query_key(params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Cleaned query parameters (:func:`clean_params`) as a hashable, order-free key of a shared poll."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
 
 
 def _duration(seconds: float) -> str:

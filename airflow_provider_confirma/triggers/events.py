@@ -29,9 +29,10 @@ from airflow_provider_confirma.arguments import (
 )
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
-from airflow_provider_confirma.hooks.confirma import STATUS_RECORDS, ConfirmaHook, shared_client_session
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, check_status_endpoint, shared_client_session
 from airflow_provider_confirma.hooks.http_policy import clean_params
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncState, decisive_record
+from airflow_provider_confirma.triggers.base import query_key
 from airflow_provider_confirma.triggers.coalescing import subscribe
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
     ) -> None:
         super().__init__()
         name = type(self).__name__
-        if getattr(type(self), "status_endpoint", None) not in STATUS_RECORDS:
-            raise TypeError(f"{name} sets no sync status endpoint; use a subclass per endpoint")
+        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
         check_conn_id(confirma_conn_id, f"{name}: confirma_conn_id")
         if is_template(query_params) or is_template(confirma_conn_id):
             raise ConfirmaConfigError(
@@ -159,8 +159,8 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
     # -- one poll for all watchers of a connection and query -----------------------------------
     def shared_stream_key(self) -> Hashable:
         """What a poll depends on (Airflow 3.3 shares one poll among the triggers of one key)."""
-        query = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in self.query_params.items()))
         codes = tuple(tuple(codes) for codes in self.status_sets.to_primitives().values())
+        query = query_key(self.query_params)
         return ("confirma-events", self.status_endpoint.value, self.confirma_conn_id, query, self.poll_interval, codes)
 
     @classmethod
