@@ -265,23 +265,6 @@ def test_amounts_parsed_from_wire_json_are_exact():
     assert fields(validate_payments_payload(wire)) == ["payments[0].amount"]
 
 
-def test_decode_json_rejects_nan():
-    with pytest.raises(ValueError, match="NaN"):
-        decode_json(b'{"amount": NaN}')
-
-
-def test_decode_json_reads_what_json_loads_reads_and_keeps_money_exact():
-    text = '{"amount": 10.10, "n": 3, "name": "Åke"}'
-    for data in (text, text.encode("utf-8"), text.encode("utf-16"), text.encode("utf-32-le")):
-        body = decode_json(data)
-        assert body == {"amount": Decimal("10.10"), "n": 3, "name": "Åke"}
-        assert isinstance(body["amount"], Decimal) and str(body["amount"]) == "10.10"
-    with pytest.raises(ValueError, match="BOM"):
-        decode_json("\ufeff" + text)
-    with pytest.raises(ValueError, match="Extra data"):
-        decode_json(b'{"a": 1} {"b": 2}')
-
-
 # -- ledger ----------------------------------------------------------------------------------------
 def test_valid_ledger_payload_has_no_issues():
     assert validate_ledger_payload(LEDGER) == []

@@ -2,6 +2,7 @@
 
 HTTP is mocked with ``aioresponses``; keep-alive, refused/reset/silent connections and TLS use real
 loopback sockets. The async path must never resolve the connection synchronously.
+Kept apart from ``test_confirma.py`` as the async half: own fixtures (no sync connection lookup), own mocks.
 """
 
 from __future__ import annotations

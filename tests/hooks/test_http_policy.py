@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import json
 import random
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -25,7 +24,6 @@ from airflow_provider_confirma.hooks.http_policy import (
     RetryPolicy,
     clean_params,
     describe_error,
-    encode_json,
     interpret_response,
     is_retryable,
     is_transient,
@@ -374,39 +372,3 @@ def test_clean_params_repeat_list_values():
         "sourceIdentifier": ["pay-1", "pay-2"],
         "status": ["0", "1"],
     }
-
-
-# -- request bodies --------------------------------------------------------------------------------
-def test_encode_json_writes_decimals_exactly():
-    body = {
-        "payments": [
-            {"paymentIdentifier": "p1", "amount": Decimal("12.30"), "paymentDate": date(2026, 2, 1)},
-            {"paymentIdentifier": "p2", "amount": Decimal("-0.10"), "note": "12.30 as text stays text"},
-            {"paymentIdentifier": "p3", "amount": Decimal("1E+2"), "vat": Decimal("25.50"), "tiny": Decimal("1e-7")},
-        ],
-        "name": "Esimerkki Oy, Åbo",
-    }
-    raw = encode_json(body)
-    text = raw.decode("utf-8")
-    assert '"amount":12.30,' in text
-    assert '"amount":-0.10,' in text
-    assert '"amount":100,' in text
-    assert '"vat":25.50,' in text
-    assert '"tiny":0.0000001' in text
-    assert '"note":"12.30 as text stays text"' in text
-    assert '"paymentDate":"2026-02-01"' in text
-    assert "Åbo" in text
-    decoded = json.loads(raw, parse_float=Decimal)
-    assert decoded["payments"][0]["amount"] == Decimal("12.30")
-    assert str(decoded["payments"][0]["amount"]) == "12.30"
-
-
-@pytest.mark.parametrize("value", [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")])
-def test_encode_json_refuses_non_finite_amounts(value):
-    with pytest.raises(ValueError, match="non-finite"):
-        encode_json({"amount": value})
-
-
-def test_encode_json_refuses_unknown_types():
-    with pytest.raises(TypeError, match="set is not JSON serializable"):
-        encode_json({"ids": {"a"}})
