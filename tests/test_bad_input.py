@@ -259,6 +259,11 @@ PARSE_TIME: list[Any] = [
         id="status-query-text",
     ),
     pytest.param(
+        lambda: ConfirmaGetPaymentsOperator(task_id="t", query_params="fromDate=2026-01-01"),
+        "query_params must be a dict",
+        id="payments-query-text",
+    ),
+    pytest.param(
         lambda: ConfirmaGetPaymentsOperator(task_id="t", request_timeout=0),
         "request_timeout must be a positive number of seconds, got 0",
         id="op-timeout-zero",
@@ -471,7 +476,7 @@ RENDERED: list[Any] = [
     pytest.param(
         lambda: ConfirmaGetPaymentsOperator(task_id="t", query_params="{{ params.q }}"),
         {"q": "x=1"},
-        "query_params must be a mapping, got str",
+        "ConfirmaGetPaymentsOperator 't': rendered query_params must be a dict of query parameters, got str",
         id="payments-query",
     ),
     pytest.param(

@@ -23,8 +23,10 @@ from airflow_provider_confirma.arguments import (
     DEFAULT_MAX_XCOM_RECORDS,
     check_conn_id,
     check_count,
+    check_query_params,
     check_timeout,
     is_template,
+    rendered_arguments,
 )
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import (
@@ -418,6 +420,8 @@ class ConfirmaWindowedOperator(ConfirmaBaseOperator):
                 raise ConfirmaConfigError(f"{name} must be a query parameter name, got {param!r}")
         if from_param == to_param:
             raise ConfirmaConfigError(f"from_param and to_param must differ, both are {from_param!r}")
+        if not is_template(query_params):  # a template or XCom is checked after rendering (build_query)
+            check_query_params(query_params)
         self.from_date = from_date
         self.to_date = to_date
         self.from_param = from_param
@@ -428,8 +432,8 @@ class ConfirmaWindowedOperator(ConfirmaBaseOperator):
 
     def build_query(self, context: Context) -> tuple[dict[str, Any], dict[str, str]]:
         """``(query parameters, window)``: the window, overridden by ``query_params``."""
-        if self.query_params is not None and not isinstance(self.query_params, Mapping):
-            raise ConfirmaConfigError(f"query_params must be a mapping, got {type(self.query_params).__name__}")
+        with rendered_arguments(self):
+            query_params = check_query_params(self.query_params)
         window = resolve_window(
             context,
             from_date=self.from_date,
@@ -440,4 +444,4 @@ class ConfirmaWindowedOperator(ConfirmaBaseOperator):
             to_date_inclusive=self.to_date_inclusive,
             log=self.log,
         )
-        return {**window, **dict(self.query_params or {})}, window
+        return {**window, **query_params}, window
