@@ -69,7 +69,33 @@ def for_timeout(verdict: SyncVerdict) -> SyncVerdict:
     return verdict
 
 
-class ConfirmaSyncStatusTrigger(BaseTrigger):
+class StatusPollTrigger(BaseTrigger):
+    """What every status trigger polls with, checked and stored as its ``serialize()`` kwargs carry it.
+
+    Not used directly: a subclass sets :attr:`status_endpoint` and :attr:`noun`.
+    """
+
+    #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
+    status_endpoint: ClassVar[Endpoint]
+    #: what the records are, in messages ("payment", "ledger")
+    noun: ClassVar[str]
+
+    def __init__(
+        self, confirma_conn_id: Any, query_params: Any, poll_interval: Any, success_statuses: Any, pending_statuses: Any
+    ) -> None:
+        super().__init__()
+        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
+        self.confirma_conn_id = check_conn_id(confirma_conn_id)
+        self.query_params: dict[str, Any] = clean_params(check_query_params(query_params))
+        self.poll_interval = check_positive(poll_interval, "poll_interval")
+        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
+
+    def query_kwarg(self) -> dict[str, Any]:
+        """``query_params`` for ``serialize()``, its lists copied: the kwargs share nothing mutable with the trigger."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in self.query_params.items()}
+
+
+class ConfirmaSyncStatusTrigger(StatusPollTrigger):
     """Wait until the given records (or all pending ones) are synced, failed, or time is up.
 
     Not used directly: a subclass sets :attr:`status_endpoint` and :attr:`noun`.
@@ -90,10 +116,6 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
     :param retry_policy: deprecated spelling of ``http_retry_policy`` (stored by earlier versions).
     """
 
-    #: the status endpoint polled (one of the hook's ``STATUS_RECORDS``)
-    status_endpoint: ClassVar[Endpoint]
-    #: what the records are, in messages ("payment", "ledger")
-    noun: ClassVar[str]
     #: run state: the progress line logged last (and when), good polls, transient poll errors in a
     #: row, whether the response's unreadable records were named (once per wait)
     _logged, _logged_at, _polls, _errors, _warned = "", 0.0, 0, 0, False
@@ -116,13 +138,8 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
         http_retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
         retry_policy: Mapping[str, Any] | RetryPolicy | None = None,
     ) -> None:
-        super().__init__()
-        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
-        self.confirma_conn_id = check_conn_id(confirma_conn_id)
+        super().__init__(confirma_conn_id, query_params, poll_interval, success_statuses, pending_statuses)
         self.source_identifiers = normalize_identifiers(source_identifiers)
-        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
-        self.query_params: dict[str, Any] = clean_params(check_query_params(query_params))
-        self.poll_interval = check_positive(poll_interval, "poll_interval")
         self.end_time = check_positive(end_time, "end_time")
         self.started_at = float(started_at) if started_at is not None else time.time()
         self.fail_on_sync_failure = bool(fail_on_sync_failure)
@@ -149,7 +166,7 @@ class ConfirmaSyncStatusTrigger(BaseTrigger):
                 "source_identifiers": list(self.source_identifiers) if self.source_identifiers is not None else None,
                 "success_statuses": sorted(self.status_sets.success),
                 "pending_statuses": sorted(self.status_sets.pending),
-                "query_params": {k: list(v) if isinstance(v, list) else v for k, v in self.query_params.items()},
+                "query_params": self.query_kwarg(),
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "started_at": self.started_at,

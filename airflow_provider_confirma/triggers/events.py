@@ -16,23 +16,15 @@ import logging
 import time
 from collections.abc import AsyncIterator, Collection, Hashable, Iterable, Mapping
 from functools import cached_property
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_confirma.arguments import (
-    DEFAULT_CONN_ID,
-    check_conn_id,
-    check_positive,
-    check_query_params,
-    is_template,
-)
-from airflow_provider_confirma.endpoints import Endpoint
+from airflow_provider_confirma.arguments import DEFAULT_CONN_ID, is_template
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, describe_error
-from airflow_provider_confirma.hooks.confirma import ConfirmaHook, check_status_endpoint, shared_client_session
-from airflow_provider_confirma.hooks.http_policy import clean_params
+from airflow_provider_confirma.hooks.confirma import ConfirmaHook, shared_client_session
 from airflow_provider_confirma.models import StatusIndex, StatusSets, SyncState, decisive_record
-from airflow_provider_confirma.triggers.base import query_key
+from airflow_provider_confirma.triggers.base import StatusPollTrigger, query_key
 from airflow_provider_confirma.triggers.coalescing import subscribe
 
 log = logging.getLogger(__name__)
@@ -97,7 +89,7 @@ def batch_event(noun: str, state: str, identifiers: Collection[str]) -> TriggerE
     )
 
 
-class ConfirmaSyncEventTrigger(BaseEventTrigger):
+class ConfirmaSyncEventTrigger(StatusPollTrigger, BaseEventTrigger):
     """Fire one event for each batch of records that newly reached a final state (for ``AssetWatcher``).
 
     Not used directly: a subclass sets :attr:`status_endpoint` and :attr:`noun`. Arguments are
@@ -111,9 +103,6 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
     :param pending_statuses: status codes meaning still queued; any other code is a failure.
     """
 
-    status_endpoint: ClassVar[Endpoint]
-    noun: ClassVar[str]
-
     def __init__(
         self,
         *,
@@ -124,10 +113,8 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         success_statuses: Collection[int] | None = None,
         pending_statuses: Collection[int] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(confirma_conn_id, query_params, poll_interval, success_statuses, pending_statuses)
         name = type(self).__name__
-        check_status_endpoint(getattr(type(self), "status_endpoint", None), type(self))
-        check_conn_id(confirma_conn_id, f"{name}: confirma_conn_id")
         if is_template(query_params) or is_template(confirma_conn_id):
             raise ConfirmaConfigError(
                 f"{name}: a watcher's trigger renders no template (it has no task context); "
@@ -135,11 +122,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
             )
         if not isinstance(include_failed, bool):
             raise ConfirmaConfigError(f"{name}: include_failed must be True or False, got {include_failed!r}")
-        self.confirma_conn_id = confirma_conn_id
-        self.poll_interval = check_positive(poll_interval, "poll_interval")
-        self.query_params: dict[str, Any] = clean_params(check_query_params(query_params))
         self.include_failed = include_failed
-        self.status_sets = StatusSets.build(success_statuses, pending_statuses)
         self.states = REPORTED if include_failed else REPORTED[:1]
         #: run state: what was reported (ident -> state), the digest judged last, unsaved watermarks
         self._memory: dict[str, str] | None = None
@@ -151,7 +134,7 @@ class ConfirmaSyncEventTrigger(BaseEventTrigger):
         return f"{type(self).__module__}.{type(self).__qualname__}", {
             "confirma_conn_id": self.confirma_conn_id,
             "poll_interval": self.poll_interval,
-            "query_params": {k: list(v) if isinstance(v, list) else v for k, v in self.query_params.items()},
+            "query_params": self.query_kwarg(),
             "include_failed": self.include_failed,
             **{f"{k}_statuses": v for k, v in self.status_sets.to_primitives().items()},
         }
