@@ -296,6 +296,11 @@ PARSE_TIME: list[Any] = [
     pytest.param(
         lambda: ConfirmaGetCaseDetailsOperator(task_id="t"), "give case_id or query_params", id="case-nothing"
     ),
+    pytest.param(
+        lambda: ConfirmaGetCaseDetailsOperator(task_id="t", query_params={"": 1}),
+        "query_params keys must be non-empty strings",
+        id="case-query-key",
+    ),
     # hook and trigger
     pytest.param(
         lambda: ConfirmaHook(timeout="30"),
@@ -482,8 +487,14 @@ RENDERED: list[Any] = [
     pytest.param(
         lambda: ConfirmaGetCaseDetailsOperator(task_id="t", case_id="{{ params.case }}"),
         {"case": " "},
-        "case_id rendered to ' ' and no query_params",
+        "ConfirmaGetCaseDetailsOperator 't': rendered case_id is ' ' and no query_params",
         id="case-blank",
+    ),
+    pytest.param(
+        lambda: ConfirmaGetCaseDetailsOperator(task_id="t", query_params="{{ params.q }}"),
+        {"q": "caseId=1"},
+        "ConfirmaGetCaseDetailsOperator 't': rendered query_params must be a dict of query parameters, got str",
+        id="case-query",
     ),
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_confirma.arguments import is_template
+from airflow_provider_confirma.arguments import check_query_params, is_template, rendered_arguments
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.exceptions import ConfirmaConfigError, ConfirmaResponseError
 from airflow_provider_confirma.operators.base import (
@@ -122,7 +122,7 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
 
     :param case_id: the case, sent as ``case_id_param`` (templated).
     :param case_id_param: its query parameter name (default ``caseId``: inferred, Confirma does not document it).
-    :param query_params: further query parameters, passed through.
+    :param query_params: further query parameters, passed through (they win over ``case_id``; templated).
     :return: ``{"summary": {"query": {...}, "truncated": {...}}, "data": <the case, lists capped>}``.
     """
 
@@ -139,19 +139,19 @@ class ConfirmaGetCaseDetailsOperator(ConfirmaBaseOperator):
         super().__init__(**kwargs)
         if case_id is None and not query_params:
             raise ConfirmaConfigError("give case_id or query_params: the case to read")
+        if not is_template(query_params):  # a template or XCom is checked after rendering (execute)
+            check_query_params(query_params)
         self.case_id = case_id
         self.case_id_param = case_id_param
         self.query_params = query_params
 
     def execute(self, context: Context) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.case_id is not None and str(self.case_id).strip():
-            params[self.case_id_param] = self.case_id
-        elif not self.query_params:
-            raise ConfirmaConfigError(
-                f"case_id rendered to {self.case_id!r} and no query_params: nothing names the case to read"
-            )
-        params.update(self.query_params or {})
+        with rendered_arguments(self):
+            params = check_query_params(self.query_params)
+            if self.case_id is not None and str(self.case_id).strip():
+                params = {self.case_id_param: self.case_id, **params}
+            elif not params:
+                raise ConfirmaConfigError(f"case_id is {self.case_id!r} and no query_params: nothing names the case")
         body = self.hook.get_case_details(params)
         if body is not None and not isinstance(body, Mapping):
             raise ConfirmaResponseError.wrong_shape("GET", Endpoint.CASE_DETAILS.path, "", "an object", body)
