@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import responses
-from airflow.providers.common.compat.sdk import TaskDeferred
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, TaskDeferred
 
 from airflow_provider_confirma.endpoints import Endpoint
 from airflow_provider_confirma.get_provider_info import get_provider_info
@@ -132,6 +132,14 @@ def test_silent_fail_goes_on_after_an_error_event_without_a_task_state_store():
     assert isinstance(again.value.trigger, ConfirmaPaymentSyncTrigger)
     assert abs(again.value.trigger.end_time - (started + 600)) < 1e-6
     assert 490 < again.value.timeout.total_seconds() <= 500
+
+
+def test_a_resume_that_knows_no_start_ends_as_timed_out_and_says_why():
+    """The README's row: a pause resumed with neither the deferral's kwargs nor a start in the event
+    nor a task state store cannot know how much of the timeout is left."""
+    wait = sensor(deferrable=True, silent_fail=True)
+    with pytest.raises(AirflowSensorTimeout, match=r"Sensor has timed out; timeout is .*s \(wait start unknown\)"):
+        wait.resume_execution("resume_wait", {"event": None}, {})
 
 
 async def test_the_event_carries_the_start_for_runners_that_replace_the_deferral_kwargs():

@@ -311,7 +311,8 @@ class ConfirmaSyncStatusSensor(BaseSensorOperator):
         after an error), first for ``poke_interval`` as the poke loop sleeps, then :meth:`resume_wait`."""
         remaining = self._remaining()
         if remaining <= 0:
-            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out; timeout is {self.timeout}s"))
+            unknown = " (wait start unknown)" if self._started_at is None else ""
+            self._raise_for(AirflowSensorTimeout(f"Sensor has timed out; timeout is {self.timeout}s{unknown}"))
         pause_for = timedelta(seconds=min(self.poke_interval, remaining))
         self.defer(
             trigger=TimeDeltaTrigger(pause_for) if pause else self.build_trigger(),
