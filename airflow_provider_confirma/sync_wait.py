@@ -116,12 +116,17 @@ class SyncVerdict:
     def summary(self, waited_seconds: float) -> dict[str, Any]:
         """The compact, JSON-safe XCom summary: :meth:`event_summary` and the records (lists capped)."""
         cap = self.wait.max_xcom_records
-        found = len(self.progress.found)
-        missing = self.progress.missing
         return {
             **self.event_summary(waited_seconds),
             "records": [r.to_xcom() for r in self.progress.record_list(cap)],
-            "records_omitted": max(0, found - cap),
+            "records_omitted": max(0, len(self.progress.found) - cap),
+            **self.missing_and_failures(),
+        }
+
+    def missing_and_failures(self) -> dict[str, Any]:
+        """The summary's missing identifiers (capped) and failure details: what it lists besides records."""
+        cap, missing = self.wait.max_xcom_records, self.progress.missing
+        return {
             "missing": missing[:cap],
             "missing_omitted": max(0, len(missing) - cap),
             "failures": self.progress.failure_details(limit=FAILURE_DETAILS_LIMIT),

@@ -411,9 +411,9 @@ class _SyncStatusOperator(ConfirmaBaseOperator):
         if verdict.outcome == OUTCOME_FAILED:
             raise AirflowFailException(verdict.failure_message())
         rows = [{**record.to_xcom(), "state": record.state(self.status_sets).value} for record in shown.values()]
-        # the sensor's summary (one place), its records as rows with their state
-        omit = ("records", "records_omitted", "waited_seconds")
-        summary = {key: value for key, value in verdict.summary(0.0).items() if key not in omit}
+        # the sensor's summary (one place) but for its timing; the records are the rows, with their state
+        summary = {k: v for k, v in verdict.event_summary(0.0).items() if k != "waited_seconds"}
+        summary.update(verdict.missing_and_failures())
         result = records_result(rows, self.max_xcom_records, summary)
         if self.emit_asset and verdict.outcome == OUTCOME_SUCCESS and progress.synced and not progress.failed:
             extra = sync_asset_extra(result, self.status_sets.success)
